@@ -1,0 +1,28 @@
+# Set-up and the two entry points a new user needs: `make demo` and `make test`.
+# GPU users: make test TORCH_SPEC="torch" (or a CUDA wheel of their choice).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: install demo test clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/dainctl sample demo/sample.mp4 --overwrite
+	$(BIN)/dainctl interpolate demo/sample.mp4 demo/sample.2x.mp4 --overwrite
+	@echo "demo: input demo/sample.mp4 -> result $(CURDIR)/demo/sample.2x.mp4"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo build src/*.egg-info

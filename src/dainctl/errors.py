@@ -1,0 +1,57 @@
+"""Errors that end a run with one line and a distinct exit code.
+
+Every error a user can cause is a `DainctlError` subclass; the CLI (`dainctl.cli.app`) is the one place
+that turns them into a message and an exit code. Exit codes are documented in the README.
+"""
+
+from __future__ import annotations
+
+
+class DainctlError(Exception):
+    """Base class: a one-line message for the user and an exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class UsageError(DainctlError):
+    """Bad option values, bad --config, contradictory flags."""
+
+    exit_code = 2
+
+
+class InputError(DainctlError):
+    """Missing, unreadable or undecodable input; no video stream; empty folder."""
+
+    exit_code = 3
+
+
+class OutputError(DainctlError):
+    """Output exists (without --overwrite), same as input, not writable, disk full, encoder failure."""
+
+    exit_code = 4
+
+
+class EngineError(DainctlError):
+    """The interpolation engine cannot run (unknown engine, no CUDA when asked for, build failure)."""
+
+    exit_code = 5
+
+
+class WeightsError(DainctlError):
+    """Missing, unsafe, corrupt or mismatched checkpoint."""
+
+    exit_code = 6
+
+
+class VerifyError(DainctlError):
+    """The written output does not match the plan (frame count, duration, audio)."""
+
+    exit_code = 7
+
+
+# 130 is used for Ctrl-C (128 + SIGINT), as shells do.
+INTERRUPTED_EXIT_CODE = 130
