@@ -1,0 +1,198 @@
+"""The frame plan: for every output timestamp, which input pair and which t.
+
+Pure and exact: every rate and timestamp is a `Fraction` of a second, never a float. The plan is
+streaming: input timestamps are pushed one by one as frames are decoded, and each push returns the
+output frames that fall between the previous input frame and this one; `finish()` returns the frames
+that hold the last input frame until the end of the input.
+
+Sampling happens on the *input* timeline at a fixed step; output timestamps are the sample times
+multiplied by `stretch` (1 for `interpolate`, N for `slowmo --factor N`). The k-th output frame is
+therefore at exactly `k * step * stretch`, computed from time, not accumulated from counters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterable
+
+from .errors import UsageError
+
+# Rates written as decimals that mean the NTSC family n*1000/1001 (23.976, 29.97, 59.94, 119.88 ...).
+_NTSC_TOLERANCE = Fraction(1, 200)
+
+
+def parse_rate(text: str | int | float | Fraction) -> Fraction:
+    """Parse a frame rate: `60`, `59.94`, `60000/1001`, `30000:1001`, `23.976`.
+
+    Decimals within 0.005 of an NTSC rate n*1000/1001 become that exact rate, as every video tool
+    understands them; any other decimal is taken exactly (`12.5` -> 25/2).
+    """
+    if isinstance(text, Fraction):
+        rate = text
+    elif isinstance(text, int):
+        rate = Fraction(text)
+    else:
+        spec = str(text).strip()
+        try:
+            if re.fullmatch(r"\d+\s*[/:]\s*\d+", spec):
+                num, den = re.split(r"\s*[/:]\s*", spec)
+                if int(den) == 0:
+                    raise ValueError
+                rate = Fraction(int(num), int(den))
+            elif re.fullmatch(r"\d+(\.\d+)?|\.\d+", spec):
+                rate = Fraction(spec)
+                if rate.denominator != 1:
+                    ntsc = Fraction(round(rate * Fraction(1001, 1000)) * 1000, 1001)
+                    if abs(ntsc - rate) <= _NTSC_TOLERANCE:
+                        rate = ntsc
+            else:
+                raise ValueError
+        except (ValueError, ZeroDivisionError):
+            raise UsageError(f"invalid frame rate {spec!r}: use e.g. 60, 59.94 or 60000/1001") from None
+    if rate <= 0 or rate > 10_000:
+        raise UsageError(f"invalid frame rate {text!s}: it must be between 0 and 10000 frames per second")
+    return rate
+
+
+def format_rate(rate: Fraction) -> str:
+    """A short human name for a rate: 60, 59.94, 12.5."""
+    if rate.denominator == 1:
+        return str(rate.numerator)
+    return f"{float(rate):.3f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class OutputFrame:
+    """One output frame.
+
+    `index` is its number in the output, `ts` its timestamp on the output timeline (seconds),
+    `src` the input frame it starts from and `t` where it lies between `src` and `src + 1`:
+    `t == 0` means the input frame itself (copied, never recomputed).
+    """
+
+    index: int
+    ts: Fraction
+    src: int
+    t: Fraction
+
+    @property
+    def is_copy(self) -> bool:
+        return self.t == 0
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """What is asked: sample the input every `step` seconds; output time = input time * `stretch`."""
+
+    step: Fraction
+    stretch: Fraction = Fraction(1)
+
+    @property
+    def output_rate(self) -> Fraction:
+        return 1 / (self.step * self.stretch)
+
+    @classmethod
+    def for_factor(cls, input_rate: Fraction, factor: int) -> "PlanSpec":
+        """`interpolate --factor N`: N times the input rate, same duration."""
+        return cls(step=1 / (input_rate * factor))
+
+    @classmethod
+    def for_rate(cls, output_rate: Fraction) -> "PlanSpec":
+        """`interpolate --fps R`: resample to exactly R, same duration."""
+        return cls(step=1 / output_rate)
+
+    @classmethod
+    def for_slowmo(cls, input_rate: Fraction, factor: int) -> "PlanSpec":
+        """`slowmo --factor N`: N-1 new frames per pair, played at the input rate (N times longer)."""
+        return cls(step=1 / (input_rate * factor), stretch=Fraction(factor))
+
+    def frame_count(self, end: Fraction, hold_last: bool, last_ts: Fraction | None = None) -> int:
+        """Number of output frames for an input whose frames span [0, end).
+
+        With `hold_last` (videos), samples fill [0, end): the last input frame is held as long as the
+        input held it. Without (image folders, where frames are instants), samples stop at the last
+        input frame `last_ts` inclusive.
+        """
+        if hold_last:
+            return max(1, math.ceil(end / self.step))
+        assert last_ts is not None
+        return math.floor(last_ts / self.step) + 1
+
+
+class FramePlanner:
+    """Streaming planner: push input timestamps in order, collect output frames.
+
+    Input timestamps must start at 0 and strictly increase (the reader guarantees both).
+    """
+
+    def __init__(self, spec: PlanSpec):
+        self.spec = spec
+        self._next_index = 0
+        self._last_ts: Fraction | None = None
+        self._count = 0
+
+    @property
+    def input_frames(self) -> int:
+        return self._count
+
+    @property
+    def output_frames(self) -> int:
+        return self._next_index
+
+    def _sample_time(self, index: int) -> Fraction:
+        return index * self.spec.step
+
+    def _emit_until(self, limit: Fraction, *, inclusive: bool, nxt: Fraction | None) -> list[OutputFrame]:
+        """Output frames whose sample time lies in [last_ts, limit) (or up to limit inclusive)."""
+        assert self._last_ts is not None
+        frames = []
+        src = self._count - 1
+        while True:
+            s = self._sample_time(self._next_index)
+            if s > limit or (s == limit and not inclusive):
+                break
+            if nxt is not None and s > self._last_ts:
+                t = (s - self._last_ts) / (nxt - self._last_ts)
+            else:
+                t = Fraction(0)
+            frames.append(OutputFrame(self._next_index, s * self.spec.stretch, src, t))
+            self._next_index += 1
+        return frames
+
+    def push(self, ts: Fraction) -> list[OutputFrame]:
+        """Add input frame number `input_frames` at time `ts`; return the output frames before it."""
+        if self._last_ts is None:
+            if ts != 0:
+                raise ValueError(f"the first input timestamp must be 0, not {ts}")
+            frames: list[OutputFrame] = []
+        else:
+            if ts <= self._last_ts:
+                raise ValueError(f"input timestamps must increase: {ts} after {self._last_ts}")
+            frames = self._emit_until(ts, inclusive=False, nxt=ts)
+        self._last_ts = ts
+        self._count += 1
+        return frames
+
+    def finish(self, end: Fraction | None) -> list[OutputFrame]:
+        """Close the plan. `end` is when the last input frame stops being shown (videos); `None` for
+        image folders, whose last frame is an instant: it is emitted once, not held."""
+        if self._last_ts is None:
+            return []
+        if end is None:
+            return self._emit_until(self._last_ts, inclusive=True, nxt=None)
+        if end <= self._last_ts:
+            raise ValueError(f"end {end} must come after the last frame at {self._last_ts}")
+        return self._emit_until(end, inclusive=False, nxt=None)
+
+
+def plan_all(spec: PlanSpec, timestamps: Iterable[Fraction], end: Fraction | None) -> list[OutputFrame]:
+    """The whole plan at once (for tests, `--dry-run` and small inputs)."""
+    planner = FramePlanner(spec)
+    frames: list[OutputFrame] = []
+    for ts in timestamps:
+        frames.extend(planner.push(ts))
+    frames.extend(planner.finish(end))
+    return frames
