@@ -1,0 +1,98 @@
+"""The `dainctl` command: a Typer app, and the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import __version__
+from ..errors import INTERRUPTED_EXIT_CODE, DainctlError
+
+try:  # Typer >= 0.2x ships its own copy of click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older Typer on the click package
+    from click.exceptions import ClickException
+
+INTERNAL_ERROR_EXIT_CODE = 70  # an unexpected failure: a bug, reported with DAINCTL_DEBUG=1
+
+app = typer.Typer(
+    name="dainctl",
+    help="Video frame interpolation: higher frame rates and slow motion, with exact timing and audio.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version_text() -> str:
+    import av
+    import torch
+
+    cuda = f"CUDA {torch.version.cuda}, {torch.cuda.device_count()} GPU(s)" if torch.cuda.is_available() else "CUDA not available"
+    ffmpeg = getattr(av, "ffmpeg_version_info", "?")
+    return f"dainctl {__version__}\ntorch {torch.__version__} ({cuda})\nPyAV {av.__version__} (FFmpeg {ffmpeg})"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(_version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", help="Show dainctl, torch, PyAV/FFmpeg versions and CUDA availability.", callback=_show_version, is_eager=True),
+    ] = None,
+) -> None:
+    """dainctl: video frame interpolation from the command line."""
+
+
+def _register() -> None:
+    from . import run, sample
+
+    app.command(help=run.interpolate.__doc__)(run.interpolate)
+    app.command(help=run.slowmo.__doc__)(run.slowmo)
+    app.command(help=sample.sample.__doc__)(sample.sample)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    debug = os.environ.get("DAINCTL_DEBUG", "") not in ("", "0")
+    try:
+        result = app(args=argv, prog_name="dainctl", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except DainctlError as exc:
+        if debug:
+            traceback.print_exc()
+        _error_line(exc.message)
+        return exc.exit_code
+    except ClickException as exc:  # bad flags and values found by the parser
+        if type(exc).__name__ == "NoArgsIsHelpError":  # plain `dainctl`: the help, not an error line
+            exc.show()
+            return 2
+        _error_line(f"{exc.format_message()} (see dainctl --help)")
+        return 2
+    except (KeyboardInterrupt, typer.Abort):
+        _error_line("interrupted; nothing was written")
+        return INTERRUPTED_EXIT_CODE
+    except Exception as exc:  # a bug: one line, the traceback with DAINCTL_DEBUG=1
+        if debug:
+            traceback.print_exc()
+        _error_line(f"internal error: {type(exc).__name__}: {exc} (run with DAINCTL_DEBUG=1 for details)")
+        return INTERNAL_ERROR_EXIT_CODE
+
+
+def _error_line(message: str) -> None:
+    sys.stderr.write(f"dainctl: error: {' '.join(str(message).split())}\n")
+    sys.stderr.flush()

@@ -1,0 +1,36 @@
+"""Options shared by the commands that run an engine (Annotated, as in huggingface_hub's CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .config import load_config
+
+InputArg = Annotated[Path, typer.Argument(help="Input video file, or a folder of images (png/jpg).", show_default=False)]
+OutputArg = Annotated[
+    Optional[Path],
+    typer.Argument(help="Output video file or folder; default: next to the input, named for what was done.", show_default=False),
+]
+FactorOpt = Annotated[Optional[int], typer.Option("--factor", "-x", help="Frames per input frame (integer >= 2); N-1 new frames per pair.", show_default=False)]
+EngineOpt = Annotated[str, typer.Option("--engine", help="Interpolation engine: flow (weight-free, default) or dain.")]
+WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="DAIN weights: a file made by `dainctl convert`, or the original best.pth.", show_default=False)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+PrecisionOpt = Annotated[
+    Optional[bool],
+    typer.Option("--fp16/--fp32", help="Half precision on CUDA (default there); fp32 elsewhere.", show_default=False),
+]
+CodecOpt = Annotated[str, typer.Option("--codec", help="Video encoder (libx264, libx265, ...).")]
+CrfOpt = Annotated[int, typer.Option("--crf", help="Constant rate factor (quality; lower is better).")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Encoder preset (libx264: ultrafast ... veryslow); default: the writer's.", show_default=False)]
+PixFmtOpt = Annotated[str, typer.Option("--pix-fmt", help="Output pixel format.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
+FolderFpsOpt = Annotated[str, typer.Option("--folder-fps", help="Frame rate given to an image-folder input.")]
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", help="YAML file of option values; flags on the command line win.", is_eager=True, callback=load_config, show_default=False),
+]

@@ -1,0 +1,159 @@
+"""`dainctl interpolate` and `dainctl slowmo`: plan, run and report a job."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..engines import DEFAULT_ENGINE, create_engine, resolve_device
+from ..errors import UsageError
+from ..paths import check_paths, default_output, is_video_path
+from ..pipeline import EncodeOptions, Job, RunResult, run
+from ..plan import format_rate, parse_rate
+from . import ui
+from .options import (
+    CodecOpt,
+    ConfigOpt,
+    CrfOpt,
+    DeviceOpt,
+    EngineOpt,
+    FactorOpt,
+    FolderFpsOpt,
+    InputArg,
+    JsonOpt,
+    OutputArg,
+    OverwriteOpt,
+    PixFmtOpt,
+    PresetOpt,
+    PrecisionOpt,
+    QuietOpt,
+    WeightsOpt,
+)
+
+AUDIO_MODES = ("drop", "stretch")
+
+
+def interpolate(
+    input: InputArg,
+    output: OutputArg = None,
+    factor: FactorOpt = None,
+    fps: Annotated[Optional[str], typer.Option("--fps", help="Exact target rate: 60, 59.94, 60000/1001 ...", show_default=False)] = None,
+    engine: EngineOpt = DEFAULT_ENGINE,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    fp16: PrecisionOpt = None,
+    codec: CodecOpt = "libx264",
+    crf: CrfOpt = 18,
+    preset: PresetOpt = None,
+    pix_fmt: PixFmtOpt = "yuv420p",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    folder_fps: FolderFpsOpt = "24",
+    config: ConfigOpt = None,
+) -> None:
+    """Raise the frame rate (2x by default, any factor, or an exact --fps); duration and audio kept."""
+    if factor is not None and fps is not None:
+        raise UsageError("give either --factor or --fps, not both")
+    rate = parse_rate(fps) if fps is not None else None
+    factor = _check_factor(factor if factor is not None else (None if rate else 2))
+    tag = f"{format_rate(rate)}fps" if rate is not None else f"{factor}x"
+    _execute(
+        Job(input, output or default_output(input, tag), "interpolate", factor=factor, fps=rate, audio="copy",
+            encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps)),
+        engine, weights, device, fp16, overwrite, quiet, json_out,
+    )
+
+
+def slowmo(
+    input: InputArg,
+    output: OutputArg = None,
+    factor: FactorOpt = 2,
+    audio: Annotated[str, typer.Option("--audio", help="drop the audio, or stretch it by the factor (pitch kept).")] = "drop",
+    engine: EngineOpt = DEFAULT_ENGINE,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    fp16: PrecisionOpt = None,
+    codec: CodecOpt = "libx264",
+    crf: CrfOpt = 18,
+    preset: PresetOpt = None,
+    pix_fmt: PixFmtOpt = "yuv420p",
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    folder_fps: FolderFpsOpt = "24",
+    config: ConfigOpt = None,
+) -> None:
+    """Slow motion: N-1 new frames per pair, played at the input rate (N times longer)."""
+    factor = _check_factor(factor)
+    if audio not in AUDIO_MODES:
+        raise UsageError(f"invalid --audio {audio!r}: use drop or stretch")
+    _execute(
+        Job(input, output or default_output(input, f"slowmo{factor}x"), "slowmo", factor=factor, audio=audio,
+            encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps)),
+        engine, weights, device, fp16, overwrite, quiet, json_out,
+    )
+
+
+def _check_factor(factor: int | None) -> int | None:
+    if factor is not None and not 2 <= factor <= 1000:
+        raise UsageError(f"invalid --factor {factor}: it must be an integer from 2 to 1000")
+    return factor
+
+
+def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, json_out) -> None:
+    check_paths(job.input_path, job.output_path, overwrite)
+    device = resolve_device(device)
+    use_fp16 = device == "cuda" if fp16 is None else fp16  # half precision by default on CUDA only
+    if use_fp16 and device != "cuda":
+        ui.warn("--fp16 needs a CUDA GPU; running in fp32 on the CPU")
+        use_fp16 = False
+    engine = create_engine(engine_name, device=device, fp16=use_fp16, weights=weights)
+    if job.mode == "slowmo" and job.audio == "drop":
+        ui.info("note: slowmo drops the audio by default; --audio stretch keeps it, slowed with its pitch kept", quiet=quiet)
+
+    def announce(plan: dict) -> None:
+        frames = plan["output_frames"]
+        ui.info(
+            f"{job.input_path} -> {job.output_path}: {format_rate(plan['input_rate'])} -> "
+            f"{format_rate(plan['output_rate'])} fps, {frames if frames is not None else '?'} frames planned "
+            f"({ui.seconds(plan['output_duration'])}), engine {engine_name} on {device}",
+            quiet=quiet,
+        )
+
+    with ui.frame_progress(job.mode, quiet=quiet) as update:
+        result = run(job, engine, progress=update, on_plan=announce)
+    _report(result, engine_name, device, quiet, json_out)
+
+
+def _report(result: RunResult, engine_name: str, device: str, quiet: bool, json_out: bool) -> None:
+    speed = result.output_frames / result.elapsed if result.elapsed > 0 else 0.0
+    ui.info(
+        f"done: {result.input_frames} -> {result.output_frames} frames "
+        f"({result.interpolated_frames} new), {format_rate(result.input_rate)} -> {format_rate(result.output_rate)} fps, "
+        f"{ui.seconds(result.input_duration)} -> {ui.seconds(result.output_duration)}, audio {result.audio}, "
+        f"{result.elapsed:.1f} s ({speed:.1f} fps) -> {result.output_path}",
+        quiet=quiet,
+    )
+    if json_out:
+        ui.emit_json(
+            {
+                "input": str(result.input_path),
+                "output": str(result.output_path),
+                "engine": engine_name,
+                "device": device,
+                "input_frames": result.input_frames,
+                "output_frames": result.output_frames,
+                "interpolated_frames": result.interpolated_frames,
+                "input_rate": str(result.input_rate),
+                "output_rate": str(result.output_rate),
+                "input_duration": float(result.input_duration),
+                "output_duration": float(result.output_duration),
+                "audio": result.audio,
+                "elapsed_seconds": round(result.elapsed, 3),
+                "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
+            }
+        )

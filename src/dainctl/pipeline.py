@@ -1,0 +1,317 @@
+"""Run a frame plan: decode, interpolate and encode concurrently.
+
+Three stages joined by bounded queues, so memory does not grow with the length of the video:
+
+    decoder thread --(ts, rgb)--> compute (this thread) --(ts, rgb)--> encoder thread
+
+An error in any stage stops the others (no hang: every blocking put/get wakes up to check the stop
+flag), the temporary output is removed, and the error is raised here. Ctrl-C lands in this thread
+and takes the same path.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .engines.base import Engine
+from .errors import DainctlError, InputError
+from .paths import commit_output, remove_path, temp_path_for
+from .plan import FramePlanner, OutputFrame, PlanSpec
+
+_QUEUE_DEPTH = 8
+_POLL_SECONDS = 0.1
+_END = object()
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str | None = None
+    pix_fmt: str = "yuv420p"
+
+
+@dataclass
+class Job:
+    """One run: what to read, what to write and how to sample time."""
+
+    input_path: Path
+    output_path: Path
+    mode: str  # "interpolate" or "slowmo"
+    factor: int | None = None
+    fps: Fraction | None = None
+    audio: str = "copy"  # "copy", "drop" or "stretch"
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    folder_fps: Fraction = Fraction(24)
+
+
+@dataclass
+class RunResult:
+    input_path: Path
+    output_path: Path
+    input_frames: int
+    output_frames: int
+    input_rate: Fraction
+    output_rate: Fraction
+    input_duration: Fraction
+    output_duration: Fraction
+    interpolated_frames: int
+    elapsed: float
+    stage_seconds: dict[str, float]
+    audio: str
+
+
+class _Stop(Exception):
+    """Raised inside a stage when another stage has failed."""
+
+
+class _Stage(threading.Thread):
+    def __init__(self, name: str, target: Callable[[], None], failed: threading.Event):
+        super().__init__(name=name, daemon=True)
+        self._target_fn = target
+        self._failed = failed
+        self.error: BaseException | None = None
+        self.busy_seconds = 0.0
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except _Stop:
+            pass
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            self.error = exc
+            self._failed.set()
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+    while True:
+        if stop.is_set():
+            raise _Stop
+        try:
+            q.put(item, timeout=_POLL_SECONDS)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while True:
+        if stop.is_set():
+            raise _Stop
+        try:
+            return q.get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            continue
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 (H,W,3) RGB -> float32 (3,H,W) in [0,1]."""
+    return torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div_(255.0)
+
+
+def to_rgb(frame: torch.Tensor) -> np.ndarray:
+    """float32 (3,H,W) in [0,1] -> uint8 (H,W,3) RGB, rounded half to even."""
+    return frame.clamp(0, 1).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def plan_spec(job: Job, input_rate: Fraction) -> PlanSpec:
+    if job.mode == "slowmo":
+        return PlanSpec.for_slowmo(input_rate, job.factor or 2)
+    if job.fps is not None:
+        return PlanSpec.for_rate(job.fps)
+    return PlanSpec.for_factor(input_rate, job.factor or 2)
+
+
+def run(
+    job: Job,
+    engine: Engine,
+    *,
+    progress: Callable[[int, int | None], None] | None = None,
+    on_plan: Callable[[dict], None] | None = None,
+) -> RunResult:
+    """Interpolate `job.input_path` into `job.output_path` with `engine`.
+
+    `progress(done, total)` is called after every output frame (total may be None when unknown);
+    `on_plan(summary)` once before the first frame, with the planned rates and frame count.
+    """
+    from .video import open_input, open_output  # PyAV is only needed once a run starts
+
+    started = time.perf_counter()
+    source = open_input(job.input_path)
+    info = source.info
+    temp_path = temp_path_for(job.output_path)
+    writer = None
+    try:
+        input_rate = info.rate if (info.rate and not info.is_folder) else job.folder_fps
+        spec = plan_spec(job, input_rate)
+        hold_last = not info.is_folder
+        planned_total = _planned_total(spec, info, input_rate, hold_last)
+        if on_plan is not None:
+            on_plan(
+                {
+                    "input_rate": input_rate,
+                    "output_rate": spec.output_rate,
+                    "input_frames": info.frame_count,
+                    "output_frames": planned_total,
+                    "output_duration": (planned_total / spec.output_rate) if planned_total else None,
+                }
+            )
+        audio = job.audio if (not info.is_folder and info.audio_streams) else "drop"
+        writer = open_output(
+            temp_path,
+            width=info.width,
+            height=info.height,
+            rate=spec.output_rate,
+            codec=job.encode.codec,
+            crf=job.encode.crf,
+            preset=job.encode.preset,
+            pix_fmt=job.encode.pix_fmt,
+            audio_from=source if audio != "drop" else None,
+            audio=audio,
+            stretch=spec.stretch,
+        )
+        counts, stage_seconds, end = _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress)
+        end_ts = end * spec.stretch if hold_last else counts["output"] / spec.output_rate
+        close_started = time.perf_counter()
+        writer.close(end_ts)
+        stage_seconds["encode"] += time.perf_counter() - close_started
+        writer = None
+        source.close()
+        commit_output(temp_path, job.output_path)
+    except BaseException:
+        if writer is not None:
+            try:
+                writer.abort()
+            except Exception:
+                pass
+        source.close()
+        remove_path(temp_path)
+        raise
+    if counts["input"] == 0:
+        raise InputError(f"no frames could be decoded from {job.input_path}")
+    return RunResult(
+        input_path=job.input_path,
+        output_path=job.output_path,
+        input_frames=counts["input"],
+        output_frames=counts["output"],
+        input_rate=input_rate,
+        output_rate=spec.output_rate,
+        input_duration=end if hold_last else Fraction(counts["input"]) / input_rate,
+        output_duration=end_ts,
+        interpolated_frames=counts["interpolated"],
+        elapsed=time.perf_counter() - started,
+        stage_seconds=stage_seconds,
+        audio=audio,
+    )
+
+
+def _planned_total(spec: PlanSpec, info, input_rate: Fraction, hold_last: bool) -> int | None:
+    if info.frame_count is None:
+        return None
+    if hold_last:
+        end = info.duration if info.duration else Fraction(info.frame_count) / input_rate
+        return spec.frame_count(end, hold_last=True)
+    return spec.frame_count(Fraction(0), hold_last=False, last_ts=Fraction(info.frame_count - 1) / input_rate)
+
+
+def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress):
+    stop = threading.Event()
+    decoded: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
+    to_encode: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
+    stage_seconds = {"decode": 0.0, "interpolate": 0.0, "encode": 0.0}
+
+    def decode() -> None:
+        frames: Iterator = iter(source.frames())
+        while True:
+            t0 = time.perf_counter()
+            item = next(frames, _END)
+            stage_seconds["decode"] += time.perf_counter() - t0
+            _put(decoded, item, stop)
+            if item is _END:
+                return
+
+    def encode() -> None:
+        while True:
+            item = _get(to_encode, stop)
+            if item is _END:
+                return
+            ts, rgb = item
+            t0 = time.perf_counter()
+            writer.write(rgb, ts)
+            stage_seconds["encode"] += time.perf_counter() - t0
+
+    decoder = _Stage("dainctl-decode", decode, stop)
+    encoder = _Stage("dainctl-encode", encode, stop)
+    decoder.start()
+    encoder.start()
+    counts = {"input": 0, "output": 0, "interpolated": 0}
+    planner = FramePlanner(spec)
+    end: Fraction | None = None
+    try:
+        first_ts: Fraction | None = None
+        previous: tuple[Fraction, np.ndarray] | None = None  # (time since the first frame, pixels)
+        while True:
+            item = _get(decoded, stop)
+            if item is _END:
+                break
+            ts, rgb = item
+            if first_ts is None:
+                first_ts = ts
+            ts -= first_ts
+            # A frame at or before the previous one (broken timestamps) is dropped, never reordered.
+            if previous is not None and ts <= previous[0]:
+                continue
+            outputs = planner.push(ts)
+            counts["input"] += 1
+            if outputs:
+                _emit(outputs, previous[1], rgb, engine, to_encode, stop, counts, stage_seconds, planned_total, progress)
+            previous = (ts, rgb)
+        end = Fraction(0)
+        if previous is not None:
+            end = previous[0] + 1 / input_rate
+            outputs = planner.finish(end if hold_last else None)
+            _emit(outputs, previous[1], None, engine, to_encode, stop, counts, stage_seconds, planned_total, progress)
+        _put(to_encode, _END, stop)
+        while encoder.is_alive() and not stop.is_set():
+            encoder.join(_POLL_SECONDS)
+    except _Stop:
+        pass
+    except BaseException:
+        stop.set()
+        decoder.join(2)
+        encoder.join(2)
+        raise
+    for stage in (decoder, encoder):
+        if stage.error is not None:
+            stop.set()
+            decoder.join(2)
+            encoder.join(2)
+            raise stage.error
+    assert end is not None
+    return counts, stage_seconds, end
+
+
+def _emit(outputs: list[OutputFrame], rgb0, rgb1, engine, to_encode, stop, counts, stage_seconds, total, progress):
+    """Produce the output frames between input frames rgb0 and rgb1 (copies of rgb0 when t == 0)."""
+    wanted = [f for f in outputs if not f.is_copy]
+    generated: dict[int, np.ndarray] = {}
+    if wanted:
+        t0 = time.perf_counter()
+        results = engine.interpolate(to_tensor(rgb0), to_tensor(rgb1), [float(f.t) for f in wanted])
+        generated = {f.index: to_rgb(frame) for f, frame in zip(wanted, results)}
+        stage_seconds["interpolate"] += time.perf_counter() - t0
+        counts["interpolated"] += len(wanted)
+    for f in outputs:
+        _put(to_encode, (f.ts, generated.get(f.index, rgb0)), stop)
+        counts["output"] += 1
+        if progress is not None:
+            progress(counts["output"], total)
