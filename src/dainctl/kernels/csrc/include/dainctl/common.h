@@ -1,0 +1,50 @@
+// Shared helpers for the per-pixel math: compiled by a C++ compiler (CPU driver) and by nvcc (CUDA
+// driver). Torch-free on purpose: everything here works on raw pointers and sizes.
+#pragma once
+
+#include <math.h>
+#include <stdint.h>
+
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#define DAINCTL_HD __host__ __device__ __forceinline__
+#else
+#define DAINCTL_HD inline
+#endif
+
+namespace dainctl {
+
+// How a stored element type is read into, and written from, the type arithmetic runs in.
+// Precision contract: half is only a storage format; coordinates, weights and sums are float32
+// (float64 when the data itself is float64).
+template <typename T>
+struct Storage {
+  using acc = float;
+  static DAINCTL_HD acc load(T value) { return static_cast<acc>(value); }
+  static DAINCTL_HD T store(acc value) { return static_cast<T>(value); }
+};
+
+template <>
+struct Storage<double> {
+  using acc = double;
+  static DAINCTL_HD double load(double value) { return value; }
+  static DAINCTL_HD double store(double value) { return value; }
+};
+
+#if defined(__CUDACC__)
+template <>
+struct Storage<__half> {
+  using acc = float;
+  static DAINCTL_HD float load(__half value) { return __half2float(value); }
+  static DAINCTL_HD __half store(float value) { return __float2half_rn(value); }
+};
+#endif
+
+DAINCTL_HD float floor_of(float value) { return floorf(value); }
+DAINCTL_HD double floor_of(double value) { return floor(value); }
+DAINCTL_HD float abs_of(float value) { return fabsf(value); }
+DAINCTL_HD double abs_of(double value) { return fabs(value); }
+
+DAINCTL_HD int clamp_index(int index, int last) { return index < 0 ? 0 : (index > last ? last : index); }
+
+}  // namespace dainctl

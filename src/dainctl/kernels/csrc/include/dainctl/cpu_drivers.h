@@ -1,0 +1,30 @@
+// CPU drivers (OpenMP) for the dainctl ops. Torch-free: contiguous NCHW raw pointers and sizes.
+// Instantiated for float and double in cpu/drivers.cpp.
+#pragma once
+
+#include <stdint.h>
+
+namespace dainctl {
+namespace cpu {
+
+// flow (B,2,H,W), weight (B,1,H,W) -> out (B,2,H,W); all of T.
+template <typename T>
+void depth_flow_projection(const T* flow, const T* weight, T* out, int64_t batch, int height, int width,
+                           bool fill_holes);
+
+// input (B,C,H,W), flow (B,2,H,W), filters (B,16,H,W) -> out (B,C,H,W); all of T.
+template <typename T>
+void filter_interpolation(const T* input, const T* flow, const T* filters, T* out, int64_t batch, int channels,
+                          int height, int width);
+
+// a, b (B,C,H,W) -> out (B,(2d+1)^2,H,W); all of T.
+template <typename T>
+void correlation(const T* a, const T* b, T* out, int64_t batch, int channels, int height, int width,
+                 int max_displacement);
+
+// input (B,C,H,W), flow (B,2,H,W) -> out (B,C,H,W); all of T.
+template <typename T>
+void backward_warp(const T* input, const T* flow, T* out, int64_t batch, int channels, int height, int width);
+
+}  // namespace cpu
+}  // namespace dainctl

@@ -1,0 +1,104 @@
+// Schemas of the dainctl ops and their CPU implementations (glue between torch and cpu/drivers.cpp).
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include "checks.h"
+#include "dainctl/cpu_drivers.h"
+
+namespace dainctl {
+namespace {
+
+void check_cpu_dtype(const at::Tensor& tensor, const char* name) {
+  TORCH_CHECK(tensor.scalar_type() == at::kFloat || tensor.scalar_type() == at::kDouble, name,
+              " must be float32 or float64 on CPU, got ", tensor.scalar_type());
+}
+
+at::Tensor depth_flow_projection_cpu(const at::Tensor& flow, const at::Tensor& weight, bool fill_holes) {
+  // Validate arguments.
+  check_nchw(flow, "flow", 2, flow);
+  check_nchw(weight, "weight", 1, flow);
+  check_cpu_dtype(flow, "flow");
+  const at::Tensor flow_c = flow.contiguous();
+  const at::Tensor weight_c = weight.to(flow.scalar_type()).contiguous();
+  // Create output tensor.
+  at::Tensor out = at::empty(flow.sizes(), flow.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  // Run the driver.
+  AT_DISPATCH_FLOATING_TYPES(flow.scalar_type(), "depth_flow_projection_cpu", [&] {
+    cpu::depth_flow_projection<scalar_t>(flow_c.data_ptr<scalar_t>(), weight_c.data_ptr<scalar_t>(),
+                                         out.data_ptr<scalar_t>(), flow.size(0), flow.size(2), flow.size(3),
+                                         fill_holes);
+  });
+  return out;
+}
+
+at::Tensor filter_interpolation_cpu(const at::Tensor& input, const at::Tensor& flow, const at::Tensor& filters) {
+  check_nchw(input, "input", -1, input);
+  check_nchw(flow, "flow", 2, input);
+  check_nchw(filters, "filters", 16, input);
+  check_cpu_dtype(input, "input");
+  const at::Tensor input_c = input.contiguous();
+  const at::Tensor flow_c = flow.to(input.scalar_type()).contiguous();
+  const at::Tensor filters_c = filters.to(input.scalar_type()).contiguous();
+  at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "filter_interpolation_cpu", [&] {
+    cpu::filter_interpolation<scalar_t>(input_c.data_ptr<scalar_t>(), flow_c.data_ptr<scalar_t>(),
+                                        filters_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), input.size(0),
+                                        input.size(1), input.size(2), input.size(3));
+  });
+  return out;
+}
+
+at::Tensor correlation_cpu(const at::Tensor& a, const at::Tensor& b, int64_t max_displacement) {
+  check_nchw(a, "a", -1, a);
+  check_nchw(b, "b", a.size(1), a);
+  check_cpu_dtype(a, "a");
+  TORCH_CHECK(b.scalar_type() == a.scalar_type(), "b must have a's dtype ", a.scalar_type(), ", got ",
+              b.scalar_type());
+  TORCH_CHECK(max_displacement >= 0 && max_displacement < 1024, "max_displacement must be in [0, 1024), got ",
+              max_displacement);
+  const int64_t side = 2 * max_displacement + 1;
+  const at::Tensor a_c = a.contiguous();
+  const at::Tensor b_c = b.contiguous();
+  at::Tensor out = at::empty({a.size(0), side * side, a.size(2), a.size(3)}, a.options());
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "correlation_cpu", [&] {
+    cpu::correlation<scalar_t>(a_c.data_ptr<scalar_t>(), b_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                               a.size(0), a.size(1), a.size(2), a.size(3), static_cast<int>(max_displacement));
+  });
+  return out;
+}
+
+at::Tensor backward_warp_cpu(const at::Tensor& input, const at::Tensor& flow) {
+  check_nchw(input, "input", -1, input);
+  check_nchw(flow, "flow", 2, input);
+  check_cpu_dtype(input, "input");
+  const at::Tensor input_c = input.contiguous();
+  const at::Tensor flow_c = flow.to(input.scalar_type()).contiguous();
+  at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "backward_warp_cpu", [&] {
+    cpu::backward_warp<scalar_t>(input_c.data_ptr<scalar_t>(), flow_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                 input.size(0), input.size(1), input.size(2), input.size(3));
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(dainctl, m) {
+  m.def("depth_flow_projection(Tensor flow, Tensor weight, bool fill_holes) -> Tensor");
+  m.def("filter_interpolation(Tensor input, Tensor flow, Tensor filters) -> Tensor");
+  m.def("correlation(Tensor a, Tensor b, int max_displacement) -> Tensor");
+  m.def("backward_warp(Tensor input, Tensor flow) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(dainctl, CPU, m) {
+  m.impl("depth_flow_projection", &depth_flow_projection_cpu);
+  m.impl("filter_interpolation", &filter_interpolation_cpu);
+  m.impl("correlation", &correlation_cpu);
+  m.impl("backward_warp", &backward_warp_cpu);
+}
+
+}  // namespace dainctl
