@@ -1,0 +1,85 @@
+"""Measure what a written file really contains, by demuxing its packets (no decoding).
+
+Used to check the timing contract after writing: every stream's first and last instant, its packet count
+and the duration the container declares.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+from dainctl.errors import InputError
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    """One stream of a file, measured from its packets; times are seconds in the container's timeline.
+
+    start: earliest packet pts (negative for an audio encoder's priming samples).
+    end: where playback of the stream stops: for containers that state a stream duration (MP4/MOV, where
+        it is the edit list's and packet durations follow decode order), the later of 0 and the first
+        pts plus that duration; otherwise the latest packet pts + duration (Matroska).
+    packets: packets with data (for video: frames).
+    declared_duration: the stream duration the container header states, or None.
+    """
+
+    index: int
+    kind: str
+    codec: str
+    start: Fraction | None
+    end: Fraction | None
+    packets: int
+    declared_duration: Fraction | None
+
+    @property
+    def duration(self) -> Fraction | None:
+        """end - start, or None when the stream has no timed packets."""
+        if self.start is None or self.end is None:
+            return None
+        return self.end - self.start
+
+
+def measure_streams(path: str | os.PathLike) -> list[StreamTiming]:
+    """Demux every packet of a file and return the measured timing of each stream, in stream order."""
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except (av.FFmpegError, OSError) as error:
+        raise InputError(f"cannot open {path}: {error}") from None
+    with container:
+        streams = list(container.streams)
+        starts: dict[int, int] = {}
+        ends: dict[int, int] = {}
+        counts = {stream.index: 0 for stream in streams}
+        for packet in container.demux():
+            if packet.size == 0 or packet.pts is None:
+                continue
+            index = packet.stream_index
+            counts[index] += 1
+            end = packet.pts + (packet.duration or 0)
+            starts[index] = min(starts.get(index, packet.pts), packet.pts)
+            ends[index] = max(ends.get(index, end), end)
+        timings = []
+        for stream in streams:
+            time_base = Fraction(stream.time_base)
+            index = stream.index
+            declared = stream.duration * time_base if stream.duration else None
+            start = starts[index] * time_base if index in starts else None
+            end = ends[index] * time_base if index in ends else None
+            if declared is not None and start is not None:
+                end = max(start, Fraction(0)) + declared
+            timings.append(
+                StreamTiming(
+                    index=index,
+                    kind=stream.type,
+                    codec=stream.codec_context.name if stream.codec_context else "?",
+                    start=start,
+                    end=end,
+                    packets=counts[index],
+                    declared_duration=declared,
+                )
+            )
+        return timings

@@ -1,0 +1,419 @@
+"""Encoding output: a video file through PyAV, or a folder of numbered PNG images.
+
+The caller gives every frame's timestamp (`Fraction` seconds, first frame at 0) and, at `close`, the time
+at which the last frame stops being displayed. The writer never invents timestamps: a frame's pts is its
+timestamp in the encoder's time base (1/rate), and each frame's duration is the gap to the next one, so the
+container's video duration is exactly the `end_ts` the caller asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from dainctl.errors import OutputError, UsageError
+from dainctl.video.audio import AUDIO_MODES, StreamCarrier, container_accepts
+from dainctl.video.reader import ColorInfo, VideoInput
+
+# x264's "veryfast" encodes 720p several times faster than "medium" at a few percent more bits for the same
+# CRF (measured with `python -m dainctl.video.preset_timing`); encode time is a large share of a run.
+DEFAULT_PRESET = "veryfast"
+DEFAULT_CRF = 18
+
+# Encoders whose quality is set with -crf, and those that also take a speed -preset.
+_CRF_ENCODERS = {"libx264", "libx264rgb", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"}
+_PRESET_ENCODERS = {"libx264", "libx264rgb", "libx265", "libsvtav1"}
+
+_UNSPECIFIED_COLORSPACE = 2
+# FFmpeg muxers of the QuickTime/MP4 family (format names as `av` reports them).
+_MOV_FAMILY = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "ipod", "psp", "ismv", "f4v"}
+
+
+def is_folder_output(path: str | os.PathLike) -> bool:
+    """An output path names an image folder when it is an existing folder or has no extension."""
+    output_path = Path(path)
+    return output_path.is_dir() or output_path.suffix == ""
+
+
+def open_output(
+    path: str | os.PathLike,
+    *,
+    width: int,
+    height: int,
+    rate: Fraction,
+    codec: str = "libx264",
+    crf: int | None = DEFAULT_CRF,
+    preset: str | None = DEFAULT_PRESET,
+    pix_fmt: str = "yuv420p",
+    audio_from: VideoInput | None = None,
+    audio: str = "copy",
+    stretch: Fraction = Fraction(1),
+    color: ColorInfo | None = None,
+    folder: bool | None = None,
+    options: dict[str, str] | None = None,
+) -> VideoOutput | ImageFolderOutput:
+    """Open a video file (container chosen by the extension) or an image folder for writing.
+
+    audio_from: the input whose audio and subtitle streams are carried over ("copy" or "stretch" by
+        `stretch`, or "drop"); ignored for folders.
+    color: colour tags to convert and tag with (normally `src.info.color`); None leaves them unspecified.
+    folder: force folder (True) or video (False) output; None decides with `is_folder_output`.
+    options: extra encoder options (FFmpeg names, string values), applied after crf/preset.
+    Raises `UsageError` for unknown or unfitting codec/pix_fmt/container and `OutputError` when the
+    location cannot be written.
+    """
+    if width <= 0 or height <= 0:
+        raise UsageError(f"output size must be positive, got {width}x{height}")
+    rate = Fraction(rate)
+    if rate <= 0:
+        raise UsageError(f"output frame rate must be positive, got {rate}")
+    if audio not in AUDIO_MODES:
+        raise UsageError(f"audio must be one of {', '.join(AUDIO_MODES)}, got {audio!r}")
+    if Fraction(stretch) <= 0:
+        raise UsageError(f"audio stretch must be positive, got {stretch}")
+    if folder is None:
+        folder = is_folder_output(path)
+    if folder:
+        return ImageFolderOutput(Path(path), width=width, height=height)
+    return VideoOutput(
+        Path(path),
+        width=width,
+        height=height,
+        rate=rate,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,
+        audio_from=audio_from,
+        audio=audio,
+        stretch=Fraction(stretch),
+        color=color,
+        options=options or {},
+    )
+
+
+def _chroma_alignment(video_format: av.VideoFormat) -> tuple[int, int]:
+    """How many luma pixels share one chroma sample horizontally and vertically (2, 2 for yuv420p)."""
+    probe = 64
+    return probe // video_format.chroma_width(probe), probe // video_format.chroma_height(probe)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+class VideoOutput:
+    """A video file being encoded. Use `open_output` to create one.
+
+    width, height: the encoded size; when the pixel format subsamples chroma (yuv420p) an odd size is
+    padded by repeating the last column/row, so the encoded size may exceed the frames' size by one.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        rate: Fraction,
+        codec: str,
+        crf: int | None,
+        preset: str | None,
+        pix_fmt: str,
+        audio_from: VideoInput | None,
+        audio: str,
+        stretch: Fraction,
+        color: ColorInfo | None,
+        options: dict[str, str],
+    ):
+        self.path = path
+        self.frame_width, self.frame_height = width, height
+        self.rate = rate
+        self.time_base = 1 / rate
+        self.notices: list[str] = []
+        self.frames_written = 0
+        self._closed = False
+        self._pending: tuple[av.VideoFrame, int] | None = None
+        self._durations: dict[int, int] = {}
+        self._held_packet: av.Packet | None = None
+        self._first_video_timestamps: tuple[int, int] | None = None
+        self._last_pts: int | None = None
+        self._carrier: StreamCarrier | None = None
+
+        encoder = _find_video_encoder(codec)
+        video_format = _check_pix_fmt(encoder, pix_fmt)
+        align_x, align_y = _chroma_alignment(video_format)
+        self.width, self.height = _round_up(width, align_x), _round_up(height, align_y)
+        if (self.width, self.height) != (width, height):
+            self.notices.append(
+                f"{pix_fmt} needs a size divisible by {align_x}x{align_y}: {width}x{height} is encoded as "
+                f"{self.width}x{self.height}, the last column/row repeated"
+            )
+        self.pix_fmt = pix_fmt
+        self._color = color if color is not None else ColorInfo()
+
+        if not path.parent.is_dir():
+            raise OutputError(f"output folder does not exist: {path.parent}")
+        try:
+            self._container = av.open(str(path), "w")
+        except ValueError:
+            raise UsageError(f"unknown output container for extension {path.suffix!r}: {path.name}") from None
+        except (av.FFmpegError, OSError) as error:
+            raise OutputError(f"cannot create {path}: {error}") from None
+        try:
+            self._stream = self._add_video_stream(encoder, crf, preset, options)
+            if audio_from is not None and isinstance(audio_from, VideoInput):
+                info = audio_from.info
+                if info.audio_streams or info.subtitle_streams:
+                    self._carrier = StreamCarrier(
+                        audio_from.path, self._container, start=info.start, audio=audio, stretch=stretch
+                    )
+                    self.notices.extend(self._carrier.notices)
+            self._open_encoder(encoder.name, crf, preset)
+            try:
+                self._container.start_encoding()
+            except (av.FFmpegError, OSError) as error:
+                raise OutputError(f"cannot write {path}: {error}") from None
+        except BaseException:
+            self.abort()
+            raise
+
+    @property
+    def audio_streams(self) -> int:
+        """Number of audio streams written (copied or stretched)."""
+        return self._carrier.audio_streams if self._carrier is not None else 0
+
+    def _add_video_stream(self, encoder: av.Codec, crf, preset, options):
+        if not container_accepts(self._container, encoder.name):
+            raise UsageError(f"the {self.path.suffix} container cannot hold {encoder.name} video")
+        stream = self._container.add_stream(encoder.name, rate=self.rate)
+        stream.width, stream.height = self.width, self.height
+        stream.pix_fmt = self.pix_fmt
+        context = stream.codec_context
+        context.time_base = self.time_base
+        # 0 = let the encoder pick (x264 uses all cores, frame threads plus lookahead).
+        context.thread_count = 0
+        encoder_options = {}
+        if crf is not None and encoder.name in _CRF_ENCODERS:
+            encoder_options["crf"] = str(crf)
+            if encoder.name.startswith("libvpx"):
+                encoder_options["b"] = "0"  # constant quality needs the bit-rate cap off for VP8/VP9
+        if preset is not None and encoder.name in _PRESET_ENCODERS:
+            encoder_options["preset"] = str(preset)
+        encoder_options.update({str(k): str(v) for k, v in options.items()})
+        context.options = encoder_options
+        if self._color.space != _UNSPECIFIED_COLORSPACE:
+            context.colorspace = self._color.space
+        context.color_range = self._color.range or 1  # limited range unless the source said otherwise
+        context.color_primaries = self._color.primaries
+        context.color_trc = self._color.trc
+        return stream
+
+    def _open_encoder(self, encoder_name: str, crf, preset) -> None:
+        try:
+            self._stream.codec_context.open()
+        except (av.FFmpegError, ValueError) as error:
+            raise UsageError(
+                f"cannot open the {encoder_name} encoder with pix_fmt={self.pix_fmt}, crf={crf}, "
+                f"preset={preset}, rate={self.rate}: {error}"
+            ) from None
+
+    def _to_encoder_frame(self, rgb: np.ndarray) -> av.VideoFrame:
+        if rgb.shape != (self.frame_height, self.frame_width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(
+                f"frame must be uint8 ({self.frame_height}, {self.frame_width}, 3), got {rgb.dtype} {rgb.shape}"
+            )
+        if (self.width, self.height) != (self.frame_width, self.frame_height):
+            pad = ((0, self.height - self.frame_height), (0, self.width - self.frame_width), (0, 0))
+            rgb = np.pad(rgb, pad, mode="edge")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        # Convert here, with the source's matrix and range, instead of letting the encoder pick defaults.
+        return frame.reformat(
+            format=self.pix_fmt,
+            dst_colorspace=self._color.space if self._color.space != _UNSPECIFIED_COLORSPACE else None,
+            dst_color_range=self._color.range or 1,
+        )
+
+    def write(self, rgb: np.ndarray, ts: Fraction) -> None:
+        """Encode one uint8 (H, W, 3) RGB frame displayed from `ts` seconds (strictly increasing)."""
+        if self._closed:
+            raise RuntimeError("write() after close()")
+        pts = round(Fraction(ts) / self.time_base)
+        if pts < 0 or (self._last_pts is not None and pts <= self._last_pts):
+            raise ValueError(
+                f"frame time {ts} s gives pts {pts} at 1/{self.rate} s per tick, "
+                f"not after the previous pts {self._last_pts}"
+            )
+        frame = self._to_encoder_frame(rgb)
+        self._last_pts = pts
+        try:
+            # A frame is encoded once the next one arrives: only then is its duration known, and the last
+            # frame's duration is what makes the container's duration come out exact.
+            if self._pending is not None:
+                self._encode(*self._pending, duration=pts - self._pending[1])
+            self._pending = (frame, pts)
+            if self._carrier is not None:
+                self._carrier.carry_until(self._container, Fraction(ts))
+        except (av.FFmpegError, OSError) as error:
+            raise OutputError(f"cannot write {self.path}: {error}") from None
+        self.frames_written += 1
+
+    def _encode(self, frame: av.VideoFrame | None, pts: int = 0, *, duration: int = 0) -> None:
+        if frame is not None:
+            frame.pts = pts
+            frame.time_base = self.time_base
+            frame.duration = duration
+            self._durations[pts] = duration
+        for packet in self._stream.encode(frame):
+            # Encoders do not all pass frame durations through; the muxer needs them for the last sample.
+            if packet.pts in self._durations:
+                packet.duration = self._durations.pop(packet.pts)
+            if self._first_video_timestamps is None:
+                self._first_video_timestamps = (packet.pts, packet.dts if packet.dts is not None else packet.pts)
+            # The packet last in decode order is held back until close(), which may lengthen it.
+            if self._held_packet is not None:
+                self._container.mux(self._held_packet)
+            self._held_packet = packet
+
+    def _mux_last_packet(self, end_pts: int) -> None:
+        packet = self._held_packet
+        self._held_packet = None
+        if packet is None:
+            return
+        if self._container.format.name.split(",")[0] in _MOV_FAMILY and packet.dts is not None:
+            # MP4/MOV store decode-order sample durations, and the track lasts from the first packet's dts to
+            # the last packet's dts + duration (shown from the first pts, as the edit list says). With
+            # B-frames the last packet in decode order is not the last one displayed, so its own duration
+            # does not end the track at end_pts; set it so that it does.
+            first_pts, first_dts = self._first_video_timestamps
+            packet_end = round(end_pts * self.time_base / packet.time_base)
+            packet.duration = packet_end - first_pts - (packet.dts - first_dts)
+        self._container.mux(packet)
+
+    def close(self, end_ts: Fraction) -> None:
+        """Finish the file: the last frame is displayed until `end_ts` seconds; audio is completed."""
+        if self._closed:
+            return
+        if self._pending is None:
+            self.abort()
+            raise ValueError("close() before any frame was written")
+        end_pts = round(Fraction(end_ts) / self.time_base)
+        last_pts = self._pending[1]
+        if end_pts <= last_pts:
+            self.abort()
+            raise ValueError(f"end time {end_ts} s is not after the last frame's time {last_pts * self.time_base} s")
+        try:
+            self._encode(*self._pending, duration=end_pts - last_pts)
+            self._pending = None
+            self._encode(None)
+            self._mux_last_packet(end_pts)
+            if self._carrier is not None:
+                self._carrier.finish(self._container)
+            self._container.close()
+        except (av.FFmpegError, OSError) as error:
+            self.abort()
+            raise OutputError(f"cannot finish {self.path}: {error}") from None
+        finally:
+            if self._carrier is not None:
+                self._carrier.close()
+        self._closed = True
+
+    def abort(self) -> None:
+        """Stop without finishing the file (on error or Ctrl-C); the caller deletes it."""
+        self._closed = True
+        self._pending = None
+        for resource in (getattr(self, "_container", None), self._carrier):
+            if resource is None:
+                continue
+            try:
+                resource.close()
+            except Exception:  # noqa: BLE001 - the file is being thrown away; nothing useful to report
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc_info):
+        if not self._closed:
+            self.abort()
+
+
+def _find_video_encoder(codec: str) -> av.Codec:
+    try:
+        encoder = av.Codec(codec, "w")
+    except ValueError:
+        raise UsageError(f"unknown video encoder: {codec}") from None
+    if encoder.type != "video":
+        raise UsageError(f"{codec} is not a video encoder")
+    return encoder
+
+
+def _check_pix_fmt(encoder: av.Codec, pix_fmt: str) -> av.VideoFormat:
+    try:
+        video_format = av.VideoFormat(pix_fmt)
+    except ValueError:
+        raise UsageError(f"unknown pixel format: {pix_fmt}") from None
+    supported = [f.name for f in encoder.video_formats or ()]
+    if supported and pix_fmt not in supported:
+        raise UsageError(f"{encoder.name} cannot encode {pix_fmt}; it supports {', '.join(supported)}")
+    return video_format
+
+
+class ImageFolderOutput:
+    """A folder receiving frames as 00000000.png, 00000001.png, ... in write order. Use `open_output`."""
+
+    def __init__(self, path: Path, *, width: int, height: int):
+        self.path = path
+        self.width, self.height = width, height
+        self.frame_width, self.frame_height = width, height
+        self.notices: list[str] = []
+        self.frames_written = 0
+        self.audio_streams = 0
+        self._last_ts: Fraction | None = None
+        try:
+            path.mkdir(exist_ok=True)
+        except FileNotFoundError:
+            raise OutputError(f"output folder's parent does not exist: {path.parent}") from None
+        except OSError as error:
+            raise OutputError(f"cannot create output folder {path}: {error.strerror or error}") from None
+        if not os.access(path, os.W_OK):
+            raise OutputError(f"output folder is not writable: {path}")
+
+    def frame_path(self, index: int) -> Path:
+        """Where the index-th frame is written."""
+        return self.path / f"{index:08d}.png"
+
+    def write(self, rgb: np.ndarray, ts: Fraction) -> None:
+        """Write the next frame as PNG; `ts` must increase (it orders frames, names come from the count)."""
+        import cv2
+
+        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"frame must be uint8 ({self.height}, {self.width}, 3), got {rgb.dtype} {rgb.shape}")
+        if self._last_ts is not None and ts <= self._last_ts:
+            raise ValueError(f"frame time {ts} is not after the previous {self._last_ts}")
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise OutputError(f"cannot encode frame {self.frames_written} as PNG")
+        target = self.frame_path(self.frames_written)
+        try:
+            encoded.tofile(target)
+        except OSError as error:
+            raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
+        self._last_ts = Fraction(ts)
+        self.frames_written += 1
+
+    def close(self, end_ts: Fraction | None = None) -> None:
+        """Nothing to finish: every frame is complete once written."""
+
+    def abort(self) -> None:
+        """Nothing to undo here; the caller removes the folder."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        pass
