@@ -175,9 +175,11 @@ class DAIN(nn.Module):
         projection_weight1 = DEPTH_WEIGHT_EPS + 1.0 / torch.exp(log_depth1)
 
         features0, features1 = self.ctxNet(both).float().split(batch, dim=0)
-        # The context carries the raw log-depth (not its inverse) as a 196th channel.
-        context0 = torch.cat((features0, log_depth0), dim=1)
-        context1 = torch.cat((features1, log_depth1), dim=1)
+        # ContextNet's first 3 channels are its input frame; take the float32 frame itself so that
+        # the warped frames keep full precision when the convs run in a reduced dtype. The context
+        # carries the raw log-depth (not its inverse) as a 196th channel.
+        context0 = torch.cat((frame0, features0[:, 3:], log_depth0), dim=1)
+        context1 = torch.cat((frame1, features1[:, 3:], log_depth1), dim=1)
 
         trunk = self.initScaleNets_filter(self._conv_input(torch.cat((frame0, frame1), dim=1)))
         kernels0 = self.initScaleNets_filter1(trunk).float()
