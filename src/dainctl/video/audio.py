@@ -75,9 +75,8 @@ class _CopiedStream:
         return shifted if self.stretch == 1 else round(shifted * self.stretch)
 
     def carry(self, packet, container) -> None:
-        end = packet.pts + (packet.duration or 0) if packet.pts is not None else None
-        if end is not None and end - self.shift_ticks < 0:
-            return  # plays entirely before the first video frame
+        # Packets before time 0 are kept: they are usually the codec's priming (AAC, MP3), which the
+        # decoder needs and the container marks to be skipped.
         packet.pts = self.retime(packet.pts)
         packet.dts = self.retime(packet.dts)
         if self.stretch != 1 and packet.duration:
@@ -117,6 +116,10 @@ class _StretchedAudio:
         self._input_format = None
         self._graph = None
         self._next_pts: int | None = None
+        self._first_pts: int | None = None
+        self._samples_in = 0
+        self._sample_limit: int | None = None
+        self._source_end = _declared_end(source_stream)
 
     def _build_graph(self, frame) -> None:
         graph = av.filter.Graph()
@@ -151,18 +154,32 @@ class _StretchedAudio:
         for frame in packet.decode():
             if frame.pts is None:
                 continue
-            source_time = frame.pts * self.time_base - self.start
+            frame_time = frame.pts * self.time_base
+            source_time = frame_time - self.start
             if source_time + Fraction(frame.samples, frame.sample_rate) <= 0:
                 continue
+            if self._source_end is not None:
+                # Decoders return the encoder's padding after the last real sample; MP4 marks where the
+                # audio really ends, and stretching the padding would make the audio outlast the video.
+                remaining = round((self._source_end - frame_time) * frame.sample_rate)
+                if remaining <= 0:
+                    continue
+                if remaining < frame.samples:
+                    pts = frame.pts
+                    frame = _truncated(frame, remaining)
+                    frame.pts = pts
             if self._graph is None:
                 self._build_graph(frame)
                 # The output clock starts where the first kept sample plays, scaled by the stretch; then it
                 # advances by samples, as atempo produces them.
                 self._next_pts = round(source_time * self.stretch * self.sample_rate)
+                self._first_pts = self._next_pts
             elif (frame.sample_rate, frame.format.name, frame.layout.name) != self._input_format:
                 raise ValueError("audio format changes mid-stream")
             frame.pts = round(source_time * frame.sample_rate)
             frame.time_base = Fraction(1, frame.sample_rate)
+            self._samples_in += frame.samples
+            self._last_input = frame
             self._graph.push(frame)
             self._drain(container)
 
@@ -172,6 +189,12 @@ class _StretchedAudio:
                 filtered = self._graph.pull()
             except (av.BlockingIOError, av.EOFError):
                 return
+            if self._sample_limit is not None:
+                room = self._first_pts + self._sample_limit - self._next_pts
+                if room <= 0:
+                    continue
+                if filtered.samples > room:
+                    filtered = _truncated(filtered, room)
             filtered.pts = self._next_pts
             filtered.time_base = Fraction(1, self.sample_rate)
             self._next_pts += filtered.samples
@@ -179,9 +202,55 @@ class _StretchedAudio:
 
     def finish(self, container) -> None:
         if self._graph is not None:
+            # atempo keeps up to a window of samples when flushed; feed silence past the end and cut the
+            # output at exactly stretch x the input's length, so the audio ends where the video does.
+            self._sample_limit = round(
+                Fraction(self._samples_in * self.sample_rate, self._input_rate) * self.stretch
+            )
+            last = self._last_input
+            padding = _silence_like(last, _FLUSH_PADDING_SECONDS * last.sample_rate)
+            padding.pts = last.pts + last.samples
+            padding.time_base = last.time_base
+            self._graph.push(padding)
             self._graph.push(None)
             self._drain(container)
         container.mux(self.output.encode(None))
+
+
+def _declared_end(stream) -> Fraction | None:
+    """Where the container says a stream's playback ends (MP4 edit lists), in source seconds; else None."""
+    if not stream.duration:
+        return None
+    time_base = Fraction(stream.time_base)
+    first = stream.start_time * time_base if stream.start_time is not None else Fraction(0)
+    return max(first, Fraction(0)) + stream.duration * time_base
+
+
+# Silence fed after the last samples so atempo's window is flushed completely (its window is ~0.1 s).
+_FLUSH_PADDING_SECONDS = Fraction(1, 2)
+
+
+def _silence_like(frame, samples: int):
+    """A silent audio frame with the format and layout of `frame`."""
+    import numpy as np
+
+    samples = int(samples)
+    channels = frame.layout.nb_channels
+    dtype = frame.to_ndarray().dtype
+    shape = (channels, samples) if frame.format.is_planar else (1, samples * channels)
+    silent = av.AudioFrame.from_ndarray(np.zeros(shape, dtype=dtype), format=frame.format.name, layout=frame.layout.name)
+    silent.sample_rate = frame.sample_rate
+    return silent
+
+
+def _truncated(frame, samples: int):
+    """The first `samples` samples of an audio frame, as a new frame."""
+    data = frame.to_ndarray()
+    channels = frame.layout.nb_channels
+    data = data[:, :samples] if frame.format.is_planar else data[:, : samples * channels]
+    cut = av.AudioFrame.from_ndarray(data.copy(), format=frame.format.name, layout=frame.layout.name)
+    cut.sample_rate = frame.sample_rate
+    return cut
 
 
 class StreamCarrier:

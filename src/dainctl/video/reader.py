@@ -222,6 +222,9 @@ class VideoInput:
     def frames(self) -> Iterator[tuple[Fraction, np.ndarray]]:
         """Yield `(ts, rgb)` for every frame in display order; `ts` is seconds after `info.start`.
 
+        Afterwards `end_ts` is when the last frame stops being displayed (the container's end when it
+        states one, else the last frame's time plus its duration).
+
         Timestamps are the frames' pts times the stream's time base, exactly. A frame without pts, or
         whose pts does not increase (broken files), is placed 1/rate after the previous one.
         """
@@ -254,7 +257,13 @@ class VideoInput:
             except av.FFmpegError as error:
                 raise InputError(f"cannot decode video frame {index} of {self.path}: {error}") from None
         if previous_ts is not None:
-            self.end_ts = previous_ts + previous_duration
+            declared_end = self.info.duration
+            # The container's own end is exact (MP4 edit list, Matroska's last block); a decoded frame's
+            # duration is not: MP4 packet durations follow decode order.
+            if declared_end is not None and declared_end > previous_ts:
+                self.end_ts = declared_end
+            else:
+                self.end_ts = previous_ts + previous_duration
 
     def _to_rgb(self, frame) -> np.ndarray:
         # The frame's own range is passed so full-range (JPEG-style) sources are not crushed or clipped.

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from dainctl.video.writer import ImageFolderOutput, is_folder_output
+from dainctl.video.writer import ImageFolderOutput, is_folder_output, movie_timescale
 
 # Motion in pixels per frame: sub-pixel for the background so interpolators cannot get away with
 # integer shifts, larger for the object so occlusions appear at its edges.
@@ -129,7 +129,12 @@ def make_sample_clip(
         return output_path
 
     time_base = 1 / rate
-    with av.open(str(output_path), "w") as container:
+    container_options = {}
+    if output_path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+        timescale = movie_timescale(rate, [AUDIO_SAMPLE_RATE] if audio else [])
+        if timescale is not None:
+            container_options["movie_timescale"] = str(timescale)
+    with av.open(str(output_path), "w", container_options=container_options) as container:
         video = container.add_stream(codec, rate=rate)
         video.width, video.height = width, height
         video.pix_fmt = "yuv420p"

@@ -8,6 +8,7 @@ container's video duration is exactly the `end_ts` the caller asked for.
 
 from __future__ import annotations
 
+import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +17,7 @@ import av
 import numpy as np
 
 from dainctl.errors import OutputError, UsageError
+from dainctl.paths import is_video_path
 from dainctl.video.audio import AUDIO_MODES, StreamCarrier, container_accepts
 from dainctl.video.reader import ColorInfo, VideoInput
 
@@ -34,9 +36,8 @@ _MOV_FAMILY = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "ipod", "psp", "ismv", 
 
 
 def is_folder_output(path: str | os.PathLike) -> bool:
-    """An output path names an image folder when it is an existing folder or has no extension."""
-    output_path = Path(path)
-    return output_path.is_dir() or output_path.suffix == ""
+    """An output path names an image folder unless it has a video extension (`dainctl.paths`' rule)."""
+    return not is_video_path(Path(path))
 
 
 def open_output(
@@ -94,6 +95,17 @@ def open_output(
         color=color,
         options=options or {},
     )
+
+
+def movie_timescale(rate: Fraction, sample_rates: list[int]) -> int | None:
+    """An MP4 movie timescale in which the video's frame times and every audio sample time are exact.
+
+    Edit lists are written in the movie timescale (1000 by default), so at 1 ms resolution a 30000/1001 fps
+    video or an audio track of 19219 samples would end up to a millisecond away from where it really ends.
+    None when no such timescale fits the format's 32-bit field comfortably.
+    """
+    timescale = math.lcm(1000, Fraction(rate).numerator, *[r for r in sample_rates if r])
+    return timescale if timescale <= 10_000_000 else None
 
 
 def _chroma_alignment(video_format: av.VideoFormat) -> tuple[int, int]:
@@ -174,6 +186,11 @@ class VideoOutput:
                     )
                     self.notices.extend(self._carrier.notices)
             self._open_encoder(encoder.name, crf, preset)
+            if self._container.format.name.split(",")[0] in _MOV_FAMILY:
+                sample_rates = [stream.codec_context.sample_rate for stream in self._container.streams.audio]
+                timescale = movie_timescale(rate, sample_rates)
+                if timescale is not None:
+                    self._container.container_options["movie_timescale"] = str(timescale)
             try:
                 self._container.start_encoding()
             except (av.FFmpegError, OSError) as error:

@@ -1,0 +1,275 @@
+"""Video input/output: exact timestamps, the duration contract, audio carried in sync, image folders."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from dainctl.video import (
+    ColorInfo,
+    atempo_chain,
+    make_sample_clip,
+    measure_streams,
+    open_input,
+    open_output,
+    render_sample_frame,
+)
+
+FRAMES = 12
+WIDTH, HEIGHT = 96, 64
+
+
+def _clip(tmp_path: Path, rate: Fraction, ext: str, audio: bool, frames: int = FRAMES) -> Path:
+    return make_sample_clip(
+        tmp_path / f"clip{ext}", width=WIDTH, height=HEIGHT, frames=frames, rate=rate, audio=audio
+    )
+
+
+def _timing(path: Path, kind: str):
+    found = [s for s in measure_streams(path) if s.kind == kind]
+    return found[0] if found else None
+
+
+def _container_tick(ext: str) -> Fraction:
+    """Timestamp resolution of the container: Matroska stores milliseconds."""
+    return Fraction(1, 1000) if ext == ".mkv" else Fraction(0)
+
+
+def _double_rate(src, out_path: Path, **kwargs):
+    """Write every input frame twice, at 2x the rate (what `interpolate --factor 2` emits), holding the last."""
+    info = src.info
+    rate = info.rate * 2
+    dst = open_output(out_path, width=info.width, height=info.height, rate=rate, audio_from=src, **kwargs)
+    written = []
+    for ts, rgb in src.frames():
+        for k in range(2):
+            dst.write(rgb, ts + Fraction(k) / rate)
+            written.append(ts + Fraction(k) / rate)
+    dst.close(src.end_ts)
+    return dst, written
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+@pytest.mark.parametrize("rate", [Fraction(24), Fraction(25), Fraction(30000, 1001)], ids=["24", "25", "ntsc"])
+@pytest.mark.parametrize("audio", [True, False], ids=["audio", "silent"])
+def test_duration_contract_round_trip(tmp_path, ext, rate, audio):
+    clip = _clip(tmp_path, rate, ext, audio)
+    tick = _container_tick(ext)
+    with open_input(clip) as src:
+        info = src.info
+        assert (info.width, info.height, info.frame_count) == (WIDTH, HEIGHT, FRAMES)
+        assert info.rate == rate
+        assert info.audio_streams == int(audio)
+        assert abs(info.duration - FRAMES / rate) <= tick
+        out = tmp_path / f"out{ext}"
+        dst, written = _double_rate(src, out)
+        assert abs(src.end_ts - FRAMES / rate) <= tick
+    assert dst.frames_written == 2 * FRAMES
+
+    video = _timing(out, "video")
+    assert video.packets == 2 * FRAMES
+    # The caller asked for the input's end; the written video ends there (exactly, up to the container's clock).
+    assert video.start == 0
+    assert abs(video.end - FRAMES / rate) <= max(tick, Fraction(0))
+    with open_input(out) as back:
+        assert back.info.rate == 2 * rate  # 30000/1001 doubled is 60000/1001, not 59.94
+        stamps = [ts for ts, _ in back.frames()]
+    assert all(abs(a - b) <= tick for a, b in zip(stamps, written, strict=True))
+
+    out_audio = _timing(out, "audio")
+    if audio:
+        in_audio = _timing(clip, "audio")
+        assert out_audio is not None and out_audio.codec == "aac"
+        # Stream copy keeps every packet at its own time: same count, same start, same end.
+        assert (out_audio.packets, out_audio.start, out_audio.end) == (in_audio.packets, in_audio.start, in_audio.end)
+        assert abs(out_audio.end - video.end) <= 1 / rate
+    else:
+        assert out_audio is None
+
+
+def test_sample_clip_audio_is_as_long_as_the_video(tmp_path):
+    clip = _clip(tmp_path, Fraction(30000, 1001), ".mp4", True)
+    video, audio = _timing(clip, "video"), _timing(clip, "audio")
+    assert video.end == Fraction(FRAMES * 1001, 30000)
+    assert abs(audio.end - video.end) <= Fraction(1, 48_000)
+
+
+def test_sample_frames_move(tmp_path):
+    first, second = render_sample_frame(WIDTH, HEIGHT, 0), render_sample_frame(WIDTH, HEIGHT, 1)
+    assert first.shape == (HEIGHT, WIDTH, 3) and first.dtype == np.uint8
+    assert np.abs(first.astype(int) - second).mean() > 2
+    np.testing.assert_array_equal(first, render_sample_frame(WIDTH, HEIGHT, 0))  # deterministic
+
+
+def test_frames_are_contiguous_rgb_and_iterate_once(tmp_path):
+    clip = _clip(tmp_path, Fraction(24), ".mp4", False, frames=3)
+    with open_input(clip) as src:
+        frames = list(src.frames())
+        assert [ts for ts, _ in frames] == [Fraction(0), Fraction(1, 24), Fraction(2, 24)]
+        for _, rgb in frames:
+            assert rgb.dtype == np.uint8 and rgb.shape == (HEIGHT, WIDTH, 3) and rgb.flags["C_CONTIGUOUS"]
+        # Each decoded frame is its own rendered instant (lossy yuv420p, so closest, not equal).
+        for index, (_, rgb) in enumerate(frames):
+            errors = [np.abs(rgb.astype(int) - render_sample_frame(WIDTH, HEIGHT, t)).mean() for t in range(3)]
+            assert int(np.argmin(errors)) == index
+        with pytest.raises(RuntimeError):
+            next(iter(src.frames()))
+
+
+def test_timestamps_come_from_time_not_counters(tmp_path):
+    """Frames written at uneven times come back at those times, and the first frame's offset is `start`."""
+    out = tmp_path / "uneven.mp4"
+    times = [Fraction(1), Fraction(1) + Fraction(1, 24), Fraction(1) + Fraction(5, 24), Fraction(2)]
+    dst = open_output(out, width=WIDTH, height=HEIGHT, rate=Fraction(24))
+    for index, ts in enumerate(times):
+        dst.write(render_sample_frame(WIDTH, HEIGHT, index), ts)
+    dst.close(Fraction(9, 4))
+    with open_input(out) as src:
+        assert src.info.start == 1
+        assert [ts for ts, _ in src.frames()] == [t - 1 for t in times]
+        assert src.end_ts == Fraction(5, 4)
+
+
+def test_writer_refuses_non_increasing_timestamps(tmp_path):
+    dst = open_output(tmp_path / "x.mp4", width=WIDTH, height=HEIGHT, rate=Fraction(24))
+    frame = render_sample_frame(WIDTH, HEIGHT, 0)
+    dst.write(frame, Fraction(0))
+    # 1/100 s rounds to the same 1/24 s tick as the previous frame: the writer must not invent a time.
+    with pytest.raises(ValueError):
+        dst.write(frame, Fraction(1, 100))
+    dst.abort()
+
+
+@pytest.mark.parametrize("stretch", [2, 4])
+def test_stretched_audio_lasts_stretch_times_longer_at_the_same_pitch(tmp_path, stretch):
+    rate = Fraction(24)
+    clip = _clip(tmp_path, rate, ".mp4", True)
+    out = tmp_path / "slow.mp4"
+    with open_input(clip) as src:
+        dst = open_output(
+            out, width=WIDTH, height=HEIGHT, rate=rate, audio_from=src, audio="stretch", stretch=Fraction(stretch)
+        )
+        for ts, rgb in src.frames():
+            dst.write(rgb, ts * stretch)
+        dst.close(src.end_ts * stretch)
+    assert dst.audio_streams == 1
+    video, audio, source_audio = _timing(out, "video"), _timing(out, "audio"), _timing(clip, "audio")
+    assert video.end == stretch * FRAMES / rate
+    assert abs(audio.end - stretch * source_audio.end) <= 1 / rate
+    assert abs(audio.end - video.end) <= 1 / rate
+
+    with av.open(str(out)) as container:
+        stream = container.streams.audio[0]
+        left = np.concatenate([frame.to_ndarray()[0] for frame in container.decode(stream)])
+        sample_rate = stream.sample_rate
+    window = left[sample_rate // 10 : sample_rate // 10 + sample_rate // 4]
+    spectrum = np.abs(np.fft.rfft(window * np.hanning(window.size)))
+    peak_hz = np.argmax(spectrum) * sample_rate / window.size
+    assert abs(peak_hz - 440) < 10  # atempo keeps the pitch: a resampling slow-down would give 110-220 Hz
+
+
+def test_drop_writes_no_audio(tmp_path):
+    clip = _clip(tmp_path, Fraction(24), ".mp4", True, frames=4)
+    with open_input(clip) as src:
+        dst, _ = _double_rate(src, tmp_path / "x.mp4", audio="drop")
+    assert dst.audio_streams == 0
+    assert _timing(tmp_path / "x.mp4", "audio") is None
+
+
+def test_audio_is_interleaved_with_video(tmp_path):
+    """Audio goes in as the video is written, not all at the end (memory stays flat on long videos)."""
+    clip = _clip(tmp_path, Fraction(24), ".mkv", True, frames=48)
+    out = tmp_path / "x.mkv"
+    with open_input(clip) as src:
+        _double_rate(src, out)
+    with av.open(str(out)) as container:
+        order = [(p.stream.type, float(p.pts * p.time_base)) for p in container.demux() if p.size]
+    last_video_time = 0.0
+    worst_gap = 0.0
+    for kind, when in order:
+        if kind == "video":
+            last_video_time = max(last_video_time, when)
+        else:
+            worst_gap = max(worst_gap, abs(when - last_video_time))
+    assert worst_gap < 0.5
+
+
+def test_odd_size_is_padded_for_yuv420p(tmp_path):
+    out = tmp_path / "odd.mp4"
+    frame = render_sample_frame(65, 49, 0)
+    dst = open_output(out, width=65, height=49, rate=Fraction(24))
+    assert (dst.width, dst.height) == (66, 50)
+    assert any("66x50" in notice for notice in dst.notices)
+    dst.write(frame, Fraction(0))
+    dst.close(Fraction(1, 24))
+    with open_input(out) as src:
+        assert (src.info.width, src.info.height) == (66, 50)
+        (_, back), = list(src.frames())
+    # The extra column repeats the last one (up to compression).
+    assert np.abs(back[:49, 65].astype(int) - back[:49, 64]).mean() < 6
+
+
+def test_colour_tags_are_kept_and_colours_survive(tmp_path):
+    """Encoding with the tagged matrix: a BT.709 file decodes back to the colour that was written."""
+    colour = np.array([200, 40, 60], np.uint8)
+    flat = np.broadcast_to(colour, (HEIGHT, WIDTH, 3)).copy()
+    bt709 = ColorInfo(space=1, range=1, primaries=1, trc=1)
+    out = tmp_path / "709.mp4"
+    dst = open_output(out, width=WIDTH, height=HEIGHT, rate=Fraction(24), color=bt709)
+    dst.write(flat, Fraction(0))
+    dst.close(Fraction(1, 24))
+    with open_input(out) as src:
+        assert src.info.color == bt709
+        (_, back), = list(src.frames())
+    assert np.abs(back.reshape(-1, 3).mean(axis=0) - colour).max() < 3
+
+
+def test_image_folder_round_trip_in_natural_order(tmp_path):
+    folder = make_sample_clip(tmp_path / "frames", width=WIDTH, height=HEIGHT, frames=FRAMES)
+    written = sorted(folder.iterdir())
+    assert [p.name for p in written] == [f"{i:08d}.png" for i in range(FRAMES)]
+    # Rename to unpadded numbers: lexical order would put frame10 before frame2.
+    for index, path in enumerate(written):
+        path.rename(folder / f"frame{index}.png")
+    (folder / "notes.txt").write_text("not an image")
+    with open_input(folder) as src:
+        assert src.info.is_folder and src.info.frame_count == FRAMES and src.info.rate is None
+        frames = list(src.frames())
+    assert [ts for ts, _ in frames] == [Fraction(i) for i in range(FRAMES)]
+    for index, (_, rgb) in enumerate(frames):
+        np.testing.assert_array_equal(rgb, render_sample_frame(WIDTH, HEIGHT, index))
+
+    out = tmp_path / "copy"
+    dst = open_output(out, width=WIDTH, height=HEIGHT, rate=Fraction(24))
+    for ts, rgb in frames:
+        dst.write(rgb, ts)
+    dst.close(Fraction(FRAMES))
+    with open_input(out) as back:
+        for (_, original), (_, copied) in zip(frames, back.frames(), strict=True):
+            np.testing.assert_array_equal(original, copied)
+
+
+def test_image_folder_reads_grey_and_16_bit(tmp_path):
+    import cv2
+
+    folder = tmp_path / "mixed_depth"
+    folder.mkdir()
+    grey = np.arange(WIDTH * HEIGHT, dtype=np.uint32).reshape(HEIGHT, WIDTH) % 256
+    cv2.imwrite(str(folder / "a1.png"), grey.astype(np.uint8))
+    cv2.imwrite(str(folder / "a2.png"), (np.stack([grey] * 3, axis=2) * 257).astype(np.uint16))
+    with open_input(folder) as src:
+        frames = [rgb for _, rgb in src.frames()]
+    for rgb in frames:
+        assert rgb.dtype == np.uint8 and rgb.shape == (HEIGHT, WIDTH, 3)
+        np.testing.assert_array_equal(rgb[..., 0], grey)
+
+
+def test_atempo_chain_multiplies_to_the_slowdown():
+    for stretch in (Fraction(2), Fraction(3), Fraction(4), Fraction(8), Fraction(5, 2), Fraction(1, 3)):
+        stages = atempo_chain(stretch)
+        assert all(Fraction(1, 2) <= tempo <= 100 for tempo in stages)
+        assert np.prod([float(t) for t in stages]) == pytest.approx(float(1 / stretch))
