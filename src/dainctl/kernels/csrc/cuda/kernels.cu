@@ -1,0 +1,220 @@
+// CUDA drivers: one thread per pixel (grid-stride), calling the per-pixel math in include/dainctl.
+// Torch-free so that `nvcc -c` checks it without a CUDA build of torch (scripts/compile_cuda.sh).
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "dainctl/adaptive_warp.h"
+#include "dainctl/backward_warp.h"
+#include "dainctl/cost_volume.h"
+#include "dainctl/cuda_launchers.h"
+#include "dainctl/projection.h"
+
+namespace dainctl {
+namespace cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+inline unsigned int blocks_for(int64_t count) {
+  // Grid-stride loops cover the rest; the cap keeps the grid size in range for any input.
+  const int64_t blocks = (count + kThreads - 1) / kThreads;
+  return static_cast<unsigned int>(blocks < 65536 * 8 ? blocks : 65536 * 8);
+}
+
+#define DAINCTL_GRID_STRIDE_LOOP(index, count)                                                          \
+  for (int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; index < (count);   \
+       index += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+// ----------------------------------------------------------------------------------------------------
+// DepthFlowProjection: splat (atomics into float32 sums), average in place, then fill holes.
+
+__global__ void projection_splat_kernel(const float* flow, const float* weight, float* sums, int64_t batch,
+                                        int height, int width) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    const int y = static_cast<int>(pixel / width);
+    const int x = static_cast<int>(pixel % width);
+    const float* flow_x = flow + b * 2 * plane;
+    const ProjectionSplat<float> splat =
+        projection_splat<float>(x, y, width, height, flow_x[pixel], flow_x[plane + pixel], weight[b * plane + pixel]);
+    if (!splat.lands) continue;
+    float* sum_x = sums + b * 3 * plane;
+    float* sum_y = sum_x + plane;
+    float* weight_sum = sum_y + plane;
+    const int64_t targets[4] = {static_cast<int64_t>(splat.top) * width + splat.left,
+                                static_cast<int64_t>(splat.top) * width + splat.right,
+                                static_cast<int64_t>(splat.bottom) * width + splat.left,
+                                static_cast<int64_t>(splat.bottom) * width + splat.right};
+    for (int corner = 0; corner < 4; ++corner) {
+      atomicAdd(sum_x + targets[corner], splat.neg_weighted_x);
+      atomicAdd(sum_y + targets[corner], splat.neg_weighted_y);
+      atomicAdd(weight_sum + targets[corner], splat.weight);
+    }
+  }
+}
+
+__global__ void projection_average_kernel(float* sums, int64_t batch, int64_t plane) {
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    float* sum_x = sums + (index / plane) * 3 * plane + index % plane;
+    projection_average(sum_x[2 * plane], sum_x, sum_x + plane);
+  }
+}
+
+// Reads the averaged sums only (never the output), so every pixel's result is independent of the
+// order in which threads run.
+template <typename T>
+__global__ void projection_output_kernel(const float* sums, T* out, int64_t batch, int height, int width,
+                                         bool fill_holes) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    const float* averaged_x = sums + b * 3 * plane;
+    const float* averaged_y = averaged_x + plane;
+    const float* weight_sum = averaged_y + plane;
+    float value_x = averaged_x[pixel];
+    float value_y = averaged_y[pixel];
+    if (fill_holes && projection_is_hole(weight_sum[pixel])) {
+      const int y = static_cast<int>(pixel / width);
+      const int x = static_cast<int>(pixel % width);
+      HoleFill<float> fill;
+      // Nearest scan-stopping pixel to the left, right, above and below, in that order.
+      const int64_t steps[4] = {-1, 1, -static_cast<int64_t>(width), static_cast<int64_t>(width)};
+      const int lengths[4] = {x, width - 1 - x, y, height - 1 - y};
+      for (int direction = 0; direction < 4; ++direction) {
+        int64_t neighbour = pixel;
+        for (int i = 0; i < lengths[direction]; ++i) {
+          neighbour += steps[direction];
+          if (projection_stops_scan(weight_sum[neighbour])) {
+            if (projection_contributes(weight_sum[neighbour])) fill.add(averaged_x[neighbour], averaged_y[neighbour]);
+            break;
+          }
+        }
+      }
+      fill.apply(&value_x, &value_y);
+    }
+    out[b * 2 * plane + pixel] = Storage<T>::store(value_x);
+    out[b * 2 * plane + plane + pixel] = Storage<T>::store(value_y);
+  }
+}
+
+// ----------------------------------------------------------------------------------------------------
+// Pixel-parallel ops: adaptive warp, backward warp, correlation.
+
+template <typename T>
+__global__ void filter_interpolation_kernel(const T* input, const float* flow, const T* filters, T* out,
+                                            int64_t batch, int channels, int height, int width) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    filter_interpolation_pixel<T, float>(input + b * channels * plane, flow + b * 2 * plane,
+                                         filters + b * kFilterTaps * plane, out + b * channels * plane, channels,
+                                         height, width, static_cast<int>(pixel % width),
+                                         static_cast<int>(pixel / width));
+  }
+}
+
+template <typename T>
+__global__ void backward_warp_kernel(const T* input, const float* flow, T* out, int64_t batch, int channels,
+                                     int height, int width) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    backward_warp_pixel<T, float>(input + b * channels * plane, flow + b * 2 * plane, out + b * channels * plane,
+                                  channels, height, width, static_cast<int>(pixel % width),
+                                  static_cast<int>(pixel / width));
+  }
+}
+
+// One thread per output element; neighbouring threads read neighbouring x, so loads coalesce.
+template <typename T>
+__global__ void correlation_kernel(const T* a, const T* b, T* out, int64_t batch, int channels, int height,
+                                   int width, int max_displacement) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  const int side = 2 * max_displacement + 1;
+  const int64_t displacements = static_cast<int64_t>(side) * side;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * displacements * plane) {
+    const int64_t pixel = index % plane;
+    const int64_t d = (index / plane) % displacements;
+    const int64_t item = index / (plane * displacements);
+    const int dy = static_cast<int>(d / side) - max_displacement;
+    const int dx = static_cast<int>(d % side) - max_displacement;
+    out[index] = Storage<T>::store(correlation_value(a + item * channels * plane, b + item * channels * plane,
+                                                     channels, height, width, static_cast<int>(pixel % width),
+                                                     static_cast<int>(pixel / width), dx, dy));
+  }
+}
+
+}  // namespace
+
+cudaError_t depth_flow_projection(const float* flow, const float* weight, void* out, StorageType out_type,
+                                  float* scratch, int64_t batch, int height, int width, bool fill_holes,
+                                  cudaStream_t stream) {
+  const int64_t count = batch * static_cast<int64_t>(height) * width;
+  if (count == 0) return cudaSuccess;
+  cudaError_t status = cudaMemsetAsync(scratch, 0, sizeof(float) * 3 * count, stream);
+  if (status != cudaSuccess) return status;
+  projection_splat_kernel<<<blocks_for(count), kThreads, 0, stream>>>(flow, weight, scratch, batch, height, width);
+  projection_average_kernel<<<blocks_for(count), kThreads, 0, stream>>>(scratch, batch,
+                                                                        static_cast<int64_t>(height) * width);
+  if (out_type == StorageType::kFloat16)
+    projection_output_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
+        scratch, static_cast<__half*>(out), batch, height, width, fill_holes);
+  else
+    projection_output_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+        scratch, static_cast<float*>(out), batch, height, width, fill_holes);
+  return cudaGetLastError();
+}
+
+cudaError_t filter_interpolation(const void* input, const float* flow, const void* filters, void* out,
+                                 StorageType type, int64_t batch, int channels, int height, int width,
+                                 cudaStream_t stream) {
+  const int64_t count = batch * static_cast<int64_t>(height) * width;
+  if (count == 0) return cudaSuccess;
+  if (type == StorageType::kFloat16)
+    filter_interpolation_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const __half*>(input), flow, static_cast<const __half*>(filters), static_cast<__half*>(out),
+        batch, channels, height, width);
+  else
+    filter_interpolation_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const float*>(input), flow, static_cast<const float*>(filters), static_cast<float*>(out), batch,
+        channels, height, width);
+  return cudaGetLastError();
+}
+
+cudaError_t correlation(const void* a, const void* b, void* out, StorageType type, int64_t batch, int channels,
+                        int height, int width, int max_displacement, cudaStream_t stream) {
+  const int64_t side = 2 * static_cast<int64_t>(max_displacement) + 1;
+  const int64_t count = batch * side * side * height * width;
+  if (count == 0) return cudaSuccess;
+  if (type == StorageType::kFloat16)
+    correlation_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const __half*>(a), static_cast<const __half*>(b), static_cast<__half*>(out), batch, channels,
+        height, width, max_displacement);
+  else
+    correlation_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const float*>(a), static_cast<const float*>(b), static_cast<float*>(out), batch, channels,
+        height, width, max_displacement);
+  return cudaGetLastError();
+}
+
+cudaError_t backward_warp(const void* input, const float* flow, void* out, StorageType type, int64_t batch,
+                          int channels, int height, int width, cudaStream_t stream) {
+  const int64_t count = batch * static_cast<int64_t>(height) * width;
+  if (count == 0) return cudaSuccess;
+  if (type == StorageType::kFloat16)
+    backward_warp_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const __half*>(input), flow, static_cast<__half*>(out), batch, channels, height, width);
+  else
+    backward_warp_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const float*>(input), flow, static_cast<float*>(out), batch, channels, height, width);
+  return cudaGetLastError();
+}
+
+}  // namespace cuda
+}  // namespace dainctl

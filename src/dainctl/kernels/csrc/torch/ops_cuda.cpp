@@ -1,0 +1,109 @@
+// CUDA implementations of the dainctl ops (glue between torch and cuda/kernels.cu). Compiled only where
+// torch itself was built with CUDA.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "checks.h"
+#include "dainctl/cuda_launchers.h"
+
+namespace dainctl {
+namespace {
+
+cuda::StorageType storage_type(const at::Tensor& tensor, const char* name) {
+  TORCH_CHECK(tensor.scalar_type() == at::kFloat || tensor.scalar_type() == at::kHalf, name,
+              " must be float32 or float16 on CUDA, got ", tensor.scalar_type());
+  return tensor.scalar_type() == at::kHalf ? cuda::StorageType::kFloat16 : cuda::StorageType::kFloat32;
+}
+
+void check_launch(cudaError_t status, const char* op) {
+  TORCH_CHECK(status == cudaSuccess, op, " CUDA launch failed: ", cudaGetErrorString(status));
+}
+
+at::Tensor depth_flow_projection_cuda(const at::Tensor& flow, const at::Tensor& weight, bool fill_holes) {
+  // Validate arguments.
+  check_nchw(flow, "flow", 2, flow);
+  check_nchw(weight, "weight", 1, flow);
+  const cuda::StorageType out_type = storage_type(flow, "flow");
+  const c10::cuda::CUDAGuard device_guard(flow.device());
+  // Coordinates and accumulators are float32 whatever the storage type.
+  const at::Tensor flow_f = flow.to(at::kFloat).contiguous();
+  const at::Tensor weight_f = weight.to(at::kFloat).contiguous();
+  // Create output and scratch tensors.
+  at::Tensor out = at::empty(flow.sizes(), flow.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  at::Tensor sums = at::empty({flow.size(0), 3, flow.size(2), flow.size(3)}, flow_f.options());
+  // Launch on the current stream.
+  check_launch(cuda::depth_flow_projection(flow_f.data_ptr<float>(), weight_f.data_ptr<float>(), out.data_ptr(),
+                                           out_type, sums.data_ptr<float>(), flow.size(0), flow.size(2),
+                                           flow.size(3), fill_holes, c10::cuda::getCurrentCUDAStream()),
+               "depth_flow_projection");
+  return out;
+}
+
+at::Tensor filter_interpolation_cuda(const at::Tensor& input, const at::Tensor& flow, const at::Tensor& filters) {
+  check_nchw(input, "input", -1, input);
+  check_nchw(flow, "flow", 2, input);
+  check_nchw(filters, "filters", 16, input);
+  const cuda::StorageType type = storage_type(input, "input");
+  const c10::cuda::CUDAGuard device_guard(input.device());
+  const at::Tensor input_c = input.contiguous();
+  const at::Tensor flow_f = flow.to(at::kFloat).contiguous();
+  const at::Tensor filters_c = filters.to(input.scalar_type()).contiguous();
+  at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  check_launch(cuda::filter_interpolation(input_c.data_ptr(), flow_f.data_ptr<float>(), filters_c.data_ptr(),
+                                          out.data_ptr(), type, input.size(0), input.size(1), input.size(2),
+                                          input.size(3), c10::cuda::getCurrentCUDAStream()),
+               "filter_interpolation");
+  return out;
+}
+
+at::Tensor correlation_cuda(const at::Tensor& a, const at::Tensor& b, int64_t max_displacement) {
+  check_nchw(a, "a", -1, a);
+  check_nchw(b, "b", a.size(1), a);
+  const cuda::StorageType type = storage_type(a, "a");
+  TORCH_CHECK(b.scalar_type() == a.scalar_type(), "b must have a's dtype ", a.scalar_type(), ", got ",
+              b.scalar_type());
+  TORCH_CHECK(max_displacement >= 0 && max_displacement < 1024, "max_displacement must be in [0, 1024), got ",
+              max_displacement);
+  const c10::cuda::CUDAGuard device_guard(a.device());
+  const int64_t side = 2 * max_displacement + 1;
+  const at::Tensor a_c = a.contiguous();
+  const at::Tensor b_c = b.contiguous();
+  at::Tensor out = at::empty({a.size(0), side * side, a.size(2), a.size(3)}, a.options());
+  if (out.numel() == 0) return out;
+  check_launch(cuda::correlation(a_c.data_ptr(), b_c.data_ptr(), out.data_ptr(), type, a.size(0), a.size(1),
+                                 a.size(2), a.size(3), static_cast<int>(max_displacement),
+                                 c10::cuda::getCurrentCUDAStream()),
+               "correlation");
+  return out;
+}
+
+at::Tensor backward_warp_cuda(const at::Tensor& input, const at::Tensor& flow) {
+  check_nchw(input, "input", -1, input);
+  check_nchw(flow, "flow", 2, input);
+  const cuda::StorageType type = storage_type(input, "input");
+  const c10::cuda::CUDAGuard device_guard(input.device());
+  const at::Tensor input_c = input.contiguous();
+  const at::Tensor flow_f = flow.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  check_launch(cuda::backward_warp(input_c.data_ptr(), flow_f.data_ptr<float>(), out.data_ptr(), type,
+                                   input.size(0), input.size(1), input.size(2), input.size(3),
+                                   c10::cuda::getCurrentCUDAStream()),
+               "backward_warp");
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(dainctl, CUDA, m) {
+  m.impl("depth_flow_projection", &depth_flow_projection_cuda);
+  m.impl("filter_interpolation", &filter_interpolation_cuda);
+  m.impl("correlation", &correlation_cuda);
+  m.impl("backward_warp", &backward_warp_cuda);
+}
+
+}  // namespace dainctl
