@@ -236,7 +236,7 @@ class VideoOutput:
         except (av.FFmpegError, ValueError) as error:
             raise UsageError(
                 f"cannot open the {encoder_name} encoder with pix_fmt={self.pix_fmt}, crf={crf}, "
-                f"preset={preset}, rate={self.rate}: {error}"
+                f"preset={preset}, rate={self.rate}: {getattr(error, 'strerror', None) or error}"
             ) from None
 
     def _to_encoder_frame(self, rgb: np.ndarray) -> av.VideoFrame:
