@@ -1,0 +1,577 @@
+"""DAIN's custom ops: hand-computed cases for each reference, compiled vs reference, oracle checks.
+
+The compiled library is built on first use (about a minute on 2 cores, cached afterwards under
+~/.cache/dainctl/kernels). CUDA cases are marked `cuda` and skipped without a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import warnings
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dainctl.errors import EngineError, UsageError
+from dainctl.kernels import (
+    _build,
+    _dispatch,
+    backward_warp,
+    backward_warp_ref,
+    correlation,
+    correlation_ref,
+    depth_flow_projection,
+    depth_flow_projection_ref,
+    filter_interpolation,
+    filter_interpolation_ref,
+)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ORACLE_CASES = ("mb_dogdance", "slowmo_venus")
+
+DEVICE_DTYPES = [
+    pytest.param("cpu", torch.float32, id="cpu-float32"),
+    pytest.param("cpu", torch.float64, id="cpu-float64"),
+    pytest.param("cuda", torch.float32, id="cuda-float32", marks=pytest.mark.cuda),
+    pytest.param("cuda", torch.float16, id="cuda-float16", marks=pytest.mark.cuda),
+]
+LAYOUTS = ("contiguous", "channels_last", "transposed")
+FLOW_KINDS = ("random", "integer", "border", "large", "nonfinite")
+# (B, C, H, W): odd sizes, batch > 1, C in {1, 3, 196}, single pixels.
+SHAPES = [(1, 1, 1, 1), (2, 3, 7, 11), (1, 196, 6, 5), (3, 1, 16, 9)]
+
+
+def tolerance(dtype: torch.dtype, scale: float = 1.0) -> dict:
+    """assert_close tolerances for results of magnitude about `scale`: ~1e-5 float32, ~4e-3 half."""
+    relative = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 4e-3}[dtype]
+    return {"rtol": relative, "atol": relative * max(scale, 1.0)}
+
+
+def require_device(device: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+
+
+def to_layout(tensor: torch.Tensor, layout: str) -> torch.Tensor:
+    """The same values in another memory layout."""
+    if layout == "channels_last":
+        return tensor.contiguous(memory_format=torch.channels_last)
+    if layout == "transposed":  # a non-contiguous view
+        return tensor.transpose(2, 3).contiguous().transpose(2, 3)
+    return tensor.contiguous()
+
+
+def make_flow(kind: str, batch: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """(B,2,H,W) float64 test flows of one kind."""
+    shape = (batch, 1, height, width)
+    ys = torch.arange(height, dtype=torch.float64).view(1, 1, height, 1).expand(shape)
+    xs = torch.arange(width, dtype=torch.float64).view(1, 1, 1, width).expand(shape)
+    if kind == "random":
+        return torch.randn((batch, 2, height, width), generator=generator, dtype=torch.float64) * 3
+    if kind == "integer":
+        return torch.randint(-3, 4, (batch, 2, height, width), generator=generator).double()
+    if kind == "large":
+        return torch.randn((batch, 2, height, width), generator=generator, dtype=torch.float64) * 2 * max(height, width)
+    if kind == "border":
+        # Targets exactly on the first/last row and column, and displacements of exactly +-W/2, +-H/2.
+        pick = torch.randint(0, 4, shape, generator=generator)
+        flow_x = torch.where(pick == 0, -xs, torch.where(pick == 1, (width - 1) - xs, width / 2 * (pick - 2.5) * 2))
+        pick = torch.randint(0, 4, shape, generator=generator)
+        flow_y = torch.where(pick == 0, -ys, torch.where(pick == 1, (height - 1) - ys, height / 2 * (pick - 2.5) * 2))
+        return torch.cat((flow_x, flow_y), dim=1)
+    if kind == "nonfinite":
+        flow = torch.randn((batch, 2, height, width), generator=generator, dtype=torch.float64) * 3
+        pick = torch.randint(0, 8, flow.shape, generator=generator)
+        flow[pick == 0] = math.nan
+        flow[pick == 1] = math.inf
+        flow[pick == 2] = -math.inf
+        return flow
+    raise ValueError(kind)
+
+
+def seeded(*key) -> torch.Generator:
+    """A generator seeded from a test's parameters (stable across processes, unlike hash())."""
+    return torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
+
+
+def finite_scale(tensor: torch.Tensor) -> float:
+    finite = tensor[torch.isfinite(tensor)]
+    return float(finite.abs().max()) if finite.numel() else 1.0
+
+
+def assert_same(compiled: torch.Tensor, reference: torch.Tensor, dtype: torch.dtype, scale: float) -> None:
+    assert compiled.dtype == reference.dtype == dtype
+    assert compiled.shape == reference.shape
+    assert compiled.is_contiguous()
+    torch.testing.assert_close(compiled.cpu(), reference.cpu(), equal_nan=True, **tolerance(dtype, scale))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hand-computed cases for each reference (and the compiled CPU op, which must agree exactly here).
+
+IMPLS_CPU = ("ref", "compiled")
+
+
+def row(*values: float) -> torch.Tensor:
+    """A (1,1,1,W) float64 tensor."""
+    return torch.tensor(values, dtype=torch.float64).view(1, 1, 1, -1)
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_projection_collision_is_weighted_mean_of_negated_flows(impl):
+    # Pixel 0 moves +2 (weight 1), pixel 1 moves +1.5 (weight 3): both reach columns 2 and 3.
+    # Pixels 2 and 3 move out of the image and contribute nothing.
+    flow = torch.cat((row(2.0, 1.5, 10.0, -10.0), row(0, 0, 0, 0)), dim=1)
+    weight = row(1.0, 3.0, 5.0, 5.0)
+    out = depth_flow_projection(flow, weight, fill_holes=False, impl=impl)
+    expected = -(1 * 2.0 + 3 * 1.5) / (1 + 3)
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([0, 0, expected, expected], dtype=torch.float64))
+    assert torch.all(out[0, 1] == 0)
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_projection_bounds_are_inclusive_and_corners_clamp(impl):
+    # Pixel (y=0, x=0) moves by exactly (W-1, H-1): it lands on the last pixel, which takes all four
+    # corners. Pixel (0, 1) lands just past the right edge, pixel (0, 2) has NaN flow, and the bottom
+    # row leaves the image: none of them lands anywhere.
+    flow = torch.zeros(1, 2, 2, 3, dtype=torch.float64)
+    flow[0, :, 0, 0] = torch.tensor([2.0, 1.0], dtype=torch.float64)
+    flow[0, :, 0, 1] = torch.tensor([1.0 + 1e-9, 0.0], dtype=torch.float64)
+    flow[0, :, 0, 2] = torch.tensor([math.nan, 0.0], dtype=torch.float64)
+    flow[0, 0, 1, :] = 10.0
+    weight = torch.full((1, 1, 2, 3), 0.5, dtype=torch.float64)
+    out = depth_flow_projection(flow, weight, fill_holes=False, impl=impl)
+    expected = torch.zeros(1, 2, 2, 3, dtype=torch.float64)
+    expected[0, :, 1, 2] = torch.tensor([-2.0, -1.0])
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_projection_fills_holes_with_mean_of_nearest_reached_pixels(impl):
+    # One row of 5. Pixel 0 moves +4 onto the last column (all four corners clamp there): -4.
+    # Pixel 1 moves -1 onto column 0, splatting columns 0 and 1: +1. The rest leave the image.
+    flow = torch.full((1, 2, 1, 5), 100.0, dtype=torch.float64)
+    flow[0, :, 0, 0] = torch.tensor([4.0, 0.0])
+    flow[0, :, 0, 1] = torch.tensor([-1.0, 0.0])
+    weight = torch.ones(1, 1, 1, 5, dtype=torch.float64)
+    out = depth_flow_projection(flow, weight, fill_holes=True, impl=impl)
+    # Columns 2 and 3 are holes: the nearest reached pixel to the left is column 1 (+1), to the
+    # right column 4 (-4); their unweighted mean is -1.5.
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([1.0, 1.0, -1.5, -1.5, -4.0], dtype=torch.float64))
+    assert torch.all(out[0, 1] == 0)
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_projection_hole_fill_uses_no_diagonals(impl):
+    # Only (1,1) is reached (flow 0 lands on itself and splats to (1,1),(1,2),(2,1),(2,2) in a 4x4
+    # image). Pixel (0,0) sees no reached pixel along row 0 or column 0, so it stays 0; pixel (0,1)
+    # finds (1,1) below it.
+    flow = torch.full((1, 2, 4, 4), 100.0, dtype=torch.float64)
+    flow[0, :, 1, 1] = torch.tensor([0.25, 0.5])
+    weight = torch.ones(1, 1, 4, 4, dtype=torch.float64)
+    out = depth_flow_projection(flow, weight, fill_holes=True, impl=impl)
+    reached = torch.zeros(4, 4, dtype=torch.bool)
+    reached[1:3, 1:3] = True
+    assert torch.all(out[0, 0][reached] == -0.25) and torch.all(out[0, 1][reached] == -0.5)
+    for y, x in ((0, 0), (0, 3), (3, 0), (3, 3)):
+        assert out[0, 0, y, x] == 0 and out[0, 1, y, x] == 0
+    for y, x in ((0, 1), (1, 0), (3, 2), (2, 3)):
+        assert out[0, 0, y, x] == -0.25 and out[0, 1, y, x] == -0.5
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_filter_interpolation_centre_tap_is_identity(impl):
+    image = torch.rand(2, 3, 5, 7, dtype=torch.float64)
+    filters = torch.zeros(2, 16, 5, 7, dtype=torch.float64)
+    filters[:, 5] = 1  # tap (row 1, column 1) of the window starting at floor-1 is the pixel itself
+    out = filter_interpolation(image, torch.zeros(2, 2, 5, 7, dtype=torch.float64), filters, impl=impl)
+    torch.testing.assert_close(out, image)
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_filter_interpolation_half_pixel_blends_quadrants(impl):
+    # Ramp image value = x. Flow +0.5 in x, taps 5 (TL quadrant) and 6 (TR quadrant) set to 1:
+    # out = 0.5*img[x] + 0.5*img[x+1] = x + 0.5, except the last column, whose sample point is
+    # outside the image, so it copies the input through.
+    width = 5
+    image = torch.arange(width, dtype=torch.float64).view(1, 1, 1, width).repeat(1, 1, 2, 1)
+    flow = torch.zeros(1, 2, 2, width, dtype=torch.float64)
+    flow[:, 0] = 0.5
+    filters = torch.zeros(1, 16, 2, width, dtype=torch.float64)
+    filters[:, 5] = 1
+    filters[:, 6] = 1
+    out = filter_interpolation(image, flow, filters, impl=impl)
+    expected = torch.tensor([0.5, 1.5, 2.5, 3.5, 4.0], dtype=torch.float64)
+    torch.testing.assert_close(out[0, 0, 0], expected)
+    torch.testing.assert_close(out[0, 0, 1], expected)
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_filter_interpolation_validity_and_clamped_reads(impl):
+    width = 4
+    image = torch.tensor([[10.0, 20.0, 30.0, 40.0]], dtype=torch.float64).view(1, 1, 1, width)
+    flow = torch.zeros(1, 2, 1, width, dtype=torch.float64)
+    flow[0, 0] = torch.tensor([0.0, 1.0, -2.0, math.nan])  # pixel 2: |fx| = W/2 is not < W/2 -> copy
+    filters = torch.ones(1, 16, 1, width, dtype=torch.float64)
+    out = filter_interpolation(image, flow, filters, impl=impl)
+    # Pixel 0, zero flow, all 16 taps = 1: the TL quadrant (alpha = beta = 0) reads columns -1 and 0
+    # (clamped to 0) on rows -1 and 0 (clamped to 0): 4 * 10. Pixel 1 samples column 2: 2*20 + 2*30.
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([40.0, 100.0, 30.0, 40.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_correlation_small_case(impl):
+    a = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64).view(1, 2, 1, 2)
+    b = torch.tensor([[5.0, 6.0], [7.0, 8.0]], dtype=torch.float64).view(1, 2, 1, 2)
+    out = correlation(a, b, max_displacement=1, impl=impl)
+    assert out.shape == (1, 9, 1, 2)
+    expected = torch.zeros(9, 2, dtype=torch.float64)
+    expected[4] = torch.tensor([(1 * 5 + 3 * 7) / 2, (2 * 6 + 4 * 8) / 2])  # dy = 0, dx = 0
+    expected[5] = torch.tensor([(1 * 6 + 3 * 8) / 2, 0.0])  # dx = +1: column 2 is outside
+    expected[3] = torch.tensor([0.0, (2 * 5 + 4 * 7) / 2])  # dx = -1
+    torch.testing.assert_close(out[0, :, 0], expected)
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_correlation_channel_order_is_dy_major(impl):
+    # b is a one-hot at (y=2, x=3); a is ones at (y=1, x=1): the match is at dy=+1, dx=+2.
+    a = torch.zeros(1, 1, 5, 5, dtype=torch.float64)
+    b = torch.zeros(1, 1, 5, 5, dtype=torch.float64)
+    a[0, 0, 1, 1] = 1
+    b[0, 0, 2, 3] = 1
+    out = correlation(a, b, max_displacement=2, impl=impl)
+    hits = (out[0, :, 1, 1] != 0).nonzero().flatten().tolist()
+    assert hits == [(1 + 2) * 5 + (2 + 2)]
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_backward_warp_small_case(impl):
+    width = 4
+    image = torch.tensor([0.0, 10.0, 20.0, 30.0], dtype=torch.float64).view(1, 1, 1, width)
+    flow = torch.zeros(1, 2, 1, width, dtype=torch.float64)
+    flow[0, 0] = torch.tensor([0.25, -5.0, math.nan, math.inf])
+    flow[0, 1, 0, 1] = 3.0  # off the single row: clamped back onto it
+    out = backward_warp(image, flow, impl=impl)
+    torch.testing.assert_close(out[0, 0, 0], torch.tensor([2.5, 0.0, 20.0, 30.0], dtype=torch.float64))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Compiled vs reference.
+
+
+@pytest.mark.parametrize("kind", FLOW_KINDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("fill_holes", (True, False), ids=("fill", "nofill"))
+@pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
+def test_projection_compiled_matches_reference(device, dtype, fill_holes, shape, kind):
+    require_device(device)
+    generator = seeded(shape, kind)
+    batch, _, height, width = shape
+    flow = make_flow(kind, batch, height, width, generator).to(device, dtype)
+    weight = (torch.rand((batch, 1, height, width), generator=generator, dtype=torch.float64) + 0.05).to(device, dtype)
+    compiled = depth_flow_projection(flow, weight, fill_holes, impl="compiled")
+    reference = depth_flow_projection_ref(flow, weight, fill_holes)
+    # Sums of colliding splats may be added in another order (atomics on CUDA); the difference is
+    # bounded by a few ulp of the largest flow.
+    assert_same(compiled, reference, dtype, scale=finite_scale(flow.double()))
+    assert torch.isfinite(compiled).all()
+
+
+@pytest.mark.parametrize("kind", FLOW_KINDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
+def test_filter_interpolation_compiled_matches_reference(device, dtype, shape, kind):
+    require_device(device)
+    generator = seeded(shape, kind, "fi")
+    batch, channels, height, width = shape
+    image = torch.rand(shape, generator=generator, dtype=torch.float64).to(device, dtype)
+    flow = make_flow(kind, batch, height, width, generator).to(device, dtype)
+    filters = (torch.rand((batch, 16, height, width), generator=generator, dtype=torch.float64) / 4).to(device, dtype)
+    compiled = filter_interpolation(image, flow, filters, impl="compiled")
+    reference = filter_interpolation_ref(image, flow, filters)
+    assert_same(compiled, reference, dtype, scale=4.0)
+
+
+@pytest.mark.parametrize("kind", FLOW_KINDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
+def test_backward_warp_compiled_matches_reference(device, dtype, shape, kind):
+    require_device(device)
+    generator = seeded(shape, kind, "bw")
+    batch, _, height, width = shape
+    image = torch.rand(shape, generator=generator, dtype=torch.float64).to(device, dtype)
+    flow = make_flow(kind, batch, height, width, generator).to(device, dtype)
+    compiled = backward_warp(image, flow, impl="compiled")
+    reference = backward_warp_ref(image, flow)
+    assert_same(compiled, reference, dtype, scale=1.0)
+
+
+@pytest.mark.parametrize("max_displacement", (0, 1, 4))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
+def test_correlation_compiled_matches_reference(device, dtype, shape, max_displacement):
+    require_device(device)
+    generator = seeded(shape, max_displacement)
+    a = torch.randn(shape, generator=generator, dtype=torch.float64).to(device, dtype)
+    b = torch.randn(shape, generator=generator, dtype=torch.float64).to(device, dtype)
+    compiled = correlation(a, b, max_displacement, impl="compiled")
+    reference = correlation_ref(a, b, max_displacement)
+    assert compiled.shape == (shape[0], (2 * max_displacement + 1) ** 2, shape[2], shape[3])
+    assert_same(compiled, reference, dtype, scale=1.0)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
+def test_all_ops_accept_any_memory_layout(device, dtype, layout):
+    require_device(device)
+    generator = torch.Generator().manual_seed(7)
+    batch, channels, height, width = 2, 3, 9, 13
+    image = torch.rand((batch, channels, height, width), generator=generator, dtype=torch.float64)
+    flow = make_flow("random", batch, height, width, generator)
+    weight = torch.rand((batch, 1, height, width), generator=generator, dtype=torch.float64) + 0.1
+    filters = torch.rand((batch, 16, height, width), generator=generator, dtype=torch.float64) / 4
+
+    def prepare(tensor):
+        return to_layout(tensor.to(device, dtype), layout)
+
+    image_l, flow_l, weight_l, filters_l = map(prepare, (image, flow, weight, filters))
+    # The references are computed from contiguous copies, so a layout bug cannot cancel out.
+    image_c, flow_c, weight_c, filters_c = (t.to(device, dtype).contiguous() for t in (image, flow, weight, filters))
+    pairs = [
+        (depth_flow_projection(flow_l, weight_l, impl="compiled"), depth_flow_projection_ref(flow_c, weight_c), 10.0),
+        (
+            filter_interpolation(image_l, flow_l, filters_l, impl="compiled"),
+            filter_interpolation_ref(image_c, flow_c, filters_c),
+            4.0,
+        ),
+        (backward_warp(image_l, flow_l, impl="compiled"), backward_warp_ref(image_c, flow_c), 1.0),
+        (correlation(image_l, image_l.flip(3), 2, impl="compiled"), correlation_ref(image_c, image_c.flip(3), 2), 1.0),
+    ]
+    for compiled, reference, scale in pairs:
+        assert_same(compiled, reference, dtype, scale)
+
+
+@pytest.mark.parametrize("empty_dim", (0, 2, 3), ids=("batch", "height", "width"))
+@pytest.mark.parametrize("impl", ("ref", "compiled"))
+def test_empty_tensors(impl, empty_dim):
+    shape = [2, 3, 4, 5]
+    shape[empty_dim] = 0
+
+    def sized(channels):
+        return torch.zeros([shape[0], channels, shape[2], shape[3]])
+
+    image = torch.zeros(shape)
+    assert depth_flow_projection(sized(2), sized(1), impl=impl).shape == sized(2).shape
+    assert filter_interpolation(image, sized(2), sized(16), impl=impl).shape == image.shape
+    assert backward_warp(image, sized(2), impl=impl).shape == image.shape
+    assert correlation(image, image, 4, impl=impl).shape == sized(81).shape
+
+
+def test_projection_with_nonfinite_flow_writes_only_inside():
+    # A large image with non-finite and huge flows everywhere: nothing may land out of bounds
+    # (which would crash or corrupt memory), and the result equals the reference.
+    generator = torch.Generator().manual_seed(3)
+    flow = make_flow("nonfinite", 1, 64, 48, generator).float() * 1e30
+    weight = torch.ones(1, 1, 64, 48)
+    compiled = depth_flow_projection(flow, weight, impl="compiled")
+    torch.testing.assert_close(compiled, depth_flow_projection_ref(flow, weight))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The references against the original DAIN's outputs (shared/dain/oracle).
+
+
+def oracle_case(name: str) -> dict:
+    path = SHARED / "dain" / "oracle" / name / "case.safetensors"
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def oracle_rule(mine: torch.Tensor, oracle: torch.Tensor) -> None:
+    """The acceptance rule of shared/dain/oracle/README.md for float tensors."""
+    difference = (mine.double() - oracle.double()).abs().flatten()
+    assert difference.median() <= 5e-5
+    assert torch.quantile(difference, 0.99) <= 1e-3
+    assert (difference > 1e-2).double().mean() <= 0.005
+
+
+def oracle_projections(case: dict):
+    """Yield (tag, which, full-resolution flow, weight) for every t of a case, as DAIN computes them."""
+    for t in case["timesteps"].tolist():
+        tag = f"t{round(100 * t):03d}"
+        for which, raw, log_depth, scale in (("Ft0", "pwc_f01", "log_depth0", t), ("Ft1", "pwc_f10", "log_depth1", 1 - t)):
+            # Bit-level details as in the oracle README: (20 * f) * t, then x4 bilinear, align_corners=False.
+            flow = F.interpolate((20 * case[raw]) * scale, scale_factor=4, mode="bilinear", align_corners=False)
+            weight = 1e-6 + 1 / torch.exp(case[log_depth])
+            yield tag, which, flow, weight
+
+
+def crop(case: dict, tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    left, _, top, _ = case["pads_lrtb"].tolist()
+    height, width = like.shape[-2:]
+    return tensor[..., top : top + height, left : left + width]
+
+
+@pytest.mark.parametrize("impl", ("ref", "compiled"))
+@pytest.mark.parametrize("name", ORACLE_CASES)
+def test_projection_matches_oracle(name, impl):
+    case = oracle_case(name)
+    for tag, which, flow, weight in oracle_projections(case):
+        expected = case[f"{which}_{tag}"]
+        oracle_rule(crop(case, depth_flow_projection(flow, weight, impl=impl), expected), expected)
+
+
+@pytest.mark.parametrize("impl", ("ref", "compiled"))
+@pytest.mark.parametrize("name", ORACLE_CASES)
+def test_filter_interpolation_matches_oracle_on_stored_kernel_grid(name, impl):
+    # The oracle keeps the kernels only at every 4th pixel. An output pixel reads only its own kernel,
+    # so the warped frame can be checked exactly at those pixels.
+    case = oracle_case(name)
+    for tag, which, flow, weight in oracle_projections(case):
+        if which != "Ft0":
+            continue
+        kernels_s4 = case["filter0_s4"]
+        filters = torch.zeros(1, 16, *flow.shape[-2:])
+        filters[:, :, ::4, ::4] = kernels_s4
+        projected = depth_flow_projection(flow, weight, impl=impl)
+        warped = filter_interpolation(case["input0_padded"], projected, filters, impl=impl)
+        expected = case[f"ref0_{tag}"]
+        left, _, top, _ = case["pads_lrtb"].tolist()
+        first_row, first_col = (-top) % 4, (-left) % 4
+        mine = crop(case, warped, expected)[..., first_row::4, first_col::4]
+        oracle_rule(mine, expected[..., first_row::4, first_col::4])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Registration, dispatch and the build cache.
+
+
+def test_fake_kernels_give_output_shapes_and_dtypes():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    _build.load_library()
+    with FakeTensorMode():
+        image = torch.empty(2, 5, 7, 9, dtype=torch.float64)
+        flow = torch.empty(2, 2, 7, 9, dtype=torch.float64)
+        weight = torch.empty(2, 1, 7, 9, dtype=torch.float64)
+        filters = torch.empty(2, 16, 7, 9, dtype=torch.float64)
+        outputs = {
+            "projection": torch.ops.dainctl.depth_flow_projection(flow, weight, True),
+            "filter": torch.ops.dainctl.filter_interpolation(image, flow, filters),
+            "correlation": torch.ops.dainctl.correlation(image, image, 3),
+            "warp": torch.ops.dainctl.backward_warp(image, flow),
+        }
+        shapes = {key: (tuple(value.shape), value.dtype) for key, value in outputs.items()}
+    assert shapes == {
+        "projection": ((2, 2, 7, 9), torch.float64),
+        "filter": ((2, 5, 7, 9), torch.float64),
+        "correlation": ((2, 49, 7, 9), torch.float64),
+        "warp": ((2, 5, 7, 9), torch.float64),
+    }
+
+
+def test_opcheck_schema_and_fake_tensor():
+    _build.load_library()
+    image = torch.rand(1, 3, 6, 7)
+    flow = torch.randn(1, 2, 6, 7)
+    for op, args in (
+        (torch.ops.dainctl.depth_flow_projection.default, (flow, torch.rand(1, 1, 6, 7) + 0.1, True)),
+        (torch.ops.dainctl.filter_interpolation.default, (image, flow, torch.rand(1, 16, 6, 7))),
+        (torch.ops.dainctl.correlation.default, (image, image, 2)),
+        (torch.ops.dainctl.backward_warp.default, (image, flow)),
+    ):
+        torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
+
+
+def test_unknown_impl_is_a_usage_error():
+    with pytest.raises(UsageError, match="impl"):
+        backward_warp(torch.zeros(1, 1, 2, 2), torch.zeros(1, 2, 2, 2), impl="fast")
+
+
+def test_wrong_shapes_are_rejected_with_names():
+    with pytest.raises(ValueError, match="flow"):
+        backward_warp(torch.zeros(1, 1, 2, 2), torch.zeros(1, 3, 2, 2))
+    with pytest.raises(ValueError, match="filters"):
+        filter_interpolation(torch.zeros(1, 1, 2, 2), torch.zeros(1, 2, 2, 2), torch.zeros(1, 16, 3, 2))
+
+
+def test_unsupported_dtype_falls_back_in_auto_and_fails_in_compiled():
+    image = torch.rand(1, 1, 3, 3, dtype=torch.float16)
+    flow = torch.zeros(1, 2, 3, 3, dtype=torch.float16)
+    assert torch.equal(backward_warp(image, flow), image)  # half on CPU: the reference
+    with pytest.raises(EngineError, match="float16"):
+        backward_warp(image, flow, impl="compiled")
+
+
+def test_auto_uses_the_differentiable_reference_when_grad_is_needed():
+    image = torch.rand(1, 1, 3, 3, requires_grad=True)
+    out = backward_warp(image, torch.zeros(1, 2, 3, 3))
+    assert out.grad_fn is not None
+
+
+def test_environment_variable_forces_reference(monkeypatch):
+    def no_build(need_cuda=False):
+        raise AssertionError("auto must not build when DAINCTL_KERNELS=ref")
+
+    monkeypatch.setenv("DAINCTL_KERNELS", "ref")
+    monkeypatch.setattr(_build, "load_library", no_build)
+    image = torch.rand(1, 1, 3, 3)
+    assert torch.equal(backward_warp(image, torch.zeros(1, 2, 3, 3)), image)
+
+
+def test_failed_build_warns_once_in_auto_and_raises_in_compiled(monkeypatch, tmp_path):
+    def failing_build(variant):
+        raise EngineError(f"could not build the compiled dainctl kernels (see {tmp_path / 'build.log'})")
+
+    monkeypatch.delenv("DAINCTL_KERNELS", raising=False)
+    monkeypatch.setattr(_build, "_loaded", {})
+    monkeypatch.setattr(_build, "_failed", {})
+    monkeypatch.setattr(_build, "_build_and_load", failing_build)
+    monkeypatch.setattr(_dispatch, "_warned_build_failure", set())
+    image = torch.rand(1, 1, 3, 3)
+    flow = torch.zeros(1, 2, 3, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = backward_warp(image, flow)
+        backward_warp(image, flow)
+    assert torch.equal(first, image)
+    assert len(caught) == 1 and "build.log" in str(caught[0].message)
+    with pytest.raises(EngineError, match="build.log"):
+        backward_warp(image, flow, impl="compiled")
+
+
+def test_build_key_covers_headers_and_changes_with_them(monkeypatch, tmp_path):
+    import shutil
+
+    copy = tmp_path / "csrc"
+    shutil.copytree(_build.CSRC_DIR, copy)
+    monkeypatch.setattr(_build, "CSRC_DIR", copy)
+    before = _build.build_key("cpu")
+    header = copy / "include" / "dainctl" / "projection.h"
+    header.write_text(header.read_text() + "\n// edited\n")
+    assert _build.build_key("cpu") != before
+    assert any(p.suffix == ".h" for p in _build.source_files())
+
+
+def test_second_process_reuses_the_cached_build():
+    library = _build.load_library()
+    assert library.is_file() and library.parent.parent == _build.cache_root()
+    result = subprocess.run(
+        [sys.executable, "-c", "from dainctl.kernels import _build; print(_build.load_library())"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "DAINCTL_KERNELS": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(library)
+    assert "compiling" not in result.stderr
