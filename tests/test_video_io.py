@@ -213,19 +213,29 @@ def test_odd_size_is_padded_for_yuv420p(tmp_path):
     assert np.abs(back[:49, 65].astype(int) - back[:49, 64]).mean() < 6
 
 
-def test_colour_tags_are_kept_and_colours_survive(tmp_path):
-    """Encoding with the tagged matrix: a BT.709 file decodes back to the colour that was written."""
-    colour = np.array([200, 40, 60], np.uint8)
-    flat = np.broadcast_to(colour, (HEIGHT, WIDTH, 3)).copy()
-    bt709 = ColorInfo(space=1, range=1, primaries=1, trc=1)
-    out = tmp_path / "709.mp4"
-    dst = open_output(out, width=WIDTH, height=HEIGHT, rate=Fraction(24), color=bt709)
-    dst.write(flat, Fraction(0))
+@pytest.mark.parametrize(
+    "color",
+    [ColorInfo(1, 1, 1, 1), ColorInfo(), ColorInfo(5, 2, 5, 6), ColorInfo(9, 1, 9, 14)],
+    ids=["bt709", "untagged", "bt601-full", "bt2020"],
+)
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p"])
+def test_colours_survive_with_their_tags(tmp_path, color, pix_fmt):
+    """The writer converts with the tagged matrix and range: the file decodes back to what was written."""
+    colours = np.array([[200, 40, 60], [20, 180, 90], [250, 250, 10], [16, 16, 16]], np.uint8)
+    frame = np.repeat(np.repeat(colours[None], 16, axis=0), 16, axis=1)  # four 16-pixel-wide flat bars
+    out = tmp_path / "colours.mp4"
+    dst = open_output(out, width=64, height=16, rate=Fraction(24), color=color, pix_fmt=pix_fmt, crf=0)
+    dst.write(frame, Fraction(0))
     dst.close(Fraction(1, 24))
     with open_input(out) as src:
-        assert src.info.color == bt709
-        (_, back), = list(src.frames())
-    assert np.abs(back.reshape(-1, 3).mean(axis=0) - colour).max() < 3
+        read = src.info.color
+        assert (read.space, read.primaries, read.trc) == (color.space, color.primaries, color.trc)
+        # Untagged input is written as limited range, which may come back unspecified (0) or tagged (1).
+        assert read.range == color.range if color.range else read.range in (0, 1)
+        ((_, back),) = list(src.frames())
+    for index, colour in enumerate(colours):
+        bar = back[:, index * 16 + 2 : index * 16 + 14].reshape(-1, 3).astype(int)
+        assert np.abs(bar.mean(axis=0) - colour).max() <= 3  # 8-bit YUV quantization (swscale: same)
 
 
 def test_image_folder_round_trip_in_natural_order(tmp_path):

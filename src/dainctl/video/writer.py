@@ -19,7 +19,9 @@ import numpy as np
 from dainctl.errors import OutputError, UsageError
 from dainctl.paths import is_video_path
 from dainctl.video.audio import AUDIO_MODES, StreamCarrier, container_accepts
+from dainctl.video import yuv
 from dainctl.video.reader import ColorInfo, VideoInput
+from dainctl.video.yuv import rgb_to_planar_yuv
 
 # x264's "veryfast" encodes 720p several times faster than "medium" at a few percent more bits for the same
 # CRF (measured with `python -m dainctl.video.preset_timing`); encode time is a large share of a run.
@@ -167,6 +169,9 @@ class VideoOutput:
             )
         self.pix_fmt = pix_fmt
         self._color = color if color is not None else ColorInfo()
+        self._yuv_matrix = None
+        if yuv.supports(pix_fmt, self._color.space, self.width, self.height):
+            self._yuv_matrix = yuv.rgb_to_yuv_matrix(self._color.space, self._color.range or 1)
 
         if not path.parent.is_dir():
             raise OutputError(f"output folder does not exist: {path.parent}")
@@ -247,6 +252,8 @@ class VideoOutput:
         if (self.width, self.height) != (self.frame_width, self.frame_height):
             pad = ((0, self.height - self.frame_height), (0, self.width - self.frame_width), (0, 0))
             rgb = np.pad(rgb, pad, mode="edge")
+        if self._yuv_matrix is not None:
+            return av.VideoFrame.from_ndarray(rgb_to_planar_yuv(rgb, self.pix_fmt, self._yuv_matrix), format=self.pix_fmt)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         # Convert here, with the source's matrix and range, instead of letting the encoder pick defaults.
         return frame.reformat(
