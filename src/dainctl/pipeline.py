@@ -224,6 +224,7 @@ def _planned_total(spec: PlanSpec, info, input_rate: Fraction, hold_last: bool) 
 
 
 def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress):
+    folder_rate = input_rate if source.info.is_folder else None
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
     to_encode: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
@@ -264,6 +265,8 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
             if item is _END:
                 break
             ts, rgb = item
+            if folder_rate is not None:
+                ts = ts / folder_rate  # image folders count frames; their rate is --folder-fps
             if first_ts is None:
                 first_ts = ts
             ts -= first_ts

@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = os.environ.get("DAINCTL_DEBUG", "") not in ("", "0")
     try:
         result = app(args=argv, prog_name="dainctl", standalone_mode=False)
+        if result == INTERRUPTED_EXIT_CODE:  # Typer turns Ctrl-C into a silent Exit(130)
+            _error_line("interrupted; the partial output was removed")
         return result if isinstance(result, int) else 0
     except DainctlError as exc:
         if debug:
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         _error_line(f"{exc.format_message()} (see dainctl --help)")
         return 2
     except (KeyboardInterrupt, typer.Abort):
-        _error_line("interrupted; nothing was written")
+        _error_line("interrupted; the partial output was removed")
         return INTERRUPTED_EXIT_CODE
     except Exception as exc:  # a bug: one line, the traceback with DAINCTL_DEBUG=1
         if debug:

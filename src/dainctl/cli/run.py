@@ -115,17 +115,19 @@ def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, jso
     if job.mode == "slowmo" and job.audio == "drop":
         ui.info("note: slowmo drops the audio by default; --audio stretch keeps it, slowed with its pitch kept", quiet=quiet)
 
-    def announce(plan: dict) -> None:
-        frames = plan["output_frames"]
-        ui.info(
-            f"{job.input_path} -> {job.output_path}: {format_rate(plan['input_rate'])} -> "
-            f"{format_rate(plan['output_rate'])} fps, {frames if frames is not None else '?'} frames planned "
-            f"({ui.seconds(plan['output_duration'])}), engine {engine_name} on {device}",
-            quiet=quiet,
-        )
+    with ui.frame_progress(job.mode, quiet=quiet) as bar:
 
-    with ui.frame_progress(job.mode, quiet=quiet) as update:
-        result = run(job, engine, progress=update, on_plan=announce)
+        def announce(plan: dict) -> None:
+            frames = plan["output_frames"]
+            ui.info(
+                f"{job.input_path} -> {job.output_path}: {format_rate(plan['input_rate'])} -> "
+                f"{format_rate(plan['output_rate'])} fps, {frames if frames is not None else '?'} frames planned "
+                f"({ui.seconds(plan['output_duration'])}), engine {engine_name} on {device}",
+                quiet=quiet,
+            )
+            bar.start()
+
+        result = run(job, engine, progress=bar.update, on_plan=announce)
     _report(result, engine_name, device, quiet, json_out)
 
 

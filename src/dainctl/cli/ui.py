@@ -30,31 +30,51 @@ class _FpsColumn(ProgressColumn):
         return Text(f"{speed:5.1f} fps" if speed else "  ... fps", style="progress.data.speed")
 
 
+class FrameProgress:
+    """A bar with frames done/total, fps and ETA on stderr, shown from `start()` on (so errors found
+    while opening the input print alone), and silent when quiet."""
+
+    def __init__(self, description: str, *, quiet: bool):
+        self._description = description
+        self._quiet = quiet
+        self._progress: Progress | None = None
+        self._task = None
+
+    def start(self) -> None:
+        if self._quiet or self._progress is not None:
+            return
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("frames"),
+            _FpsColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=stderr,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self._description, total=None)
+
+    def update(self, done: int, total: int | None) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
 @contextmanager
 def frame_progress(description: str, *, quiet: bool):
-    """Yield `update(done, total)`; draws a bar with frames, fps and ETA unless quiet."""
-    if quiet:
-        yield lambda done, total: None
-        return
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("frames"),
-        _FpsColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=False,
-    )
-    with progress:
-        task = progress.add_task(description, total=None)
-
-        def update(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
-
-        yield update
+    """Yield a `FrameProgress`; the bar is removed from the screen's live area on exit."""
+    bar = FrameProgress(description, quiet=quiet)
+    try:
+        yield bar
+    finally:
+        bar.stop()
 
 
 def info(message: str, *, quiet: bool = False) -> None:

@@ -1,0 +1,284 @@
+"""`dainctl benchmark` (throughput, the default) and `dainctl benchmark quality DIR|VIDEO`.
+
+Registered in `dainctl.cli` with `app.add_typer(benchmark.app, name="benchmark")`. A rich table goes to
+stderr; `--json` prints the machine-readable result on stdout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import InputError, UsageError
+from . import ui
+
+app = typer.Typer(
+    name="benchmark",
+    help="Measure throughput and memory (default), or quality with `benchmark quality DIR|VIDEO`.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    invoke_without_command=True,
+)
+
+GpuOpt = Annotated[bool, typer.Option("--gpu", help="Run on the CUDA GPU (an error without one).")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="flow (weight-free) or dain.")]
+WeightsOpt = Annotated[
+    Optional[Path],
+    typer.Option("--weights", help="DAIN weights; without them DAIN runs on random, well-scaled weights (speed only).", show_default=False),
+]
+MaxMemoryOpt = Annotated[
+    Optional[str],
+    typer.Option("--max-memory", help="Memory budget, e.g. 16G: frames are processed in tiles that fit it.", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No table and no progress on stderr.")]
+
+
+def _device(gpu: bool) -> str:
+    from ..engines import resolve_device
+
+    return resolve_device("cuda" if gpu else "cpu")  # EngineError (one line) when --gpu has no CUDA
+
+
+def _check_engine(engine: str, weights: Optional[Path]) -> None:
+    from ..engines import ENGINES
+
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if weights is not None and engine != "dain":
+        raise UsageError("--weights is only used by --engine dain")
+
+
+def _max_memory(text: Optional[str]) -> Optional[int]:
+    from ..tiling import parse_memory
+
+    return None if text is None else parse_memory(text)
+
+
+@app.callback()
+def throughput(
+    ctx: typer.Context,
+    gpu: GpuOpt = False,
+    engine: EngineOpt = "flow",
+    weights: WeightsOpt = None,
+    size: Annotated[
+        Optional[list[str]],
+        typer.Option("--size", help="Frame size WIDTHxHEIGHT of the synthetic clip; repeat or comma-separate for several.", show_default="1280x720"),
+    ] = None,
+    frames: Annotated[Optional[int], typer.Option("--frames", help="Frames in the synthetic clip.", show_default="30")] = None,
+    precision: Annotated[
+        Optional[str],
+        typer.Option("--precision", help="fp16, fp32 or fp16,fp32 (ratios reported); fp16 needs --gpu.", show_default="fp32 on CPU, fp16,fp32 on GPU"),
+    ] = None,
+    input: Annotated[
+        Optional[Path],
+        typer.Option("--input", help="Benchmark on this video instead of a synthetic clip.", show_default=False),
+    ] = None,
+    factor: Annotated[int, typer.Option("--factor", help="Frames per input frame (2 = one new frame per pair).")] = 2,
+    max_memory: MaxMemoryOpt = None,
+    alone: Annotated[
+        bool,
+        typer.Option("--alone/--no-alone", help="Also time each stage alone, for the overlap report (doubles the run time)."),
+    ] = True,
+    breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="Time the engine's parts on a few pairs.")] = True,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Throughput: per-stage times, output fps, overlap, peak RSS and GPU memory, fp16/fp32 ratios."""
+    if ctx.invoked_subcommand is not None:
+        return
+    cases = plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown)
+    from ..benchmark import throughput as measure
+
+    report = measure(cases, log=lambda message: ui.info(f"benchmark: {message}", quiet=quiet))
+    if not quiet:
+        print_throughput(report)
+    if json_out:
+        ui.emit_json(report)
+
+
+def plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown):
+    """Check every option before any work starts; returns the list of `benchmark.Case`."""
+    from ..benchmark import Case, parse_precisions, parse_sizes
+
+    _check_engine(engine, weights)
+    if weights is not None and not weights.is_file():
+        raise InputError(f"weights file not found: {weights}")
+    if not 2 <= factor <= 64:
+        raise UsageError(f"invalid --factor {factor}: use 2 to 64")
+    if input is not None:
+        if size:
+            raise UsageError("--size is for the synthetic clip; with --input the video's own size is used")
+        if frames is not None:
+            raise UsageError("--frames is for the synthetic clip; with --input the whole video is used")
+        if not input.is_file():
+            raise InputError(f"input not found: {input}")
+        sizes: list = [(None, None)]
+    else:
+        sizes = parse_sizes(size or ["1280x720"])
+        frames = 30 if frames is None else frames
+        if not 2 <= frames <= 1_000_000:
+            raise UsageError(f"invalid --frames {frames}: a benchmark needs at least 2 frames")
+    budget = _max_memory(max_memory)
+    device = _device(gpu)
+    precisions = parse_precisions(precision, device)
+    return [
+        Case(engine=engine, device=device, precision=p, width=w, height=h, frames=frames, input_path=input,
+             weights=weights, max_memory=budget, factor=factor, measure_alone=alone, breakdown=breakdown)
+        for (w, h) in sizes
+        for p in precisions
+    ]
+
+
+def print_throughput(report: dict) -> None:
+    """One column per case, one row per measure (narrow enough for an 80-column terminal)."""
+    from rich.table import Table
+
+    from ..tiling import format_bytes
+
+    results = report["results"]
+    table = Table(title="dainctl benchmark: throughput", title_justify="left")
+    table.add_column("")
+    for item in results:
+        table.add_column(f"{item['engine']} {item['precision']} {item['device']}\n{item['width']}x{item['height']}", justify="right")
+
+    def row(label: str, render) -> None:
+        table.add_row(label, *(render(item) for item in results))
+
+    row("frames in -> out", lambda i: f"{i['input_frames']} -> {i['output_frames']}")
+    row("end-to-end wall s", lambda i: f"{i['wall_seconds']:.2f}")
+    row("output fps", lambda i: _num(i["output_fps"]))
+    for stage in ("decode", "interpolate", "encode"):
+        row(f"{stage} s (pipelined)", lambda i, stage=stage: _num(i["stage_seconds"].get(stage)))
+    for stage in ("decode", "interpolate", "encode"):
+        row(f"{stage} s (alone)", lambda i, stage=stage: _num((i["alone_seconds"] or {}).get(stage)))
+    row("wall / slowest alone", lambda i: _num((i["overlap"] or {}).get("end_to_end_over_slowest")))
+    row("engine ms/pair", lambda i: _num(i["breakdown"]["engine_ms_per_pair"]) if i["breakdown"] else "-")
+    parts = []
+    for item in results:
+        for name in (item["breakdown"] or {}).get("parts_ms_per_pair", {}):
+            if name not in parts:
+                parts.append(name)
+    for name in parts:
+        row(f"  {name} ms/pair", lambda i, name=name: _num(((i["breakdown"] or {}).get("parts_ms_per_pair") or {}).get(name)))
+    row("peak RSS", lambda i: format_bytes(i["peak_rss_bytes"]))
+    row("peak GPU memory", lambda i: format_bytes(i["peak_gpu_bytes"]))
+    if any(i["tiles"] for i in results):
+        row("tiles", lambda i: f"{i['tiles']['rows']}x{i['tiles']['cols']} of {i['tiles']['tile_height']}x{i['tiles']['tile_width']}" if i["tiles"] else "-")
+    ui.stderr.print(table)
+    for ratio in report["ratios"]:
+        ui.stderr.print(
+            f"{ratio['engine']} {ratio['width']}x{ratio['height']}: fp16/fp32 speed {_num(ratio['fps_fp16_over_fp32'])}x, "
+            f"peak GPU memory {_num(ratio['peak_gpu_fp16_over_fp32'])}x"
+        )
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+@app.command("run", help="Throughput (the same as plain `dainctl benchmark`).")
+def run_command(
+    ctx: typer.Context,
+    gpu: GpuOpt = False,
+    engine: EngineOpt = "flow",
+    weights: WeightsOpt = None,
+    size: Annotated[Optional[list[str]], typer.Option("--size", help="WIDTHxHEIGHT; repeat or comma-separate.", show_default="1280x720")] = None,
+    frames: Annotated[Optional[int], typer.Option("--frames", help="Frames in the synthetic clip.", show_default="30")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="fp16, fp32 or fp16,fp32.", show_default=False)] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", help="A video instead of the synthetic clip.", show_default=False)] = None,
+    factor: Annotated[int, typer.Option("--factor", help="Frames per input frame.")] = 2,
+    max_memory: MaxMemoryOpt = None,
+    alone: Annotated[bool, typer.Option("--alone/--no-alone", help="Also time each stage alone.")] = True,
+    breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="Time the engine's parts.")] = True,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    throughput(ctx, gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown, json_out, quiet)
+
+
+@app.command("quality")
+def quality(
+    source: Annotated[Path, typer.Argument(help="A folder of triplets (Middlebury or UCF101 layout), or a video.", show_default=False)],
+    gpu: GpuOpt = False,
+    engine: EngineOpt = "flow",
+    weights: WeightsOpt = None,
+    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="Half precision (needs --gpu).")] = False,
+    max_memory: MaxMemoryOpt = None,
+    max_items: Annotated[
+        Optional[int],
+        typer.Option("--max-items", help="For a video: stop after this many re-created frames.", show_default=False),
+    ] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """PSNR/SSIM per item and mean: triplets in a folder, or a video's every other frame re-created."""
+    _check_engine(engine, weights)
+    if not source.exists():
+        raise InputError(f"not found: {source}")
+    if max_items is not None and max_items < 1:
+        raise UsageError(f"invalid --max-items {max_items}: it must be at least 1")
+    budget = _max_memory(max_memory)
+    device = _device(gpu)
+    if fp16 and device != "cuda":
+        raise UsageError("--fp16 needs a CUDA GPU: add --gpu")
+    from ..engines import create_engine
+
+    model = create_engine(engine, device=device, fp16=fp16, weights=weights)
+    if budget is not None:
+        from ..tiling import wrap_for_memory
+
+        model = wrap_for_memory(model, engine, device=device, fp16=fp16, max_memory=budget)
+
+    with ui.frame_progress("quality", quiet=quiet) as update:
+        if source.is_dir():
+            from ..quality import evaluate_triplets
+
+            report = evaluate_triplets(model, source, progress=lambda done, total, score: update(done, total))
+            items = [{"name": s.name, "psnr": _finite(s.psnr), "ssim": round(s.ssim, 6)} for s in report.items]
+            finite = [item["psnr"] for item in items if item["psnr"] is not None]
+            result = {
+                "items": items,
+                "mean_psnr": round(sum(finite) / len(finite), 4) if finite else None,
+                "mean_ssim": round(report.mean_ssim, 6),
+                "identical": len(items) - len(finite),
+            }
+            kind = "triplets"
+        else:
+            from ..benchmark import video_self_check
+
+            result = video_self_check(model, source, max_items=max_items, progress=lambda done, total, item: update(done, total))
+            kind = "video"
+    from ..benchmark import QUALITY_SCHEMA
+
+    payload = {"schema": QUALITY_SCHEMA, "source": str(source), "kind": kind, "engine": engine, "device": device,
+               "precision": "fp16" if fp16 else "fp32", **result}
+    if not quiet:
+        print_quality(payload)
+    if json_out:
+        ui.emit_json(payload)
+
+
+def _finite(value: float) -> float | None:
+    import math
+
+    return None if math.isinf(value) else round(value, 4)
+
+
+def print_quality(payload: dict) -> None:
+    from rich.table import Table
+
+    title = f"dainctl benchmark quality: {payload['source']} ({payload['kind']}, engine {payload['engine']})"
+    table = Table(title=title, title_justify="left")
+    table.add_column("item")
+    table.add_column("PSNR dB", justify="right")
+    table.add_column("SSIM", justify="right")
+    for item in payload["items"]:
+        table.add_row(item["name"], "identical" if item["psnr"] is None else f"{item['psnr']:.2f}", f"{item['ssim']:.4f}")
+    table.add_section()
+    mean = payload["mean_psnr"]
+    table.add_row(f"mean of {len(payload['items'])}", "-" if mean is None else f"{mean:.2f}", f"{payload['mean_ssim']:.4f}")
+    ui.stderr.print(table)
