@@ -92,3 +92,17 @@ def test_ntsc_rate_is_exact():
         stamps = [ts for ts, _ in src.frames()]
         assert src.end_ts == Fraction(120 * 1001, 30000)
     assert stamps == [Fraction(i * 1001, 30000) for i in range(120)]
+
+
+def test_cockatoo_yuv444p_decodes_like_swscale():
+    """The fast yuv444p path gives swscale's colours (within one level)."""
+    import av
+    import numpy as np
+
+    source = shared_video("cockatoo.mp4")
+    with av.open(str(source)) as container:
+        reference = [frame.to_ndarray(format="rgb24") for _, frame in zip(range(2), container.decode(video=0))]
+    with open_input(source) as src:
+        ours = [rgb for _, (_, rgb) in zip(range(2), src.frames())]
+    for expected, got in zip(reference, ours, strict=True):
+        assert np.abs(expected.astype(int) - got).max() <= 1

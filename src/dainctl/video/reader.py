@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from dainctl.errors import InputError
+from dainctl.video import yuv
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -146,6 +147,7 @@ class VideoInput:
             self._container.close()
             raise
         self._consumed = False
+        self._yuv_matrices: dict[tuple[int, bool], np.ndarray] = {}
         self.end_ts: Fraction | None = None
         self.repaired_timestamps = 0
 
@@ -266,6 +268,13 @@ class VideoInput:
                 self.end_ts = previous_ts + previous_duration
 
     def _to_rgb(self, frame) -> np.ndarray:
+        pix_fmt = frame.format.name
+        if yuv.decodes_fast(pix_fmt, frame.colorspace):
+            full = frame.color_range == yuv.FULL_RANGE or pix_fmt.startswith("yuvj")
+            key = (frame.colorspace, full)
+            if key not in self._yuv_matrices:
+                self._yuv_matrices[key] = yuv.yuv_to_rgb_matrix(frame.colorspace, yuv.FULL_RANGE if full else 1)
+            return yuv.yuv444p_to_rgb(frame.to_ndarray(), self._yuv_matrices[key])
         # The frame's own range is passed so full-range (JPEG-style) sources are not crushed or clipped.
         rgb = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range)
         return np.ascontiguousarray(rgb)

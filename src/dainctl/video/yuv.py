@@ -68,3 +68,26 @@ def rgb_to_planar_yuv(rgb: np.ndarray, pix_fmt: str, matrix: np.ndarray) -> np.n
     flat[luma_size : luma_size + chroma_size] = half[..., 1].reshape(-1)
     flat[luma_size + chroma_size :] = half[..., 2].reshape(-1)
     return planes
+
+
+def yuv_to_rgb_matrix(colorspace: int, color_range: int) -> np.ndarray:
+    """3x4 float32 affine matrix taking 8-bit Y, Cb, Cr back to 8-bit RGB (inverse of `rgb_to_yuv_matrix`)."""
+    forward = rgb_to_yuv_matrix(colorspace, color_range).astype(np.float64)
+    inverse = np.linalg.inv(forward[:, :3])
+    matrix = np.zeros((3, 4), np.float32)
+    matrix[:, :3] = inverse
+    matrix[:, 3] = -inverse @ forward[:, 3]
+    return matrix
+
+
+def decodes_fast(pix_fmt: str, colorspace: int) -> bool:
+    """Whether `yuv444p_to_rgb` handles a decoded frame (swscale's yuv444p -> rgb24 path is slow)."""
+    return pix_fmt in ("yuv444p", "yuvj444p") and colorspace in _LUMA_WEIGHTS
+
+
+def yuv444p_to_rgb(planes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Convert (3, H, W) uint8 Y, Cb, Cr planes to contiguous uint8 (H, W, 3) RGB."""
+    import cv2
+
+    interleaved = cv2.merge([planes[0], planes[1], planes[2]])
+    return cv2.transform(interleaved, matrix)
