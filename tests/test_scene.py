@@ -47,7 +47,8 @@ def decoded_rgb(path: Path):
 
 
 def classify_clip(path: Path, **thresholds) -> list[tuple[str, float, float]]:
-    """(kind, scene score, max change) for every frame after the first."""
+    """(kind, scene score, max change) for every frame after the first; also checks that the detector's
+    own record of cuts and duplicates agrees with what it answered."""
     detector = SceneDetector(**thresholds)
     steps = []
     for index, rgb in enumerate(decoded_rgb(path)):
@@ -57,6 +58,10 @@ def classify_clip(path: Path, **thresholds) -> list[tuple[str, float, float]]:
             continue
         scores = detector.last_scores
         steps.append((kind, scores.scene if scores else 0.0, scores.max_change if scores else 0.0))
+    assert [(cut.index, cut.score) for cut in detector.cuts] == [
+        (i + 1, score) for i, (kind, score, _) in enumerate(steps) if kind == "cut"
+    ]
+    assert detector.duplicates == sum(1 for kind, _, _ in steps if kind == "dup")
     return steps
 
 
@@ -270,3 +275,17 @@ def test_dedup_timeline_keeps_the_duration_and_interpolates_across_repeats():
     assert [f.t for f in deduped[:4]] == [0, Fraction(1, 4), Fraction(1, 2), Fraction(3, 4)]
     # inside the kept span, only kept drawings are copied: no output frame shows a dropped repeat as is
     assert [f.ts for f in deduped if f.is_copy and f.ts <= kept_ts[-1]] == kept_ts
+
+
+def test_4k_frames_take_the_sampled_path_and_classify_alike():
+    height, width = 2160, 3840
+    shot = textured_scene(10, height, width)
+    other = textured_scene(11, height, width)
+    detector = SceneDetector()
+    kinds = [
+        detector.classify(window(shot, 0, 0, height, width)),
+        detector.classify(window(shot, 0, 0, height, width)),
+        detector.classify(window(shot, 12, 6, height, width)),
+        detector.classify(window(other, 0, 0, height, width)),
+    ]
+    assert kinds == ["motion", "dup", "motion", "cut"]
