@@ -283,3 +283,45 @@ def test_atempo_chain_multiplies_to_the_slowdown():
         stages = atempo_chain(stretch)
         assert all(Fraction(1, 2) <= tempo <= 100 for tempo in stages)
         assert np.prod([float(t) for t in stages]) == pytest.approx(float(1 / stretch))
+
+
+def _clip_with_subtitles(path: Path) -> Path:
+    """A 1 s Matroska clip at 24 fps with two SubRip cues, at 0 s and 0.5 s, each 0.4 s long."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        subtitles = container.add_mux_stream("subrip")
+        subtitles.time_base = Fraction(1, 1000)
+        for index in range(24):
+            frame = av.VideoFrame.from_ndarray(render_sample_frame(WIDTH, HEIGHT, index), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, 24)
+            container.mux(video.encode(frame))
+            if index in (0, 12):
+                cue = av.Packet(f"cue {index}".encode())
+                cue.stream, cue.time_base = subtitles, Fraction(1, 1000)
+                cue.pts = cue.dts = index * 1000 // 24
+                cue.duration = 400
+                container.mux(cue)
+        container.mux(video.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(("ext", "kept"), [(".mkv", True), (".mp4", False)])
+def test_subtitles_are_copied_and_retimed_where_the_container_allows(tmp_path, ext, kept):
+    source = _clip_with_subtitles(tmp_path / "subs.mkv")
+    out = tmp_path / f"slow{ext}"
+    with open_input(source) as src:
+        assert src.info.subtitle_streams == 1
+        dst = open_output(out, width=WIDTH, height=HEIGHT, rate=Fraction(24), audio_from=src, audio="stretch", stretch=Fraction(2))
+        for ts, rgb in src.frames():
+            dst.write(rgb, ts * 2)
+        dst.close(src.end_ts * 2)
+    with av.open(str(out)) as container:
+        streams = list(container.streams.subtitles)
+        packets = container.demux(*streams) if streams else []  # demux() of no stream would read them all
+        cues = [(p.pts * p.time_base, p.duration * p.time_base, bytes(p)) for p in packets if p.size]
+    if kept:
+        assert cues == [(0, Fraction(4, 5), b"cue 0"), (1, Fraction(4, 5), b"cue 12")]
+        assert not dst.notices
+    else:
+        assert cues == [] and any("subtitle" in notice for notice in dst.notices)
