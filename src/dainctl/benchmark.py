@@ -1,0 +1,709 @@
+"""Throughput and memory measurement behind `dainctl benchmark`.
+
+One benchmark case (engine, device, precision, frame size) is measured in three passes over the same clip
+(a synthetic one made with `make_sample_clip`, or the user's `--input`), after one warm-up pair:
+
+1. pipelined: the real `pipeline.run` (decode, interpolate and encode on threads joined by bounded
+   queues): end-to-end wall time, output fps, the pipeline's own per-stage busy seconds, peak host RSS
+   (sampled) and peak GPU memory (`torch.cuda.max_memory_allocated`);
+2. alone: the same work in one thread, one stage at a time, each stage timed on its own. The overlap
+   report compares the pipelined wall time with the slowest stage alone: 1.0 is perfect overlap, the
+   sum of the stages divided by the slowest is what no overlap at all would give;
+3. breakdown: a few pairs straight through the engine with timers on its parts (flow, depth, context,
+   kernels, rectifier for DAIN; flow for the weight-free engine); what is left of the engine's time is
+   reported as "other" (upload, projection and warping, download). On CUDA these timers synchronise the
+   device, which is why they run in a pass of their own.
+
+Everything returned is plain data (dicts of numbers and strings), so the CLI can print it as a table or
+as JSON without knowing the details.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from .errors import InputError, UsageError
+
+THROUGHPUT_SCHEMA = "dainctl.benchmark.throughput/1"
+QUALITY_SCHEMA = "dainctl.benchmark.quality/1"
+PRECISIONS = ("fp16", "fp32")
+SYNTHETIC_RATE = Fraction(30)
+BREAKDOWN_PAIRS = 3
+_RSS_INTERVAL = 0.01
+
+
+# --------------------------------------------------------------------------------------------------
+# option parsing
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """`1280x720` -> (width, height); UsageError for anything else."""
+    parts = str(text).lower().replace("*", "x").split("x")
+    try:
+        width, height = (int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"invalid --size {text!r}: use WIDTHxHEIGHT, e.g. 1280x720") from None
+    if not (16 <= width <= 16384 and 16 <= height <= 16384):
+        raise UsageError(f"invalid --size {text!r}: width and height must be 16 to 16384 pixels")
+    if width % 2 or height % 2:
+        raise UsageError(f"invalid --size {text!r}: width and height must be even (yuv420p video)")
+    return width, height
+
+
+def parse_sizes(values: Sequence[str]) -> list[tuple[int, int]]:
+    """Each value may hold several sizes separated by commas; order kept, duplicates dropped."""
+    sizes: list[tuple[int, int]] = []
+    for value in values:
+        for item in str(value).split(","):
+            if item.strip():
+                size = parse_size(item.strip())
+                if size not in sizes:
+                    sizes.append(size)
+    if not sizes:
+        raise UsageError("--size needs at least one WIDTHxHEIGHT")
+    return sizes
+
+
+def parse_precisions(text: str | None, device: str) -> list[str]:
+    """`fp16,fp32` -> ["fp16", "fp32"]. Default: fp32 on the CPU, both on CUDA (so the ratios appear)."""
+    if text is None:
+        return ["fp16", "fp32"] if device == "cuda" else ["fp32"]
+    precisions: list[str] = []
+    for item in str(text).split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        if item not in PRECISIONS:
+            raise UsageError(f"invalid --precision {item!r}: use fp16, fp32 or fp16,fp32")
+        if item not in precisions:
+            precisions.append(item)
+    if not precisions:
+        raise UsageError("--precision needs fp16, fp32 or both")
+    if "fp16" in precisions and device != "cuda":
+        raise UsageError("--precision fp16 needs a CUDA GPU: add --gpu, or use --precision fp32")
+    return precisions
+
+
+# --------------------------------------------------------------------------------------------------
+# memory probes
+
+
+def current_rss() -> int | None:
+    """Resident set size of this process in bytes (Linux /proc), or None where unavailable."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def lifetime_peak_rss() -> int | None:
+    """The process's peak RSS since it started (getrusage), in bytes."""
+    try:
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    except (ImportError, OSError):  # pragma: no cover - not Linux
+        return None
+
+
+class RssSampler:
+    """Samples this process's RSS on a thread; `peak` is the largest value seen between start and stop.
+
+    getrusage's peak cannot be reset, so a run that follows a bigger one would report the bigger one;
+    sampling every 10 ms gives a per-run peak (a spike shorter than that can be missed).
+    """
+
+    def __init__(self, interval: float = _RSS_INTERVAL):
+        self.interval = interval
+        self.peak: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="dainctl-rss", daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self._take()
+            if self._stop.wait(self.interval):
+                self._take()
+                return
+
+    def _take(self) -> None:
+        value = current_rss()
+        if value is not None and (self.peak is None or value > self.peak):
+            self.peak = value
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextlib.contextmanager
+def gpu_peak(device: str) -> Iterator[dict]:
+    """Yield a dict that holds `peak_bytes` (max_memory_allocated during the block) on CUDA, else None."""
+    box: dict = {"peak_bytes": None}
+    if device != "cuda":
+        yield box
+        return
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    try:
+        yield box
+    finally:
+        torch.cuda.synchronize()
+        box["peak_bytes"] = int(torch.cuda.max_memory_allocated())
+
+
+# --------------------------------------------------------------------------------------------------
+# engine parts, timed from outside
+
+
+class _PartTimer:
+    """Accumulates seconds per named engine part; synchronises CUDA around each part when asked."""
+
+    def __init__(self, sync: bool):
+        self.sync = sync
+        self.seconds: dict[str, float] = {}
+        self._open: dict[int, float] = {}
+
+    def start(self, key: int) -> None:
+        if self.sync:
+            torch.cuda.synchronize()
+        self._open[key] = time.perf_counter()
+
+    def stop(self, key: int, part: str) -> None:
+        if self.sync:
+            torch.cuda.synchronize()
+        started = self._open.pop(key, None)
+        if started is not None:
+            self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - started
+
+
+# DAIN sub-networks by attribute name (the checkpoint's names) -> the part they are reported under.
+_DAIN_PARTS = (
+    ("flownets", "flow"),
+    ("depthNet", "depth"),
+    ("ctxNet", "context"),
+    ("initScaleNets_filter", "kernels"),
+    ("initScaleNets_filter1", "kernels"),
+    ("initScaleNets_filter2", "kernels"),
+    ("rectifyNet", "synthesis"),
+)
+
+
+def _dain_networks(engine) -> list[torch.nn.Module]:
+    from .models.dain import DAIN
+
+    seen = getattr(engine, "inner", engine)
+    return [value for value in vars(seen).values() if isinstance(value, DAIN)]
+
+
+@contextlib.contextmanager
+def timed_engine_parts(engine, sync: bool) -> Iterator[_PartTimer]:
+    """Time the engine's parts while the block runs: forward hooks on DAIN's sub-networks, or a wrapper
+    around the weight-free engine's `pair_flows`. Everything is restored on exit."""
+    timer = _PartTimer(sync)
+    handles = []
+    restore: list[Callable[[], None]] = []
+    for network in _dain_networks(engine):
+        for attribute, part in _DAIN_PARTS:
+            module = getattr(network, attribute, None)
+            if module is None:
+                continue
+            key = id(module)
+            handles.append(module.register_forward_pre_hook(lambda m, args, key=key: timer.start(key)))
+            handles.append(module.register_forward_hook(lambda m, args, out, key=key, part=part: timer.stop(key, part)))
+    target = getattr(engine, "inner", engine)
+    if not handles and callable(getattr(target, "pair_flows", None)):
+        original = target.pair_flows
+
+        def pair_flows(*args, **kwargs):
+            timer.start(id(original))
+            try:
+                return original(*args, **kwargs)
+            finally:
+                timer.stop(id(original), "flow")
+
+        target.pair_flows = pair_flows
+        restore.append(lambda: delattr(target, "pair_flows"))
+    try:
+        yield timer
+    finally:
+        for handle in handles:
+            handle.remove()
+        for undo in restore:
+            undo()
+
+
+# --------------------------------------------------------------------------------------------------
+# fake DAIN weights
+
+
+def write_random_dain_weights(path: Path, seed: int = 0) -> Path:
+    """Write random but well-scaled DAIN weights (float32 safetensors) for speed and memory runs.
+
+    Values follow the rules of the fake-checkpoint recipe in ../shared/dain (He-normal convolutions,
+    batch-norm statistics near identity, output layers scaled so flows are a few pixels, log-depth is of
+    order 1, kernels are near 1/4 and the rectifier's residual is small), so every stage does realistic
+    work; speed does not depend on the values. They are NOT the original network and not bit-identical
+    to the recipe's files.
+    """
+    from safetensors.torch import save_file
+
+    from .models.dain import DAIN
+
+    generator = torch.Generator().manual_seed(seed)
+    state = DAIN().state_dict()
+    running_means = {key[: -len("running_mean")] for key in state if key.endswith("running_mean")}
+    tensors: dict[str, torch.Tensor] = {}
+
+    def normal(shape, std: float) -> torch.Tensor:
+        return torch.randn(shape, generator=generator) * std
+
+    def uniform(shape, low: float, high: float) -> torch.Tensor:
+        return torch.rand(shape, generator=generator) * (high - low) + low
+
+    for key, value in state.items():
+        shape = tuple(value.shape)
+        prefix = key.rsplit(".", 1)[0] + "."
+        if key.endswith("num_batches_tracked"):
+            tensors[key] = torch.zeros((), dtype=torch.int64)
+            continue
+        if key.endswith("running_mean"):
+            tensor = normal(shape, 0.1)
+        elif key.endswith("running_var"):
+            tensor = uniform(shape, 0.5, 2.0)
+        elif prefix in running_means:  # affine batch-norm parameters
+            tensor = uniform(shape, 0.9, 1.1) if key.endswith("weight") else uniform(shape, -0.05, 0.05)
+        elif value.dim() == 4:
+            transposed = "deconv" in key or "upfeat" in key
+            fan_in = shape[0 if transposed else 1] * shape[2] * shape[3] / (4 if transposed else 1)
+            gain = math.sqrt(2.0)
+            if key.startswith("initScaleNets_filter1.") or key.startswith("initScaleNets_filter2."):
+                gain = 0.02
+            elif key.startswith("flownets.predict_flow") or key.startswith("flownets.dc_conv7"):
+                gain = 2.5
+            elif key.startswith("depthNet.4."):
+                gain = 4.0
+            elif key.startswith("rectifyNet.block5."):
+                gain = 0.012
+            tensor = normal(shape, gain / math.sqrt(fan_in))
+        elif key.startswith(("initScaleNets_filter1.", "initScaleNets_filter2.")) and value.dim() == 1:
+            tensor = uniform(shape, 0.2, 0.3)  # kernels start near 1/4: the warp returns image-like pixels
+        elif key.startswith("depthNet.4.") and value.dim() == 1:
+            tensor = torch.zeros(shape)
+        else:
+            tensor = uniform(shape, -0.05, 0.05)
+        tensors[key] = tensor.to(value.dtype).contiguous()
+    save_file(tensors, str(path), metadata={"note": "random weights for benchmarking, not trained"})
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# throughput
+
+
+@dataclass
+class Case:
+    """One benchmark case: which engine on which device, precision and input."""
+
+    engine: str
+    device: str
+    precision: str
+    width: int | None
+    height: int | None
+    frames: int | None
+    input_path: Path | None = None
+    weights: Path | None = None
+    max_memory: int | None = None
+    factor: int = 2
+    measure_alone: bool = True
+    breakdown: bool = True
+
+
+@dataclass
+class Workspace:
+    """Temporary files of a benchmark run (clips, outputs, fake weights), removed on exit."""
+
+    root: Path
+    clips: dict = field(default_factory=dict)
+    fake_weights: Path | None = None
+
+    def clip(self, width: int, height: int, frames: int) -> Path:
+        from .video import make_sample_clip
+
+        key = (width, height, frames)
+        if key not in self.clips:
+            path = self.root / f"clip_{width}x{height}_{frames}.mp4"
+            make_sample_clip(path, width=width, height=height, frames=frames, rate=SYNTHETIC_RATE, audio=False)
+            self.clips[key] = path
+        return self.clips[key]
+
+    def random_weights(self) -> Path:
+        if self.fake_weights is None:
+            self.fake_weights = write_random_dain_weights(self.root / "dain_random.safetensors")
+        return self.fake_weights
+
+
+@contextlib.contextmanager
+def workspace() -> Iterator[Workspace]:
+    with tempfile.TemporaryDirectory(prefix="dainctl-bench-") as root:
+        yield Workspace(Path(root))
+
+
+def build_engine(case: Case, space: Workspace):
+    """The engine for a case (random DAIN weights when none are given), wrapped for --max-memory."""
+    from .engines import create_engine
+
+    weights = case.weights
+    if case.engine == "dain" and weights is None:
+        weights = space.random_weights()
+    engine = create_engine(case.engine, device=case.device, fp16=case.precision == "fp16", weights=weights)
+    if case.max_memory is not None:
+        from .tiling import wrap_for_memory
+
+        engine = wrap_for_memory(
+            engine, case.engine, device=case.device, fp16=case.precision == "fp16", max_memory=case.max_memory
+        )
+    return engine
+
+
+def _first_pair(path: Path):
+    from .pipeline import to_tensor
+    from .video import open_input
+
+    source = open_input(path)
+    try:
+        frames = iter(source.frames())
+        first = next(frames, None)
+        second = next(frames, None)
+    finally:
+        source.close()
+    if first is None or second is None:
+        raise InputError(f"{path} has fewer than two frames; a benchmark needs at least two")
+    return to_tensor(first[1]), to_tensor(second[1])
+
+
+def _timesteps(factor: int) -> list[float]:
+    return [k / factor for k in range(1, factor)]
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_alone(path: Path, engine, output: Path, factor: int, device: str) -> dict[str, float]:
+    """Decode, interpolate and encode the clip in one thread, timing each stage on its own (seconds)."""
+    from .pipeline import to_rgb, to_tensor
+    from .video import open_input, open_output
+
+    seconds = {"decode": 0.0, "interpolate": 0.0, "encode": 0.0}
+    source = open_input(path)
+    rate = (source.info.rate or SYNTHETIC_RATE) * factor
+    writer = open_output(output, width=source.info.width, height=source.info.height, rate=rate, audio="drop")
+    timesteps = _timesteps(factor)
+    index = 0
+    try:
+        frames = iter(source.frames())
+        previous = None
+        while True:
+            started = time.perf_counter()
+            item = next(frames, None)
+            seconds["decode"] += time.perf_counter() - started
+            if item is None:
+                break
+            rgb = item[1]
+            outputs = []
+            if previous is not None:
+                started = time.perf_counter()
+                generated = engine.interpolate(to_tensor(previous), to_tensor(rgb), timesteps)
+                outputs = [to_rgb(frame) for frame in generated]
+                _sync(device)
+                seconds["interpolate"] += time.perf_counter() - started
+            started = time.perf_counter()
+            if previous is not None:
+                for frame in [previous, *outputs]:
+                    writer.write(frame, Fraction(index) / rate)
+                    index += 1
+            seconds["encode"] += time.perf_counter() - started
+            previous = rgb
+        started = time.perf_counter()
+        if previous is not None:
+            writer.write(previous, Fraction(index) / rate)
+            index += 1
+        writer.close(Fraction(index) / rate)
+        seconds["encode"] += time.perf_counter() - started
+        writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
+        source.close()
+    return seconds
+
+
+def run_breakdown(path: Path, engine, factor: int, device: str, pairs: int = BREAKDOWN_PAIRS) -> dict:
+    """Milliseconds per pair of each engine part, over the first `pairs` pairs of the clip."""
+    from .pipeline import to_rgb, to_tensor
+    from .video import open_input
+
+    source = open_input(path)
+    decoded = []
+    try:
+        for _, rgb in source.frames():
+            decoded.append(rgb)
+            if len(decoded) > pairs:
+                break
+    finally:
+        source.close()
+    timesteps = _timesteps(factor)
+    total = 0.0
+    with timed_engine_parts(engine, sync=device == "cuda") as timer:
+        for frame0, frame1 in zip(decoded, decoded[1:]):
+            _sync(device)
+            started = time.perf_counter()
+            for frame in engine.interpolate(to_tensor(frame0), to_tensor(frame1), timesteps):
+                to_rgb(frame)
+            _sync(device)
+            total += time.perf_counter() - started
+    count = max(1, len(decoded) - 1)
+    parts = {name: 1000.0 * value / count for name, value in timer.seconds.items()}
+    parts["other"] = max(0.0, 1000.0 * total / count - sum(parts.values()))
+    return {"pairs": count, "engine_ms_per_pair": 1000.0 * total / count, "parts_ms_per_pair": parts}
+
+
+def run_case(case: Case, space: Workspace, log: Callable[[str], None] = lambda message: None) -> dict:
+    """Measure one case; returns the JSON-ready result dict (see docs/benchmarks.md for the fields)."""
+    from .pipeline import EncodeOptions, Job, run
+
+    if case.input_path is not None:
+        clip = case.input_path
+    else:
+        clip = space.clip(case.width, case.height, case.frames)
+    engine = build_engine(case, space)
+    frame0, frame1 = _first_pair(clip)
+    height, width = frame0.shape[-2:]
+    log(f"{case.engine} {case.precision} on {case.device}, {width}x{height}: warm-up")
+    engine.interpolate(frame0, frame1, _timesteps(case.factor))  # first-call costs: kernel builds, cuDNN autotune
+    _sync(case.device)
+
+    output = space.root / f"out_{case.engine}_{case.precision}_{width}x{height}.mp4"
+    log(f"{case.engine} {case.precision} {width}x{height}: pipelined run")
+    job = Job(input_path=clip, output_path=output, mode="interpolate", factor=case.factor, audio="drop",
+              encode=EncodeOptions())
+    with RssSampler() as rss, gpu_peak(case.device) as gpu:
+        result = run(job, engine)
+    output.unlink(missing_ok=True)
+    stage_seconds = dict(result.stage_seconds)
+    wall = result.elapsed
+
+    alone = None
+    if case.measure_alone:
+        log(f"{case.engine} {case.precision} {width}x{height}: each stage alone")
+        alone_output = space.root / f"alone_{case.engine}_{case.precision}_{width}x{height}.mp4"
+        alone = run_alone(clip, engine, alone_output, case.factor, case.device)
+        alone_output.unlink(missing_ok=True)
+
+    breakdown = None
+    if case.breakdown:
+        log(f"{case.engine} {case.precision} {width}x{height}: engine breakdown")
+        breakdown = run_breakdown(clip, engine, case.factor, case.device)
+
+    overlap = None
+    if alone is not None:
+        slowest = max(alone, key=alone.get)
+        overlap = {
+            "slowest_stage": slowest,
+            "slowest_stage_seconds": round(alone[slowest], 4),
+            "stages_alone_sum_seconds": round(sum(alone.values()), 4),
+            "end_to_end_seconds": round(wall, 4),
+            "end_to_end_over_slowest": round(wall / alone[slowest], 4) if alone[slowest] > 0 else None,
+        }
+    grid = getattr(engine, "last_grid", None)
+    return {
+        "engine": case.engine,
+        "device": case.device,
+        "precision": case.precision,
+        "width": width,
+        "height": height,
+        "input": str(case.input_path) if case.input_path is not None else "synthetic",
+        "factor": case.factor,
+        "input_frames": result.input_frames,
+        "output_frames": result.output_frames,
+        "interpolated_frames": result.interpolated_frames,
+        "wall_seconds": round(wall, 4),
+        "output_fps": round(result.output_frames / wall, 4) if wall > 0 else None,
+        "interpolated_fps": round(result.interpolated_frames / stage_seconds["interpolate"], 4)
+        if stage_seconds.get("interpolate") else None,
+        "stage_seconds": {name: round(value, 4) for name, value in stage_seconds.items()},
+        "alone_seconds": {name: round(value, 4) for name, value in alone.items()} if alone else None,
+        "overlap": overlap,
+        "breakdown": _rounded(breakdown),
+        "peak_rss_bytes": rss.peak,
+        "process_peak_rss_bytes": lifetime_peak_rss(),
+        "peak_gpu_bytes": gpu["peak_bytes"],
+        "max_memory_bytes": case.max_memory,
+        "tiles": {"rows": grid.rows, "cols": grid.cols, "tile_height": grid.tile_height, "tile_width": grid.tile_width}
+        if grid is not None else None,
+    }
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def precision_ratios(results: list[dict]) -> list[dict]:
+    """fp16 / fp32 ratios of output fps and peak GPU memory, per engine and frame size with both runs."""
+    ratios = []
+    by_key: dict[tuple, dict[str, dict]] = {}
+    for item in results:
+        by_key.setdefault((item["engine"], item["device"], item["width"], item["height"]), {})[item["precision"]] = item
+    for (engine, device, width, height), runs in by_key.items():
+        if "fp16" not in runs or "fp32" not in runs:
+            continue
+        half, full = runs["fp16"], runs["fp32"]
+        ratios.append({
+            "engine": engine,
+            "device": device,
+            "width": width,
+            "height": height,
+            "fps_fp16_over_fp32": _ratio(half["output_fps"], full["output_fps"]),
+            "peak_gpu_fp16_over_fp32": _ratio(half["peak_gpu_bytes"], full["peak_gpu_bytes"]),
+        })
+    return ratios
+
+
+def _ratio(numerator, denominator) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 4)
+
+
+def machine_info(device: str) -> dict:
+    """What the numbers were measured on."""
+    import av
+
+    from . import __version__
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {
+        "dainctl": __version__,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "pyav": av.__version__,
+        "gpu": None,
+    }
+    if device == "cuda":
+        properties = torch.cuda.get_device_properties(0)
+        info["gpu"] = {"name": properties.name, "memory_bytes": int(properties.total_memory), "cuda": torch.version.cuda}
+    return info
+
+
+def throughput(cases: list[Case], log: Callable[[str], None] = lambda message: None) -> dict:
+    """Run every case; returns {"schema", "machine", "results": [...], "ratios": [...]}."""
+    if not cases:
+        raise UsageError("nothing to benchmark")
+    with workspace() as space:
+        results = [run_case(case, space, log) for case in cases]
+    return {
+        "schema": THROUGHPUT_SCHEMA,
+        "machine": machine_info(cases[0].device),
+        "results": results,
+        "ratios": precision_ratios(results),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# quality on a video: drop every other frame, re-create it, compare
+
+
+def video_self_check(
+    engine,
+    path: Path,
+    *,
+    max_items: int | None = None,
+    progress: Callable[[int, int | None, dict], None] | None = None,
+) -> dict:
+    """Interpolate frame 2k+1 from frames 2k and 2k+2 and score it against the real frame 2k+1.
+
+    Streams the video (three decoded frames at most are held). Returns {"items": [{"name", "frame",
+    "psnr", "ssim"}], "mean_psnr", "mean_ssim", "identical"}; PSNR is None for an exact match (infinite),
+    such items are counted in "identical" and left out of the PSNR mean.
+    """
+    from .pipeline import to_tensor
+    from .quality import psnr, quantize_8bit, ssim
+    from .video import open_input
+
+    source = open_input(path)
+    items: list[dict] = []
+    total = None
+    if source.info.frame_count:
+        total = max(0, (source.info.frame_count - 1) // 2)
+        if max_items is not None:
+            total = min(total, max_items)
+    try:
+        window = []
+        index = -1
+        for _, rgb in source.frames():
+            index += 1
+            window.append(rgb)
+            if len(window) < 3:
+                continue
+            first, middle, last = window
+            generated = quantize_8bit(engine.interpolate(to_tensor(first), to_tensor(last), [0.5])[0])
+            truth = to_tensor(middle)
+            value = psnr(generated, truth)
+            item = {
+                "name": f"frame {index - 1}",
+                "frame": index - 1,
+                "psnr": None if math.isinf(value) else round(value, 4),
+                "ssim": round(ssim(generated, truth), 6),
+            }
+            items.append(item)
+            if progress is not None:
+                progress(len(items), total, item)
+            window = [last]
+            if max_items is not None and len(items) >= max_items:
+                break
+    finally:
+        source.close()
+    if not items:
+        raise InputError(f"{path} has fewer than three frames: nothing to re-create")
+    finite = [item["psnr"] for item in items if item["psnr"] is not None]
+    return {
+        "items": items,
+        "mean_psnr": round(sum(finite) / len(finite), 4) if finite else None,
+        "mean_ssim": round(sum(item["ssim"] for item in items) / len(items), 6),
+        "identical": len(items) - len(finite),
+    }
