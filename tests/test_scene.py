@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from dainctl.errors import UsageError
 from dainctl.plan import PlanSpec, plan_all
 from dainctl.scene import (
     DEFAULT_DEDUP_THRESHOLD,
@@ -65,10 +66,11 @@ def classify_clip(path: Path, **thresholds) -> list[tuple[str, float, float]]:
     return steps
 
 
-def textured_scene(seed: int, height: int, width: int) -> np.ndarray:
+def textured_scene(seed: int, height: int, width: int, layout_seed: int | None = None) -> np.ndarray:
     """A picture like a shot (uint8, H x W x 3, 16 px larger than asked, for panning windows): a
     gradient between two colours of the seed's palette, a few shapes and some fine texture. Different
-    seeds give different palettes and layouts, as two shots do."""
+    seeds give different palettes and layouts, as two shots do; `layout_seed` places the same palette's
+    shapes differently (another angle on the same place)."""
     rng = np.random.default_rng(seed)
     full_h, full_w = height + 16, width + 16
     base_hue = rng.uniform(0, 180)
@@ -77,6 +79,8 @@ def textured_scene(seed: int, height: int, width: int) -> np.ndarray:
         hue = (base_hue + rng.uniform(-25, 25)) % 180
         hsv = np.uint8([[[hue, rng.uniform(60, 255), rng.uniform(40, 255)]]])
         palette.append(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32))
+    if layout_seed is not None:
+        rng = np.random.default_rng(layout_seed)
     ramp = np.linspace(0.0, 1.0, full_h, dtype=np.float32)[:, None, None]
     picture = (1 - ramp) * palette[0] + ramp * palette[1]
     picture = np.repeat(picture, full_w, axis=1)
@@ -180,12 +184,23 @@ def test_cut_between_two_shots_with_fast_motion(tmp_path):
     assert kinds[4:] == ["motion"] * (len(frames) - 5)
 
 
-def test_brightness_change_is_not_a_cut():
-    texture = textured_scene(5, 120, 200)
+@pytest.mark.parametrize("seed", range(5, 10))
+def test_brightness_change_is_not_a_cut(seed):
+    # an exposure drop by 40% moves half of the colour histogram or more, but not the structure
+    texture = textured_scene(seed, 120, 200)
     darker = (texture.astype(np.float32) * 0.6).astype(np.uint8)
     scores = compare_frames(texture, darker)
+    assert scores.colour > DEFAULT_SCENE_THRESHOLD
     assert classify_scores(scores, DEFAULT_SCENE_THRESHOLD, DEFAULT_DEDUP_THRESHOLD) == "motion"
-    assert scores.structure < 0.1
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_cut_to_another_layout_with_the_same_palette(case):
+    # colours change little (colour distance 0.08-0.3 here), the structure a lot: still a cut
+    a = textured_scene(12 + case, 120, 200, layout_seed=200 + 2 * case)
+    b = textured_scene(12 + case, 120, 200, layout_seed=201 + 2 * case)
+    scores = compare_frames(a, b)
+    assert classify_scores(scores, DEFAULT_SCENE_THRESHOLD, DEFAULT_DEDUP_THRESHOLD) == "cut"
 
 
 def test_identical_and_unrelated_frames_score_at_the_ends():
@@ -213,11 +228,15 @@ def test_a_run_of_duplicates_is_compared_with_its_first_frame():
     assert kinds == ["motion", "dup", "dup", "dup", "motion", "dup", "dup", "dup", "motion"]
 
 
-def test_bad_thresholds_are_refused():
-    with pytest.raises(ValueError):
-        SceneDetector(scene_threshold=0.0)
-    with pytest.raises(ValueError):
-        SceneDetector(dedup_threshold=-1.0)
+@pytest.mark.parametrize(
+    "thresholds, option",
+    [({"scene_threshold": 0.0}, "--scene-threshold"), ({"scene_threshold": 1.5}, "--scene-threshold"),
+     ({"dedup_threshold": -1.0}, "--dedup-threshold")],
+)
+def test_bad_thresholds_are_refused_with_one_line(thresholds, option):
+    with pytest.raises(UsageError) as caught:
+        SceneDetector(**thresholds)
+    assert caught.value.message.startswith(option) and "\n" not in caught.value.message
 
 
 # --- dedup planning ---------------------------------------------------------------------------------

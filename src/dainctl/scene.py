@@ -6,9 +6,11 @@ picture again, up to encode noise) or `"motion"` (anything else, including the f
 keeps only a small signature of the reference frame (thumbnails of at most 128 pixels across and a
 128-bin colour histogram), never the frame itself.
 
-The scene score (0..1, compared with `--scene-threshold`) is the geometric mean of two distances that
-fail in different ways, so that a cut must change both the colours and the picture's structure to score
-high (a flash or an exposure jump changes only the colours; fast motion mostly the structure):
+The scene score (0..1, compared with `--scene-threshold`) combines two distances that fail in different
+ways, as a weighted geometric mean colour^(1/3) * structure^(2/3): a cut must change the picture's
+structure and at least some of its colours. A flash or an exposure jump changes only the colours; fast
+motion mostly the structure; a cut to another angle of the same place mostly the structure (hence its
+larger weight).
 
 - colour distance: the total-variation distance between the two frames' HSV colour histograms
   (8 hue x 4 saturation x 4 value bins on a 64-pixel-wide thumbnail): the share of the picture whose
@@ -19,9 +21,9 @@ high (a flash or an exposure jump changes only the colours; fast motion mostly t
   brightness and contrast changes (fades, exposure) cost nothing. Divided by `STRUCTURE_SCALE` and
   clipped to 1, so 1 means "as different as two unrelated shots".
 
-Measured on ../shared/data/videos (see tests/test_scene.py): the five cuts of bikes.mp4 score 0.40-0.92,
-while the largest score of any other pair in those five clips is 0.22 (a fast, blurred close-up in
-cockatoo.mp4). The default threshold 0.3 sits between the two.
+Measured on ../shared/data/videos (see tests/test_scene.py): the five cuts of bikes.mp4 score 0.38-0.94,
+while the largest score of any other pair in those five clips is 0.21 (a fast, blurred close-up in
+cockatoo.mp4; 0.19 in bikes.mp4). The default threshold 0.3 sits between the two.
 
 Duplicates are judged by the largest change of any pixel of the 128-pixel-wide luma thumbnail, in 8-bit
 levels (0-255): encode noise on a repeated picture stays within a few levels after the area averaging,
@@ -35,12 +37,13 @@ through as a chain of "dups".
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Generic, Iterable, Literal, TypeVar
 
 import cv2
 import numpy as np
+
+from .errors import UsageError
 
 FrameKind = Literal["cut", "dup", "motion"]
 
@@ -52,6 +55,7 @@ DEFAULT_DEDUP_THRESHOLD = 8.0
 DEFAULT_MAX_REPEATS = 3
 
 STRUCTURE_SCALE = 0.2
+_STRUCTURE_WEIGHT = 2 / 3
 
 _DUP_WIDTH = 128
 _SAMPLED_WIDTH_ABOVE = 1920
@@ -85,7 +89,7 @@ class FrameSignature:
 class PairScores:
     """How two frames differ.
 
-    scene: 0..1, the geometric mean of `colour` and `structure` (compared with the scene threshold).
+    scene: 0..1, colour^(1/3) * structure^(2/3) (compared with the scene threshold).
     colour: 0..1, histogram total-variation distance.
     structure: 0..1, motion-tolerant normalised luma difference / STRUCTURE_SCALE, clipped.
     max_change: largest luma change of a 128-wide thumbnail pixel, 8-bit levels (the dedup measure).
@@ -129,7 +133,8 @@ def _colour_histogram(rgb_thumb: np.ndarray) -> np.ndarray:
 
 
 def frame_signature(rgb: np.ndarray) -> FrameSignature:
-    """The signature of one frame: rgb is (H, W, 3) uint8, uint16 or float in [0, 1]."""
+    """The signature of one frame: rgb is (H, W, 3) uint8, uint16 using the full 16-bit range (as PyAV's
+    rgb48le gives it) or float in [0, 1]."""
     rgb8 = _as_uint8_rgb(rgb)
     if rgb8.shape[1] > _SAMPLED_WIDTH_ABOVE:
         # Area-averaging a 4K frame down to 128 pixels takes ~50 ms; picking every n-th pixel first (to
@@ -170,7 +175,8 @@ def compare_signatures(previous: FrameSignature, current: FrameSignature) -> Pai
     )
     structure = min(1.0, matched / STRUCTURE_SCALE)
     max_change = float(np.abs(previous.dup_luma - current.dup_luma).max())
-    return PairScores(scene=math.sqrt(colour * structure), colour=colour, structure=structure, max_change=max_change)
+    scene = colour ** (1 - _STRUCTURE_WEIGHT) * structure**_STRUCTURE_WEIGHT
+    return PairScores(scene=scene, colour=colour, structure=structure, max_change=max_change)
 
 
 def compare_frames(rgb0: np.ndarray, rgb1: np.ndarray) -> PairScores:
@@ -214,9 +220,15 @@ class SceneDetector:
         dedup_threshold: float | None = DEFAULT_DEDUP_THRESHOLD,
     ):
         if scene_threshold is not None and not 0.0 < scene_threshold <= 1.0:
-            raise ValueError(f"scene threshold must be in (0, 1], not {scene_threshold}")
+            raise UsageError(
+                f"--scene-threshold must be above 0 and at most 1 (default {DEFAULT_SCENE_THRESHOLD}), "
+                f"got {scene_threshold}"
+            )
         if dedup_threshold is not None and not 0.0 <= dedup_threshold < 255.0:
-            raise ValueError(f"dedup threshold must be in [0, 255), not {dedup_threshold}")
+            raise UsageError(
+                f"--dedup-threshold must be from 0 to 254 levels (default {DEFAULT_DEDUP_THRESHOLD:g}), "
+                f"got {dedup_threshold}"
+            )
         self.scene_threshold = scene_threshold
         self.dedup_threshold = dedup_threshold
         self._reference: FrameSignature | None = None
@@ -280,7 +292,7 @@ class DuplicateDropper(Generic[T]):
 
     def __init__(self, max_repeats: int = DEFAULT_MAX_REPEATS):
         if max_repeats < 1:
-            raise ValueError(f"max_repeats must be at least 1, not {max_repeats}")
+            raise UsageError(f"the longest run of repeats to bridge must be at least 1, got {max_repeats}")
         self.max_repeats = max_repeats
         self._repeats = 0
         self._held: T | None = None
