@@ -325,3 +325,32 @@ def test_subtitles_are_copied_and_retimed_where_the_container_allows(tmp_path, e
         assert not dst.notices
     else:
         assert cues == [] and any("subtitle" in notice for notice in dst.notices)
+
+
+@pytest.mark.parametrize("rotation", [90, -90, -180])
+def test_display_rotation_is_carried(tmp_path, rotation):
+    """A phone video's display rotation survives into the output (frames stay as stored)."""
+    out = tmp_path / "rotated.mp4"
+    frame = render_sample_frame(WIDTH, HEIGHT, 0)
+    dst = open_output(out, width=WIDTH, height=HEIGHT, rate=Fraction(24), rotation=rotation)
+    dst.write(frame, Fraction(0))
+    dst.close(Fraction(1, 24))
+    with open_input(out) as src:
+        assert src.info.rotation == rotation
+        assert (src.info.width, src.info.height) == (WIDTH, HEIGHT)
+        folder = open_output(tmp_path / "upright", width=WIDTH, height=HEIGHT, rate=Fraction(24), rotation=rotation)
+        for ts, rgb in src.frames():
+            folder.write(rgb, ts)
+    with open_input(tmp_path / "upright") as upright:
+        ((_, turned),) = list(upright.frames())
+    # Image folders have no display matrix: frames are turned as a player would show them
+    # (counter-clockwise by `rotation`, FFmpeg's sign convention for the display matrix).
+    expected, opposite = np.rot90(frame, k=rotation // 90), np.rot90(frame, k=rotation // 90 + 2)
+    assert turned.shape == expected.shape
+    assert np.abs(turned.astype(int) - expected).mean() < np.abs(turned.astype(int) - opposite).mean() / 3
+
+
+def test_unrotated_input_reports_zero(tmp_path):
+    clip = _clip(tmp_path, Fraction(24), ".mp4", False, frames=2)
+    with open_input(clip) as src:
+        assert src.info.rotation == 0

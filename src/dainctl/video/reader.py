@@ -50,6 +50,9 @@ class InputInfo:
     duration: seconds from the first frame's start to the end of the last frame; None when unknown
         (always None for folders, whose frames have no time).
     frame_count: exact for folders; for videos the container's count, or duration * rate as an estimate.
+    color: colour tags of the video stream (pass to `open_output(color=...)`).
+    rotation: counter-clockwise degrees a player turns the frames by (phone video's display matrix);
+        frames are yielded as stored, width/height are the stored size. Pass to `open_output(rotation=...)`.
     """
 
     path: Path
@@ -65,6 +68,7 @@ class InputInfo:
     pix_fmt: str
     bit_depth: int
     color: ColorInfo = ColorInfo()
+    rotation: int = 0
 
 
 def open_input(path: str | os.PathLike) -> VideoInput | ImageFolderInput:
@@ -115,6 +119,16 @@ def _stream_rate(stream) -> Fraction | None:
     else:
         rate = average or guessed
     return snap_to_standard_rate(rate) if rate else None
+
+
+def _rotation_degrees(frame) -> int:
+    """The frame's display rotation, rounded to a multiple of 90 in [-180, 180) (0 when none)."""
+    try:
+        degrees = float(frame.rotation or 0)
+    except (AttributeError, ValueError, TypeError):
+        return 0
+    quarter_turns = round(degrees / 90) % 4
+    return {0: 0, 1: 90, 2: -180, 3: -90}[quarter_turns]
 
 
 def is_cover_art(stream) -> bool:
@@ -210,6 +224,7 @@ class VideoInput:
             pix_fmt=video_format.name,
             bit_depth=bit_depth,
             color=color,
+            rotation=_rotation_degrees(frame),
         )
 
     def _stream_end(self, time_base: Fraction, rate: Fraction | None) -> Fraction | None:

@@ -56,6 +56,7 @@ def open_output(
     audio: str = "copy",
     stretch: Fraction = Fraction(1),
     color: ColorInfo | None = None,
+    rotation: int = 0,
     folder: bool | None = None,
     options: dict[str, str] | None = None,
 ) -> VideoOutput | ImageFolderOutput:
@@ -64,6 +65,8 @@ def open_output(
     audio_from: the input whose audio and subtitle streams are carried over ("copy" or "stretch" by
         `stretch`, or "drop"); ignored for folders.
     color: colour tags to convert and tag with (normally `src.info.color`); None leaves them unspecified.
+    rotation: display rotation (normally `src.info.rotation`): stored in a video's display matrix; an image
+        folder gets its frames turned upright instead.
     folder: force folder (True) or video (False) output; None decides with `is_folder_output`.
     options: extra encoder options (FFmpeg names, string values), applied after crf/preset.
     Raises `UsageError` for unknown or unfitting codec/pix_fmt/container and `OutputError` when the
@@ -80,8 +83,10 @@ def open_output(
         raise UsageError(f"audio stretch must be positive, got {stretch}")
     if folder is None:
         folder = is_folder_output(path)
+    if rotation % 90:
+        raise UsageError(f"rotation must be a multiple of 90 degrees, got {rotation}")
     if folder:
-        return ImageFolderOutput(Path(path), width=width, height=height)
+        return ImageFolderOutput(Path(path), width=width, height=height, rotation=rotation)
     return VideoOutput(
         Path(path),
         width=width,
@@ -95,6 +100,7 @@ def open_output(
         audio=audio,
         stretch=Fraction(stretch),
         color=color,
+        rotation=rotation,
         options=options or {},
     )
 
@@ -142,6 +148,7 @@ class VideoOutput:
         audio: str,
         stretch: Fraction,
         color: ColorInfo | None,
+        rotation: int,
         options: dict[str, str],
     ):
         self.path = path
@@ -183,6 +190,8 @@ class VideoOutput:
             raise OutputError(f"cannot create {path}: {error}") from None
         try:
             self._stream = self._add_video_stream(encoder, crf, preset, options)
+            if rotation % 360:
+                self._stream.set_display_rotation(rotation)
             if audio_from is not None and isinstance(audio_from, VideoInput):
                 info = audio_from.info
                 if info.audio_streams or info.subtitle_streams:
@@ -390,10 +399,12 @@ def _check_pix_fmt(encoder: av.Codec, pix_fmt: str) -> av.VideoFormat:
 class ImageFolderOutput:
     """A folder receiving frames as 00000000.png, 00000001.png, ... in write order. Use `open_output`."""
 
-    def __init__(self, path: Path, *, width: int, height: int):
+    def __init__(self, path: Path, *, width: int, height: int, rotation: int = 0):
         self.path = path
-        self.width, self.height = width, height
         self.frame_width, self.frame_height = width, height
+        # Images have no display matrix: frames are turned upright as they are written.
+        self._quarter_turns = (rotation // 90) % 4
+        self.width, self.height = (height, width) if self._quarter_turns % 2 else (width, height)
         self.notices: list[str] = []
         self.frames_written = 0
         self.audio_streams = 0
@@ -415,8 +426,12 @@ class ImageFolderOutput:
         """Write the next frame as PNG; `ts` must increase (it orders frames, names come from the count)."""
         import cv2
 
-        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f"frame must be uint8 ({self.height}, {self.width}, 3), got {rgb.dtype} {rgb.shape}")
+        if rgb.shape != (self.frame_height, self.frame_width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(
+                f"frame must be uint8 ({self.frame_height}, {self.frame_width}, 3), got {rgb.dtype} {rgb.shape}"
+            )
+        if self._quarter_turns:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=self._quarter_turns))
         if self._last_ts is not None and ts <= self._last_ts:
             raise ValueError(f"frame time {ts} is not after the previous {self._last_ts}")
         ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
