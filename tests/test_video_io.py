@@ -354,3 +354,17 @@ def test_unrotated_input_reports_zero(tmp_path):
     clip = _clip(tmp_path, Fraction(24), ".mp4", False, frames=2)
     with open_input(clip) as src:
         assert src.info.rotation == 0
+
+
+def test_audio_the_container_cannot_hold_is_re_encoded_not_lost(tmp_path):
+    clip = _clip(tmp_path, Fraction(24), ".mp4", True)
+    out = tmp_path / "out.webm"
+    with open_input(clip) as src:
+        dst = open_output(out, width=WIDTH, height=HEIGHT, rate=Fraction(24), codec="libvpx-vp9", audio_from=src)
+        for ts, rgb in src.frames():
+            dst.write(rgb, ts)
+        dst.close(src.end_ts)
+    assert any("re-encoded as libopus" in notice for notice in dst.notices)
+    audio, video = _timing(out, "audio"), _timing(out, "video")
+    assert audio.codec == "opus"
+    assert abs(audio.end - video.end) <= Fraction(1, 24)

@@ -293,23 +293,25 @@ class StreamCarrier:
         sources = list(self._source.streams.audio)
         if not sources or audio == "drop":
             return
-        encoder = None
-        if audio == "stretch":
-            encoder = self._stretch_encoder(output)
         for stream in sources:
-            if audio == "copy":
-                codec_name = stream.codec_context.name if stream.codec_context else None
-                if codec_name is None or not container_accepts(output, codec_name):
-                    self.notices.append(
-                        f"audio stream {stream.index} ({codec_name}) cannot be copied into "
-                        f"{output.format.name}; it is left out"
-                    )
-                    continue
+            codec_name = stream.codec_context.name if stream.codec_context else None
+            if codec_name is None:
+                self.notices.append(f"audio stream {stream.index} has a codec FFmpeg cannot decode; it is left out")
+                continue
+            if audio == "copy" and container_accepts(output, codec_name):
                 out_stream = output.add_stream_from_template(stream)
                 self._carried[stream.index] = _CopiedStream(stream, out_stream, start, Fraction(1))
-            else:
-                stream.thread_type = "AUTO"
-                self._carried[stream.index] = _StretchedAudio(stream, output, start, self.stretch, encoder)
+                continue
+            # Stretching re-encodes; so does a copy the container cannot hold (losing the audio would be worse).
+            encoder = self._stretch_encoder(output)
+            if audio == "copy":
+                self.notices.append(
+                    f"audio stream {stream.index} ({codec_name}) cannot be copied into {output.format.name}; "
+                    f"it is re-encoded as {encoder}"
+                )
+            stream.thread_type = "AUTO"
+            stretch = self.stretch if audio == "stretch" else Fraction(1)
+            self._carried[stream.index] = _StretchedAudio(stream, output, start, stretch, encoder)
 
     @staticmethod
     def _stretch_encoder(output) -> str:
