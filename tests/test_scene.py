@@ -19,6 +19,7 @@ from dainctl.scene import (
     DEFAULT_SCENE_THRESHOLD,
     DuplicateDropper,
     SceneDetector,
+    SceneTimeline,
     classify_scores,
     compare_frames,
     frames_to_keep,
@@ -308,3 +309,27 @@ def test_4k_frames_take_the_sampled_path_and_classify_alike():
         detector.classify(window(other, 0, 0, height, width)),
     ]
     assert kinds == ["motion", "dup", "motion", "cut"]
+
+
+def _twos_then_cut(height=96, width=160):
+    """Shot A animated on twos (3 drawings, 6 frames), then a cut to shot B moving every frame (3)."""
+    shot_a, shot_b = textured_scene(20, height, width), textured_scene(21, height, width)
+    drawings = [window(shot_a, 4 * k, 0, height, width) for k in range(3)]
+    frames = [d for d in drawings for _ in range(2)]
+    frames += [window(shot_b, 0, 3 * k, height, width) for k in range(3)]
+    return [(Fraction(i, 24), rgb) for i, rgb in enumerate(frames)]
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_scene_timeline_keeps_real_timestamps_and_flags_the_cut(dedup):
+    timeline: SceneTimeline[np.ndarray] = SceneTimeline(dedup=dedup)
+    out = []
+    for ts, rgb in _twos_then_cut():
+        out.extend(timeline.push(ts, rgb))
+    out.extend(timeline.finish())
+    expected_ts = [0, 2, 4, 6, 7, 8] if dedup else list(range(9))
+    assert [item.ts * 24 for item in out] == expected_ts
+    assert [item.ts * 24 for item in out if item.cut_before] == [6]
+    assert timeline.dropped == (3 if dedup else 0)
+    assert [(cut.index, cut.ts) for cut in timeline.cuts] == [(6, Fraction(6, 24))]
+    assert timeline.cuts[0].score >= DEFAULT_SCENE_THRESHOLD

@@ -6,6 +6,14 @@ picture again, up to encode noise) or `"motion"` (anything else, including the f
 keeps only a small signature of the reference frame (thumbnails of at most 128 pixels across and a
 128-bin colour histogram), never the frame itself.
 
+In the decode stage, `SceneTimeline` wraps the detector and the `--dedup` dropper:
+
+    timeline = SceneTimeline(scene_threshold=0.3, dedup=True)
+    for ts, rgb in source.frames():
+        for item in timeline.push(ts, rgb):     # item.ts, item.frame, item.cut_before
+            ...                                  # FramePlanner.push(item.ts); never blend across cut_before
+    timeline.finish(); timeline.cuts; timeline.dropped
+
 The scene score (0..1, compared with `--scene-threshold`) combines two distances that fail in different
 ways, as a weighted geometric mean colour^(1/3) * structure^(2/3): a cut must change the picture's
 structure and at least some of its colours. A flash or an exposure jump changes only the colours; fast
@@ -37,7 +45,8 @@ through as a chain of "dups".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Generic, Iterable, Literal, TypeVar
 
 import cv2
@@ -198,11 +207,12 @@ def classify_scores(
 
 @dataclass(frozen=True)
 class SceneCut:
-    """A cut found by `SceneDetector`: `index` is the decode-order number of the first frame of the new
-    shot, `score` its scene score (for the summary and --json)."""
+    """A cut: `index` is the decode-order number of the first frame of the new shot, `score` its scene
+    score, `ts` its input timestamp in seconds when known (for the summary and --json)."""
 
     index: int
     score: float
+    ts: Fraction | None = None
 
 
 class SceneDetector:
@@ -327,6 +337,55 @@ class DuplicateDropper(Generic[T]):
             self.dropped += 1
         self._held, self._has_held, self._repeats = None, False, 0
         return []
+
+
+@dataclass(frozen=True)
+class TimelineFrame(Generic[T]):
+    """A frame that stays on the input timeline: its real timestamp, its payload (the RGB frame) and
+    whether a cut separates it from the previous frame on the timeline (then never blend the two)."""
+
+    ts: Fraction
+    frame: T
+    cut_before: bool
+
+
+class SceneTimeline(Generic[T]):
+    """Scene detection and (optionally) duplicate dropping in one streaming step, for the decode stage.
+
+    Push every decoded frame with its timestamp; pass the returned frames on (to `FramePlanner.push` and
+    the engine) in order. Frames are delayed by at most one (the latest repeat of a run, see
+    `DuplicateDropper`). With `dedup=False` every frame comes out at once.
+    """
+
+    def __init__(
+        self,
+        scene_threshold: float | None = DEFAULT_SCENE_THRESHOLD,
+        dedup: bool = False,
+        dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
+        max_repeats: int = DEFAULT_MAX_REPEATS,
+    ):
+        self.detector = SceneDetector(scene_threshold, dedup_threshold if dedup else None)
+        self._dropper: DuplicateDropper[TimelineFrame[T]] | None = DuplicateDropper(max_repeats) if dedup else None
+        self.cuts: list[SceneCut] = []
+
+    @property
+    def dropped(self) -> int:
+        """Input frames left off the timeline as duplicates so far."""
+        return self._dropper.dropped if self._dropper is not None else 0
+
+    def push(self, ts: Fraction, frame: T, rgb: np.ndarray | None = None) -> list[TimelineFrame[T]]:
+        """Add the next decoded frame; `rgb` is what the detector looks at (default: `frame` itself)."""
+        kind = self.detector.classify(frame if rgb is None else rgb)  # type: ignore[arg-type]
+        if kind == "cut":
+            self.cuts.append(replace(self.detector.cuts[-1], ts=ts))
+        item = TimelineFrame(ts, frame, cut_before=kind == "cut")
+        if self._dropper is None:
+            return [item]
+        return self._dropper.push(item, kind)
+
+    def finish(self) -> list[TimelineFrame[T]]:
+        """End of input: frames still held (none today: a trailing run of repeats is dropped)."""
+        return self._dropper.finish() if self._dropper is not None else []
 
 
 def _report_clip(argv: list[str] | None = None) -> int:
