@@ -110,13 +110,14 @@ def make_sample_clip(
     audio: bool = True,
     seed: int = 0,
     *,
-    codec: str = "libx264",
+    codec: str | None = None,
     crf: int = 12,
 ) -> Path:
     """Write a synthetic clip: `frames` frames at `rate`, with a tone of exactly frames/rate seconds.
 
-    A path with a video extension gives a video file (libx264 + AAC for mp4/mov/mkv); an existing folder or
-    a path without extension gives a folder of PNG frames 00000000.png, ... (no audio). Returns the path.
+    A path with a video extension gives a video file (libx264 + AAC for mp4/mov/mkv, VP9 + Opus for webm;
+    `codec` overrides the video encoder); any other path gives a folder of PNG frames 00000000.png, ...
+    (no audio). Returns the path.
     """
     output_path = Path(path)
     rate = Fraction(rate)
@@ -129,6 +130,9 @@ def make_sample_clip(
         return output_path
 
     time_base = 1 / rate
+    webm = output_path.suffix.lower() == ".webm"
+    if codec is None:
+        codec = "libvpx-vp9" if webm else "libx264"
     container_options = {}
     if output_path.suffix.lower() in (".mp4", ".mov", ".m4v"):
         timescale = movie_timescale(rate, [AUDIO_SAMPLE_RATE] if audio else [])
@@ -139,10 +143,13 @@ def make_sample_clip(
         video.width, video.height = width, height
         video.pix_fmt = "yuv420p"
         video.codec_context.time_base = time_base
-        video.codec_context.options = {"crf": str(crf), "preset": "veryfast"} if codec.startswith("libx26") else {}
+        if codec.startswith("libx26"):
+            video.codec_context.options = {"crf": str(crf), "preset": "veryfast"}
+        elif codec.startswith("libvpx"):
+            video.codec_context.options = {"crf": str(crf), "b": "0", "deadline": "realtime", "cpu-used": "8"}
         tone = None
         if audio:
-            audio_codec = "libopus" if output_path.suffix.lower() in (".webm", ".ogg") else "aac"
+            audio_codec = "libopus" if webm else "aac"
             tone = container.add_stream(audio_codec, rate=AUDIO_SAMPLE_RATE)
             tone.codec_context.layout = "stereo"
             tone.codec_context.time_base = Fraction(1, AUDIO_SAMPLE_RATE)
