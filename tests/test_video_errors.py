@@ -124,3 +124,13 @@ def test_abort_leaves_a_file_the_caller_can_delete(tmp_path):
     dst.abort()  # twice is harmless (error handlers may both call it)
     out.unlink()
     assert not out.exists()
+
+
+def test_measuring_a_file_that_is_not_media(tmp_path):
+    from dainctl.video import measure_streams
+
+    junk = tmp_path / "junk.mkv"
+    junk.write_bytes(b"\x00" * 1000)
+    with pytest.raises(InputError) as error:
+        measure_streams(junk)
+    assert "junk.mkv" in _one_line(error)

@@ -2,8 +2,11 @@
 
     src = open_input(path)                  # file or image folder; InputError on bad input
     for ts, rgb in src.frames(): ...        # ts: Fraction s from the first frame; rgb: uint8 (H, W, 3)
-    dst = open_output(path, width=..., height=..., rate=Fraction(...), audio_from=src, audio="copy")
-    dst.write(rgb, ts); dst.close(end_ts)   # container duration == end_ts
+    src.end_ts                              # afterwards: when the last frame stops being displayed
+    dst = open_output(path, width=..., height=..., rate=Fraction(...), audio_from=src, audio="copy",
+                      color=src.info.color, rotation=src.info.rotation)
+    dst.write(rgb, ts); dst.close(end_ts)   # container duration == end_ts; dst.notices: what was adapted
+    measure_streams(path)                   # per-stream start/end/packets, to check the result
 """
 
 from dainctl.video.audio import AUDIO_MODES, atempo_chain
