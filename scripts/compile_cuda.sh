@@ -19,8 +19,11 @@ fi
 
 gencode=()
 for arch in $ARCHS; do gencode+=(-gencode "arch=compute_${arch},code=sm_${arch}"); done
+# The same half-precision restrictions torch's extension builds use: no implicit half<->float.
+torch_defines=(-D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__
+               -D__CUDA_NO_BFLOAT16_CONVERSIONS__ --expt-relaxed-constexpr)
 echo "compile_cuda: nvcc -c $CSRC/cuda/kernels.cu (sm_${ARCHS// /, sm_})"
-"$NVCC" -c -std=c++17 -O3 "${gencode[@]}" -Xcompiler -Wall,-Wextra --Werror all-warnings \
+"$NVCC" -c -std=c++17 -O3 "${gencode[@]}" "${torch_defines[@]}" -Xcompiler -Wall,-Wextra --Werror all-warnings \
     -I "$CSRC/include" "$CSRC/cuda/kernels.cu" -o "$WORK/kernels.o"
 
 # The glue needs torch's C++ headers and the CUDA runtime headers. A CPU build of torch ships the

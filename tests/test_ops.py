@@ -169,9 +169,9 @@ def test_projection_fills_holes_with_mean_of_nearest_reached_pixels(impl):
 
 @pytest.mark.parametrize("impl", IMPLS_CPU)
 def test_projection_hole_fill_uses_no_diagonals(impl):
-    # Only (1,1) is reached (flow 0 lands on itself and splats to (1,1),(1,2),(2,1),(2,2) in a 4x4
-    # image). Pixel (0,0) sees no reached pixel along row 0 or column 0, so it stays 0; pixel (0,1)
-    # finds (1,1) below it.
+    # In a 4x4 image only pixel (1,1) stays inside: it lands at (1.25, 1.5) and splats to (1,1),
+    # (1,2), (2,1) and (2,2). A corner such as (0,0) has no reached pixel along its row or column,
+    # so it stays 0 (no diagonal search); an edge pixel such as (0,1) finds (1,1) below it.
     flow = torch.full((1, 2, 4, 4), 100.0, dtype=torch.float64)
     flow[0, :, 1, 1] = torch.tensor([0.25, 0.5])
     weight = torch.ones(1, 1, 4, 4, dtype=torch.float64)
@@ -408,7 +408,8 @@ def oracle_projections(case: dict):
     """Yield (tag, which, full-resolution flow, weight) for every t of a case, as DAIN computes them."""
     for t in case["timesteps"].tolist():
         tag = f"t{round(100 * t):03d}"
-        for which, raw, log_depth, scale in (("Ft0", "pwc_f01", "log_depth0", t), ("Ft1", "pwc_f10", "log_depth1", 1 - t)):
+        directions = (("Ft0", "pwc_f01", "log_depth0", t), ("Ft1", "pwc_f10", "log_depth1", 1 - t))
+        for which, raw, log_depth, scale in directions:
             # Bit-level details as in the oracle README: (20 * f) * t, then x4 bilinear, align_corners=False.
             flow = F.interpolate((20 * case[raw]) * scale, scale_factor=4, mode="bilinear", align_corners=False)
             weight = 1e-6 + 1 / torch.exp(case[log_depth])

@@ -41,8 +41,10 @@ DAINCTL_HD void backward_warp_pixel(const T* image, const A* flow, T* out, int c
   const A weight_br = alpha * beta;
   for (int c = 0; c < channels; ++c) {
     const T* channel = image + c * plane;
-    const A value = weight_tl * Storage<T>::load(channel[offset_tl]) + weight_tr * Storage<T>::load(channel[offset_tr]) +
-                    weight_bl * Storage<T>::load(channel[offset_bl]) + weight_br * Storage<T>::load(channel[offset_br]);
+    const A value = weight_tl * Storage<T>::load(channel[offset_tl]) +
+                    weight_tr * Storage<T>::load(channel[offset_tr]) +
+                    weight_bl * Storage<T>::load(channel[offset_bl]) +
+                    weight_br * Storage<T>::load(channel[offset_br]);
     out[c * plane + pixel] = Storage<T>::store(value);
   }
 }

@@ -1,0 +1,156 @@
+"""Time the compiled dainctl kernels against their pure-PyTorch references.
+
+CPU (always): compiled vs reference at 1280x720, batch 1, float32, for the depth-aware projection,
+filter interpolation (3-channel frames; add --context for DAIN's 196-channel context), backward warp
+and, at quarter resolution, the correlation. CUDA (when a GPU is visible): time per call at 1920x1080
+in float32 and float16, with the bandwidth achieved against the bytes each op must read and write.
+
+Usage:
+    .venv/bin/python benchmarks/bench_kernels.py [--repeats N] [--context] [--json OUT.json]
+
+Times are medians over N calls after one warm-up call (which also builds the library if needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from dainctl.kernels import _build, backward_warp, correlation, depth_flow_projection, filter_interpolation
+
+
+@dataclass
+class Case:
+    """One op on one set of inputs: its name, the call per impl, and the bytes it must move."""
+
+    name: str
+    run: Callable[[str], torch.Tensor]
+    min_bytes: int
+
+
+def make_cases(device: str, dtype: torch.dtype, height: int, width: int, context: bool) -> list[Case]:
+    generator = torch.Generator().manual_seed(0)
+
+    def rand(*shape, scale=1.0, offset=0.0):
+        return (torch.rand(shape, generator=generator) * scale + offset).to(device, dtype)
+
+    def randn(*shape, scale=1.0):
+        return (torch.randn(shape, generator=generator) * scale).to(device, dtype)
+
+    item = torch.finfo(dtype).bits // 8
+    pixels = height * width
+    flow = randn(1, 2, height, width, scale=8.0)  # moderate motion, as DAIN's projected flows
+    weight = rand(1, 1, height, width, scale=2.0, offset=1e-3)
+    frame = rand(1, 3, height, width)
+    filters = rand(1, 16, height, width, scale=0.125)
+    cases = [
+        Case(
+            "depth_flow_projection",
+            lambda impl: depth_flow_projection(flow, weight, True, impl=impl),
+            (2 + 1 + 2) * pixels * item,
+        ),
+        Case(
+            "filter_interpolation C=3",
+            lambda impl: filter_interpolation(frame, flow, filters, impl=impl),
+            (3 + 2 + 16 + 3) * pixels * item,
+        ),
+        Case("backward_warp C=3", lambda impl: backward_warp(frame, flow, impl=impl), (3 + 2 + 3) * pixels * item),
+    ]
+    if context:
+        features = rand(1, 196, height, width)
+        cases.append(
+            Case(
+                "filter_interpolation C=196",
+                lambda impl: filter_interpolation(features, flow, filters, impl=impl),
+                (196 + 2 + 16 + 196) * pixels * item,
+            )
+        )
+    # PWC-Net's finest correlation: 32 channels at a quarter of the resolution.
+    quarter_h, quarter_w = height // 4, width // 4
+    feat_a = randn(1, 32, quarter_h, quarter_w)
+    feat_b = randn(1, 32, quarter_h, quarter_w)
+    cases.append(
+        Case(
+            f"correlation C=32 {quarter_w}x{quarter_h}",
+            lambda impl: correlation(feat_a, feat_b, 4, impl=impl),
+            (2 * 32 + 81) * quarter_h * quarter_w * item,
+        )
+    )
+    return cases
+
+
+def median_seconds(call: Callable[[], torch.Tensor], repeats: int, device: str) -> float:
+    call()  # warm-up (and the build, the first time)
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            call()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1000)
+        else:
+            begin = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - begin)
+    return statistics.median(times)
+
+
+def bench_cpu(repeats: int, context: bool) -> list[dict]:
+    rows = []
+    print(f"CPU, 1280x720, float32, {torch.get_num_threads()} threads, median of {repeats}")
+    print(f"{'op':34s} {'reference ms':>13s} {'compiled ms':>12s} {'speed-up':>9s}")
+    for case in make_cases("cpu", torch.float32, 720, 1280, context):
+        reference = median_seconds(lambda: case.run("ref"), repeats, "cpu")
+        compiled = median_seconds(lambda: case.run("compiled"), repeats, "cpu")
+        print(f"{case.name:34s} {reference * 1e3:13.1f} {compiled * 1e3:12.1f} {reference / compiled:8.1f}x")
+        rows.append({"device": "cpu", "op": case.name, "reference_s": reference, "compiled_s": compiled})
+    return rows
+
+
+def bench_cuda(repeats: int, context: bool) -> list[dict]:
+    rows = []
+    print(f"\nCUDA ({torch.cuda.get_device_name()}), 1920x1080, median of {repeats}")
+    print(f"{'op':34s} {'dtype':>8s} {'compiled ms':>12s} {'GB/s':>8s} {'reference ms':>13s}")
+    for dtype in (torch.float32, torch.float16):
+        for case in make_cases("cuda", dtype, 1080, 1920, context):
+            compiled = median_seconds(lambda: case.run("compiled"), repeats, "cuda")
+            reference = median_seconds(lambda: case.run("ref"), repeats, "cuda")
+            bandwidth = case.min_bytes / compiled / 1e9
+            print(
+                f"{case.name:34s} {str(dtype)[6:]:>8s} {compiled * 1e3:12.3f} {bandwidth:8.0f} "
+                f"{reference * 1e3:13.3f}"
+            )
+            rows.append(
+                {"device": "cuda", "dtype": str(dtype), "op": case.name, "compiled_s": compiled,
+                 "reference_s": reference, "min_bytes": case.min_bytes, "achieved_GBps": bandwidth}
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--context", action="store_true", help="also time the 196-channel filter interpolation")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU comparison")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args()
+
+    print(f"library: {_build.load_library(need_cuda=torch.cuda.is_available())}")
+    rows = [] if args.no_cpu else bench_cpu(args.repeats, args.context)
+    if torch.cuda.is_available():
+        rows += bench_cuda(args.repeats * 4, args.context)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"torch": torch.__version__, "results": rows}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
