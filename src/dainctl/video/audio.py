@@ -288,6 +288,8 @@ class StreamCarrier:
         self._packets = self._source.demux(*streams) if streams else iter(())
         self._held = None
         self.audio_streams = sum(1 for s in streams if s.type == "audio")
+        # Output time of the latest packet carried so far (None before the first).
+        self.carried_until: Fraction | None = None
 
     def _add_audio(self, output, start: Fraction, audio: str) -> None:
         sources = list(self._source.streams.audio)
@@ -357,12 +359,13 @@ class StreamCarrier:
                     return
             if packet.size == 0:
                 continue  # demuxer flush packet: nothing to carry
-            if ts is not None:
-                when = self._output_time(packet)
-                if when is not None and when > ts:
-                    self._held = packet
-                    return
+            when = self._output_time(packet)
+            if ts is not None and when is not None and when > ts:
+                self._held = packet
+                return
             self._carried[packet.stream_index].carry(packet, container)
+            if when is not None:
+                self.carried_until = when if self.carried_until is None else max(self.carried_until, when)
 
     def finish(self, container) -> None:
         """Carry the remaining packets and flush the audio encoders."""

@@ -216,6 +216,11 @@ class VideoOutput:
             raise
 
     @property
+    def carried_until(self) -> Fraction | None:
+        """Output time up to which audio/subtitle packets have been muxed (they follow the video's progress)."""
+        return self._carrier.carried_until if self._carrier is not None else None
+
+    @property
     def audio_streams(self) -> int:
         """Number of audio streams written (copied or stretched)."""
         return self._carrier.audio_streams if self._carrier is not None else 0
