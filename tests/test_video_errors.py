@@ -116,14 +116,14 @@ def test_bad_rate_is_a_usage_error(tmp_path):
         open_output(tmp_path / "out.mp4", width=64, height=48, rate=Fraction(0))
 
 
-def test_abort_leaves_a_file_the_caller_can_delete(tmp_path):
-    out = tmp_path / "partial.mp4"
-    dst = open_output(out, width=64, height=48, rate=Fraction(24))
+def test_abort_stops_the_writer_and_can_be_repeated(tmp_path):
+    dst = open_output(tmp_path / "partial.mp4", width=64, height=48, rate=Fraction(24))
     dst.write(np.zeros((48, 64, 3), np.uint8), Fraction(0))
     dst.abort()
-    dst.abort()  # twice is harmless (error handlers may both call it)
-    out.unlink()
-    assert not out.exists()
+    dst.abort()  # error handlers may both call it
+    with pytest.raises(RuntimeError):
+        dst.write(np.zeros((48, 64, 3), np.uint8), Fraction(1, 24))
+    dst.close(Fraction(1))  # after abort, close finishes nothing and does not raise
 
 
 def test_measuring_a_file_that_is_not_media(tmp_path):
