@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
             video = _DEFAULT_VIDEO if _DEFAULT_VIDEO.exists() else None
         if video is None:
             video = make_sample_clip(Path(scratch) / "sample.mp4", 1280, 720, args.frames, Fraction(24), audio=False)
+        wall, cpu = time.perf_counter(), _cpu_seconds()
         with open_input(video) as src:
             info = src.info
             frames = []
@@ -49,9 +50,11 @@ def main(argv: list[str] | None = None) -> None:
                 if len(frames) == args.frames:
                     break
                 frames.append((ts, rgb))
+        wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
         end = frames[-1][0] + 1 / info.rate
-        print(f"{video}: {len(frames)} frames {info.width}x{info.height} at {info.rate} fps, crf {args.crf}, "
-              f"yuv420p, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+        print(f"{video}: {len(frames)} frames {info.width}x{info.height} {info.pix_fmt} at {info.rate} fps, "
+              f"crf {args.crf}, yuv420p, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+        print(f"decode to RGB: {wall:.2f} s wall, {cpu:.2f} s CPU ({1000 * cpu / len(frames):.1f} ms CPU per frame)")
         print(f"{'preset':<10} {'wall s':>7} {'cpu s':>7} {'fps':>7} {'KiB':>8}")
         for preset in args.presets.split(","):
             out = Path(scratch) / f"{preset}.mp4"
