@@ -242,6 +242,8 @@ class VideoOutput:
                 encoder_options["b"] = "0"  # constant quality needs the bit-rate cap off for VP8/VP9
         if preset is not None and encoder.name in _PRESET_ENCODERS:
             encoder_options["preset"] = str(preset)
+        if encoder.name == "libx265":
+            encoder_options["x265-params"] = "log-level=error"  # x265 prints its statistics to stderr itself
         encoder_options.update({str(k): str(v) for k, v in options.items()})
         context.options = encoder_options
         if self._color.space != _UNSPECIFIED_COLORSPACE:
