@@ -306,6 +306,12 @@ class StreamCarrier:
                 continue
             # Stretching re-encodes; so does a copy the container cannot hold (losing the audio would be worse).
             encoder = self._stretch_encoder(output)
+            if encoder is None:
+                self.notices.append(
+                    f"audio stream {stream.index} ({codec_name}): no audio encoder fits the "
+                    f"{output.format.name} container; it is left out"
+                )
+                continue
             if audio == "copy":
                 self.notices.append(
                     f"audio stream {stream.index} ({codec_name}) cannot be copied into {output.format.name}; "
@@ -316,18 +322,17 @@ class StreamCarrier:
             self._carried[stream.index] = _StretchedAudio(stream, output, start, stretch, encoder)
 
     @staticmethod
-    def _stretch_encoder(output) -> str:
+    def _stretch_encoder(output) -> str | None:
+        """The first audio encoder this FFmpeg has and the container accepts, or None."""
         candidates = _STRETCH_ENCODERS.get(output.format.name.split(",")[0], _DEFAULT_STRETCH_ENCODERS)
         for name in candidates:
             try:
                 av.Codec(name, "w")
-            except av.FFmpegError:
-                continue
-            except ValueError:
+            except (av.FFmpegError, ValueError):
                 continue
             if container_accepts(output, name):
                 return name
-        raise ValueError(f"no audio encoder available for the {output.format.name} container")
+        return None
 
     def _add_subtitles(self, output, start: Fraction) -> None:
         for stream in self._source.streams.subtitles:
