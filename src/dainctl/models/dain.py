@@ -114,7 +114,17 @@ class DAIN(nn.Module):
         self.rectifyNet = Rectifier()
         self.flownets = PWCNet()
         self.depthNet = MegaDepth()
-        self.op_impl = "auto"  # implementation choice passed to the dainctl.kernels ops
+        self._op_impl = "auto"
+
+    @property
+    def op_impl(self) -> str:
+        """Implementation of the custom ops (dainctl.kernels): "auto" | "compiled" | "ref"."""
+        return self._op_impl
+
+    @op_impl.setter
+    def op_impl(self, impl: str) -> None:
+        self._op_impl = impl
+        self.flownets.op_impl = impl
 
     # Domain names for the checkpoint-named children.
     @property

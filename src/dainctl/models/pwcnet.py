@@ -111,6 +111,7 @@ class PWCNet(nn.Module):
             self.add_module(f"dc_conv{index}", conv_lrelu(channels, width, dilation=dilation))
             channels = width
         self.dc_conv7 = predict_flow(channels)
+        self.op_impl = "auto"  # implementation of the correlation op ("auto" | "compiled" | "ref")
 
     @staticmethod
     def _decoder_in_channels(level: int) -> int:
@@ -136,10 +137,14 @@ class PWCNet(nn.Module):
             x = torch.cat((getattr(self, f"conv{level}_{index}")(x), x), dim=1)
         return x
 
-    @staticmethod
-    def _correlate(features0: torch.Tensor, features1: torch.Tensor) -> torch.Tensor:
+    def _correlate(self, features0: torch.Tensor, features1: torch.Tensor) -> torch.Tensor:
         # The channel mean is a reduction: computed in float32, then back to the conv dtype.
-        cost = correlation(features0.float().contiguous(), features1.float().contiguous(), max_displacement=MAX_DISPLACEMENT)
+        cost = correlation(
+            features0.float().contiguous(),
+            features1.float().contiguous(),
+            max_displacement=MAX_DISPLACEMENT,
+            impl=self.op_impl,
+        )
         return F.leaky_relu(cost, 0.1).to(features0.dtype)
 
     def forward(self, frame_pair: torch.Tensor) -> torch.Tensor:
