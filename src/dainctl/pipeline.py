@@ -23,9 +23,12 @@ import numpy as np
 import torch
 
 from .engines.base import Engine
-from .errors import DainctlError, InputError
+from .errors import InputError
+from .errors import VerifyError
+from .verify import ExpectedOutput, expected_stream_durations, failure_message, verify_output
 from .paths import commit_output, remove_path, temp_path_for
 from .plan import FramePlanner, OutputFrame, PlanSpec
+from .scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD, SceneTimeline
 
 _QUEUE_DEPTH = 8
 _POLL_SECONDS = 0.1
@@ -52,6 +55,10 @@ class Job:
     audio: str = "copy"  # "copy", "drop" or "stretch"
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     folder_fps: Fraction = Fraction(24)
+    scene_threshold: float | None = DEFAULT_SCENE_THRESHOLD  # None: no scene-cut detection
+    dedup: bool = False
+    dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD
+    verify: bool = True  # False: a failed timing check only warns
 
 
 @dataclass
@@ -68,6 +75,10 @@ class RunResult:
     elapsed: float
     stage_seconds: dict[str, float]
     audio: str
+    decoded_frames: int = 0
+    duplicates_dropped: int = 0
+    scene_cuts: list[dict] = field(default_factory=list)
+    verification: dict | None = None
 
 
 class _Stop(Exception):
@@ -179,13 +190,20 @@ def run(
             audio=audio,
             stretch=spec.stretch,
         )
-        counts, stage_seconds, end = _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress)
+        timeline = SceneTimeline(job.scene_threshold, dedup=job.dedup, dedup_threshold=job.dedup_threshold)
+        counts, stage_seconds, end = _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline)
         end_ts = end * spec.stretch if hold_last else counts["output"] / spec.output_rate
         close_started = time.perf_counter()
         writer.close(end_ts)
         stage_seconds["encode"] += time.perf_counter() - close_started
         writer = None
         source.close()
+        if counts["input"] == 0:
+            raise InputError(f"no frames could be decoded from {job.input_path}")
+        report = _verify(job, temp_path, spec, end, hold_last, counts, audio)
+        if not report.ok and job.verify:
+            kept_unverified = _keep_unverified(temp_path, job.output_path)
+            raise VerifyError(f"{failure_message(report)}; the output was kept as {kept_unverified} for inspection")
         commit_output(temp_path, job.output_path)
     except BaseException:
         if writer is not None:
@@ -196,8 +214,6 @@ def run(
         source.close()
         remove_path(temp_path)
         raise
-    if counts["input"] == 0:
-        raise InputError(f"no frames could be decoded from {job.input_path}")
     return RunResult(
         input_path=job.input_path,
         output_path=job.output_path,
@@ -211,7 +227,32 @@ def run(
         elapsed=time.perf_counter() - started,
         stage_seconds=stage_seconds,
         audio=audio,
+        decoded_frames=counts["decoded"],
+        duplicates_dropped=timeline.dropped,
+        scene_cuts=[{"input_frame": c.index, "time": float(c.ts) if not info.is_folder else float(c.ts / input_rate), "score": round(c.score, 3)} for c in timeline.cuts],
+        verification=report.to_dict(),
     )
+
+
+def _verify(job: Job, path: Path, spec: PlanSpec, end: Fraction, hold_last: bool, counts: dict, audio: str):
+    """Re-open the written output and check it against the plan, computed anew from the input's end."""
+    if hold_last:
+        frames = spec.frame_count(end, hold_last=True)
+        audio_durations = () if audio == "drop" else expected_stream_durations(job.input_path, "audio", spec.stretch)
+    else:
+        frames = counts["output"]
+        audio_durations = ()
+    expected = ExpectedOutput(frames, spec.output_rate, frames / spec.output_rate if not hold_last else end * spec.stretch,
+                              audio_durations=audio_durations, subtitle_durations=None)
+    return verify_output(path, expected)
+
+
+def _keep_unverified(temp_path: Path, output_path: Path) -> Path:
+    """A complete output that failed its check is not put under the output name, nor thrown away."""
+    suffix = output_path.suffix if temp_path.is_file() else ""
+    kept = output_path.with_name(f"{output_path.stem if suffix else output_path.name}.unverified{suffix}")
+    commit_output(temp_path, kept)
+    return kept
 
 
 def _planned_total(spec: PlanSpec, info, input_rate: Fraction, hold_last: bool) -> int | None:
@@ -223,21 +264,30 @@ def _planned_total(spec: PlanSpec, info, input_rate: Fraction, hold_last: bool) 
     return spec.frame_count(Fraction(0), hold_last=False, last_ts=Fraction(info.frame_count - 1) / input_rate)
 
 
-def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress):
+def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline):
     folder_rate = input_rate if source.info.is_folder else None
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
     to_encode: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
     stage_seconds = {"decode": 0.0, "interpolate": 0.0, "encode": 0.0}
+    counts = {"decoded": 0, "input": 0, "output": 0, "interpolated": 0}
 
     def decode() -> None:
+        # Scene cuts and duplicates are found here, beside decoding, off the compute thread.
         frames: Iterator = iter(source.frames())
         while True:
             t0 = time.perf_counter()
             item = next(frames, _END)
-            stage_seconds["decode"] += time.perf_counter() - t0
-            _put(decoded, item, stop)
             if item is _END:
+                kept = timeline.finish()
+            else:
+                counts["decoded"] += 1
+                kept = timeline.push(*item)
+            stage_seconds["decode"] += time.perf_counter() - t0
+            for frame in kept:
+                _put(decoded, (frame.ts, frame.frame, frame.cut_before), stop)
+            if item is _END:
+                _put(decoded, _END, stop)
                 return
 
     def encode() -> None:
@@ -254,7 +304,6 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
     encoder = _Stage("dainctl-encode", encode, stop)
     decoder.start()
     encoder.start()
-    counts = {"input": 0, "output": 0, "interpolated": 0}
     planner = FramePlanner(spec)
     end: Fraction | None = None
     try:
@@ -264,7 +313,7 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
             item = _get(decoded, stop)
             if item is _END:
                 break
-            ts, rgb = item
+            ts, rgb, cut_before = item
             if folder_rate is not None:
                 ts = ts / folder_rate  # image folders count frames; their rate is --folder-fps
             if first_ts is None:
@@ -276,7 +325,8 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
             outputs = planner.push(ts)
             counts["input"] += 1
             if outputs:
-                _emit(outputs, previous[1], rgb, engine, to_encode, stop, counts, stage_seconds, planned_total, progress)
+                # Never blend across a scene cut: the old shot is held until the new one starts.
+                _emit(outputs, previous[1], None if cut_before else rgb, engine, to_encode, stop, counts, stage_seconds, planned_total, progress)
             previous = (ts, rgb)
         end = Fraction(0)
         if previous is not None:
@@ -304,8 +354,9 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
 
 
 def _emit(outputs: list[OutputFrame], rgb0, rgb1, engine, to_encode, stop, counts, stage_seconds, total, progress):
-    """Produce the output frames between input frames rgb0 and rgb1 (copies of rgb0 when t == 0)."""
-    wanted = [f for f in outputs if not f.is_copy]
+    """Produce the output frames between input frames rgb0 and rgb1: copies of rgb0 where t == 0, and
+    everywhere when rgb1 is None (the last frame held, or a scene cut)."""
+    wanted = [f for f in outputs if not f.is_copy] if rgb1 is not None else []
     generated: dict[int, np.ndarray] = {}
     if wanted:
         t0 = time.perf_counter()

@@ -56,10 +56,11 @@ def _root(
 
 
 def _register() -> None:
-    from . import run, sample
+    from . import convert, run, sample
 
     app.command(help=run.interpolate.__doc__)(run.interpolate)
     app.command(help=run.slowmo.__doc__)(run.slowmo)
+    app.command(help=convert.convert.__doc__)(convert.convert)
     app.command(help=sample.sample.__doc__)(sample.sample)
 
 

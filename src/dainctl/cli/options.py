@@ -34,3 +34,11 @@ ConfigOpt = Annotated[
     Optional[Path],
     typer.Option("--config", help="YAML file of option values; flags on the command line win.", is_eager=True, callback=load_config, show_default=False),
 ]
+SceneThresholdOpt = Annotated[
+    float,
+    typer.Option("--scene-threshold", help="Scene-cut score (0-1) above which frames are held, never blended; 1 turns detection off.", min=0.0, max=1.0),
+]
+NoSceneDetectOpt = Annotated[bool, typer.Option("--no-scene-detect", help="Interpolate across every pair, cuts included.")]
+DedupOpt = Annotated[bool, typer.Option("--dedup", help="Interpolate across runs of duplicate frames (animation on twos, static frames) instead of repeating them.")]
+DedupThresholdOpt = Annotated[float, typer.Option("--dedup-threshold", help="Largest pixel change (8-bit levels, on a thumbnail) that still counts as a duplicate.", min=0.0)]
+NoVerifyOpt = Annotated[bool, typer.Option("--no-verify", help="A failed check of the written output (frames, duration, audio) only warns.")]

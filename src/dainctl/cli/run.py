@@ -29,9 +29,15 @@ from .options import (
     PixFmtOpt,
     PresetOpt,
     PrecisionOpt,
+    DedupOpt,
+    DedupThresholdOpt,
+    NoSceneDetectOpt,
+    NoVerifyOpt,
     QuietOpt,
+    SceneThresholdOpt,
     WeightsOpt,
 )
+from ..scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD
 
 AUDIO_MODES = ("drop", "stretch")
 
@@ -53,6 +59,11 @@ def interpolate(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
     folder_fps: FolderFpsOpt = "24",
+    scene_threshold: SceneThresholdOpt = DEFAULT_SCENE_THRESHOLD,
+    no_scene_detect: NoSceneDetectOpt = False,
+    dedup: DedupOpt = False,
+    dedup_threshold: DedupThresholdOpt = DEFAULT_DEDUP_THRESHOLD,
+    no_verify: NoVerifyOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Raise the frame rate (2x by default, any factor, or an exact --fps); duration and audio kept."""
@@ -63,7 +74,8 @@ def interpolate(
     tag = f"{format_rate(rate)}fps" if rate is not None else f"{factor}x"
     _execute(
         Job(input, output or default_output(input, tag), "interpolate", factor=factor, fps=rate, audio="copy",
-            encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps)),
+            encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
+            **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
         engine, weights, device, fp16, overwrite, quiet, json_out,
     )
 
@@ -85,6 +97,11 @@ def slowmo(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
     folder_fps: FolderFpsOpt = "24",
+    scene_threshold: SceneThresholdOpt = DEFAULT_SCENE_THRESHOLD,
+    no_scene_detect: NoSceneDetectOpt = False,
+    dedup: DedupOpt = False,
+    dedup_threshold: DedupThresholdOpt = DEFAULT_DEDUP_THRESHOLD,
+    no_verify: NoVerifyOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Slow motion: N-1 new frames per pair, played at the input rate (N times longer)."""
@@ -93,9 +110,20 @@ def slowmo(
         raise UsageError(f"invalid --audio {audio!r}: use drop or stretch")
     _execute(
         Job(input, output or default_output(input, f"slowmo{factor}x"), "slowmo", factor=factor, audio=audio,
-            encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps)),
+            encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
+            **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
         engine, weights, device, fp16, overwrite, quiet, json_out,
     )
+
+
+def _content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify) -> dict:
+    detect = not no_scene_detect and scene_threshold < 1.0
+    return {
+        "scene_threshold": scene_threshold if detect else None,
+        "dedup": dedup,
+        "dedup_threshold": dedup_threshold,
+        "verify": not no_verify,
+    }
 
 
 def _check_factor(factor: int | None) -> int | None:
@@ -112,6 +140,8 @@ def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, jso
         ui.warn("--fp16 needs a CUDA GPU; running in fp32 on the CPU")
         use_fp16 = False
     engine = create_engine(engine_name, device=device, fp16=use_fp16, weights=weights)
+    if getattr(engine, "weights_converted_in_memory", False):
+        ui.info(f"hint: {weights} was converted in memory; convert it once with `dainctl convert {weights} dain.safetensors`", quiet=quiet)
     if job.mode == "slowmo" and job.audio == "drop":
         ui.info("note: slowmo drops the audio by default; --audio stretch keeps it, slowed with its pitch kept", quiet=quiet)
 
@@ -128,11 +158,15 @@ def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, jso
             bar.start()
 
         result = run(job, engine, progress=bar.update, on_plan=announce)
-    _report(result, engine_name, device, quiet, json_out)
+    _report(result, engine, engine_name, device, quiet, json_out)
 
 
-def _report(result: RunResult, engine_name: str, device: str, quiet: bool, json_out: bool) -> None:
+def _report(result: RunResult, engine, engine_name: str, device: str, quiet: bool, json_out: bool) -> None:
+    from ..verify import failure_message
+
     speed = result.output_frames / result.elapsed if result.elapsed > 0 else 0.0
+    engine_stats = dict(getattr(engine, "stats", {}) or {})
+    verification = result.verification or {}
     ui.info(
         f"done: {result.input_frames} -> {result.output_frames} frames "
         f"({result.interpolated_frames} new), {format_rate(result.input_rate)} -> {format_rate(result.output_rate)} fps, "
@@ -140,6 +174,18 @@ def _report(result: RunResult, engine_name: str, device: str, quiet: bool, json_
         f"{result.elapsed:.1f} s ({speed:.1f} fps) -> {result.output_path}",
         quiet=quiet,
     )
+    if result.scene_cuts:
+        where = ", ".join(f"{cut['time']:.3f} s" for cut in result.scene_cuts[:10])
+        more = f" and {len(result.scene_cuts) - 10} more" if len(result.scene_cuts) > 10 else ""
+        ui.info(f"scene cuts held, not blended: {len(result.scene_cuts)} (at {where}{more})", quiet=quiet)
+    if result.duplicates_dropped:
+        ui.info(f"duplicate frames interpolated over: {result.duplicates_dropped}", quiet=quiet)
+    if engine_stats.get("fp32_recomputed"):
+        ui.info(f"frames recomputed in fp32 after a half-precision overflow: {engine_stats['fp32_recomputed']}", quiet=quiet)
+    if verification.get("ok"):
+        ui.info("checked: frame count, rate, duration and audio of the written file match the plan", quiet=quiet)
+    elif verification:
+        ui.warn(f"the written file does not match the plan (--no-verify): {failure_message(_as_report(verification))}")
     if json_out:
         ui.emit_json(
             {
@@ -147,9 +193,12 @@ def _report(result: RunResult, engine_name: str, device: str, quiet: bool, json_
                 "output": str(result.output_path),
                 "engine": engine_name,
                 "device": device,
+                "decoded_frames": result.decoded_frames,
                 "input_frames": result.input_frames,
                 "output_frames": result.output_frames,
                 "interpolated_frames": result.interpolated_frames,
+                "duplicates_dropped": result.duplicates_dropped,
+                "scene_cuts": result.scene_cuts,
                 "input_rate": str(result.input_rate),
                 "output_rate": str(result.output_rate),
                 "input_duration": float(result.input_duration),
@@ -157,5 +206,13 @@ def _report(result: RunResult, engine_name: str, device: str, quiet: bool, json_
                 "audio": result.audio,
                 "elapsed_seconds": round(result.elapsed, 3),
                 "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
+                "engine_stats": engine_stats,
+                "verification": verification,
             }
         )
+
+
+def _as_report(data: dict):
+    from ..verify import Check, VerifyReport
+
+    return VerifyReport(data["path"], data["method"], data["ok"], [Check(**c) for c in data["checks"]], data.get("error"))
