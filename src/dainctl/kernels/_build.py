@@ -107,12 +107,15 @@ def _build_and_load(variant: str) -> Path:
     root = cache_root()
     final_dir = root / f"{variant}-{key}"
     library = final_dir / f"{LIBRARY_NAME}.so"
-    if not library.is_file():
+    if library.is_file():
+        try:
+            torch.ops.load_library(str(library))
+        except OSError as error:
+            raise EngineError(f"could not load the compiled dainctl kernels from {library}: {error}") from error
+    else:
+        # cpp_extension.load has already loaded the freshly built copy. Loading the cached one as well
+        # would register the dainctl ops twice (fatal) when another process won the race to the cache.
         _build(variant, key, root, final_dir)
-    try:
-        torch.ops.load_library(str(library))
-    except OSError as error:
-        raise EngineError(f"could not load the compiled dainctl kernels from {library}: {error}") from error
     from dainctl.kernels import _fake
 
     _fake.register_fake_kernels()
@@ -155,6 +158,7 @@ def _build(variant: str, key: str, root: Path, final_dir: Path) -> None:
     sys.stderr.write(" done\n")
 
     try:
+        staging_dir.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         os.replace(staging_dir, final_dir)  # atomic: readers see a complete folder or none
     except OSError:
         # Another process finished first; its library is equivalent (same key).
