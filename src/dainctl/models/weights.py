@@ -131,8 +131,12 @@ def _read_torch(path: Path) -> object:
                 "not a plain tensor checkpoint"
             ) from None
         raise WeightsError(f"{path} is not a PyTorch checkpoint (unreadable pickle data)") from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, KeyError, ValueError, OSError, IndexError, TypeError) as error:
-        detail = _first_line(error) if not isinstance(error, (EOFError, KeyError, IndexError)) else "unexpected end or bad data"
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure to parse untrusted bytes means "corrupt"
+        # EOFError, struct.error, KeyError, ... carry no useful text; the others do.
+        readable = isinstance(error, (RuntimeError, OSError, ValueError, zipfile.BadZipFile)) and str(error).strip()
+        detail = _first_line(error) if readable else "unexpected end of file or bad data"
         raise WeightsError(f"{path} is truncated or not a PyTorch checkpoint: {detail}") from None
 
 
