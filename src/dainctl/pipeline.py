@@ -79,6 +79,7 @@ class RunResult:
     duplicates_dropped: int = 0
     scene_cuts: list[dict] = field(default_factory=list)
     verification: dict | None = None
+    notices: list[str] = field(default_factory=list)
 
 
 class _Stop(Exception):
@@ -154,7 +155,7 @@ def run(
     `progress(done, total)` is called after every output frame (total may be None when unknown);
     `on_plan(summary)` once before the first frame, with the planned rates and frame count.
     """
-    from .video import open_input, open_output  # PyAV is only needed once a run starts
+    from .video import DEFAULT_PRESET, open_input, open_output  # PyAV is only needed once a run starts
 
     started = time.perf_counter()
     source = open_input(job.input_path)
@@ -184,11 +185,13 @@ def run(
             rate=spec.output_rate,
             codec=job.encode.codec,
             crf=job.encode.crf,
-            preset=job.encode.preset,
+            preset=job.encode.preset or DEFAULT_PRESET,
             pix_fmt=job.encode.pix_fmt,
             audio_from=source if audio != "drop" else None,
             audio=audio,
             stretch=spec.stretch,
+            color=getattr(info, "color", None),
+            rotation=getattr(info, "rotation", 0),
         )
         timeline = SceneTimeline(job.scene_threshold, dedup=job.dedup, dedup_threshold=job.dedup_threshold)
         counts, stage_seconds, end = _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline)
@@ -196,6 +199,7 @@ def run(
         close_started = time.perf_counter()
         writer.close(end_ts)
         stage_seconds["encode"] += time.perf_counter() - close_started
+        notices = list(getattr(writer, "notices", []))
         writer = None
         source.close()
         if counts["input"] == 0:
@@ -231,6 +235,7 @@ def run(
         duplicates_dropped=timeline.dropped,
         scene_cuts=[{"input_frame": c.index, "time": float(c.ts) if not info.is_folder else float(c.ts / input_rate), "score": round(c.score, 3)} for c in timeline.cuts],
         verification=report.to_dict(),
+        notices=notices,
     )
 
 
@@ -330,7 +335,9 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
             previous = (ts, rgb)
         end = Fraction(0)
         if previous is not None:
-            end = previous[0] + 1 / input_rate
+            # The input's own end (container duration, or the last decoded frame's end): frames dropped
+            # as duplicates at the very end still count, and the last kept frame is held over them.
+            end = _input_end(source, first_ts or Fraction(0), previous[0], input_rate)
             outputs = planner.finish(end if hold_last else None)
             _emit(outputs, previous[1], None, engine, to_encode, stop, counts, stage_seconds, planned_total, progress)
         _put(to_encode, _END, stop)
@@ -351,6 +358,13 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
             raise stage.error
     assert end is not None
     return counts, stage_seconds, end
+
+
+def _input_end(source, first_ts: Fraction, last_kept_ts: Fraction, input_rate: Fraction) -> Fraction:
+    declared = getattr(source, "end_ts", None)
+    if declared is not None and not source.info.is_folder and declared - first_ts > last_kept_ts:
+        return declared - first_ts
+    return last_kept_ts + 1 / input_rate
 
 
 def _emit(outputs: list[OutputFrame], rgb0, rgb1, engine, to_encode, stop, counts, stage_seconds, total, progress):

@@ -70,6 +70,7 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     debug = os.environ.get("DAINCTL_DEBUG", "") not in ("", "0")
+    _quiet_ffmpeg(debug)
     try:
         result = app(args=argv, prog_name="dainctl", standalone_mode=False)
         if result == INTERRUPTED_EXIT_CODE:  # Typer turns Ctrl-C into a silent Exit(130)
@@ -94,6 +95,17 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         _error_line(f"internal error: {type(exc).__name__}: {exc} (run with DAINCTL_DEBUG=1 for details)")
         return INTERNAL_ERROR_EXIT_CODE
+
+
+def _quiet_ffmpeg(debug: bool) -> None:
+    """FFmpeg's own log lines (x264 complaints, decoder warnings) would break the one-line rule; our
+    errors carry what matters. DAINCTL_DEBUG=1 lets them through."""
+    try:
+        import av.logging
+
+        av.logging.set_level(av.logging.WARNING if debug else None)
+    except Exception:  # logging control is a nicety, never a reason to fail
+        pass
 
 
 def _error_line(message: str) -> None:

@@ -174,6 +174,8 @@ def _report(result: RunResult, engine, engine_name: str, device: str, quiet: boo
         f"{result.elapsed:.1f} s ({speed:.1f} fps) -> {result.output_path}",
         quiet=quiet,
     )
+    for notice in result.notices:
+        ui.info(f"note: {notice}", quiet=quiet)
     if result.scene_cuts:
         where = ", ".join(f"{cut['time']:.3f} s" for cut in result.scene_cuts[:10])
         more = f" and {len(result.scene_cuts) - 10} more" if len(result.scene_cuts) > 10 else ""
@@ -208,6 +210,7 @@ def _report(result: RunResult, engine, engine_name: str, device: str, quiet: boo
                 "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
                 "engine_stats": engine_stats,
                 "verification": verification,
+                "notices": result.notices,
             }
         )
 
