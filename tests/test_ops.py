@@ -168,6 +168,20 @@ def test_projection_fills_holes_with_mean_of_nearest_reached_pixels(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_projection_fills_a_thin_crack(impl):
+    # A 40x40 image whose right half moves 2.5 px right: column 21 receives nothing (column 19 lands on
+    # 19 and 20, column 20 on 22 and 23). With so few holes the compiled CPU driver scans from each
+    # hole (as CUDA does) instead of sweeping; the answer is the mean of columns 20 (0) and 22 (-2.5).
+    flow = torch.zeros(1, 2, 40, 40, dtype=torch.float64)
+    flow[0, 0, :, 20:] = 2.5
+    weight = torch.ones(1, 1, 40, 40, dtype=torch.float64)
+    out = depth_flow_projection(flow, weight, fill_holes=True, impl=impl)
+    assert torch.all(out[0, 0, :, 21] == -1.25)
+    assert torch.all(out[0, 0, :, 22:] == -2.5) and torch.all(out[0, 0, :, :21] == 0)
+    assert torch.all(out[0, 1] == 0)
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
 def test_projection_hole_fill_uses_no_diagonals(impl):
     # In a 4x4 image only pixel (1,1) stays inside: it lands at (1.25, 1.5) and splats to (1,1),
     # (1,2), (2,1) and (2,2). A corner such as (0,0) has no reached pixel along its row or column,

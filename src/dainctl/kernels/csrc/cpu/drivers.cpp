@@ -1,6 +1,7 @@
 // CPU drivers: loop over pixels (OpenMP over rows) and call the per-pixel math in include/dainctl.
 #include "dainctl/cpu_drivers.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "dainctl/adaptive_warp.h"
@@ -13,20 +14,63 @@ namespace cpu {
 
 namespace {
 
-// Adds, to every hole of one (H,W) image, its nearest scan-stopping neighbour in one direction.
-// `step` walks along a line, `lines`/`line_step` enumerate the lines; sweeping keeps the fill O(H*W)
-// where a per-pixel scan would be O(H*W*(H+W)) on images that are mostly holes.
+// Where holes are many, the fill sweeps each row and column once instead of scanning from every hole
+// (O(H*W) instead of up to O(H*W*(H+W)) when nearly everything is a hole). The sweeps add each hole's
+// neighbours in the same order as `projection_fill_by_scan` (left, right, up, down), so the two ways
+// give identical results.
 template <typename A>
-void sweep_neighbours(const A* averaged_x, const A* averaged_y, const A* weight_sum, HoleFill<A>* fills,
-                      int lines, int64_t line_step, int length, int64_t step, bool forward) {
-  for (int line = 0; line < lines; ++line) {
-    const int64_t line_start = line * line_step;
-    int64_t last = -1;  // offset of the nearest scan-stopping pixel seen so far, -1 if none
-    for (int i = 0; i < length; ++i) {
-      const int64_t offset = line_start + (forward ? i : length - 1 - i) * step;
-      if (projection_is_hole(weight_sum[offset]) && last >= 0 && projection_contributes(weight_sum[last]))
-        fills[offset].add(averaged_x[last], averaged_y[last]);
-      if (projection_stops_scan(weight_sum[offset])) last = offset;
+void add_row_neighbours(const A* averaged_x, const A* averaged_y, const A* weight_sum, HoleFill<A>* fills,
+                        int height, int width) {
+#pragma omp parallel for schedule(static)
+  for (int y = 0; y < height; ++y) {
+    const int64_t row = static_cast<int64_t>(y) * width;
+    int64_t last = -1;  // nearest scan-stopping pixel seen so far on this sweep, -1 if none
+    for (int x = 0; x < width; ++x) {
+      const int64_t pixel = row + x;
+      if (projection_is_hole(weight_sum[pixel]) && last >= 0 && projection_contributes(weight_sum[last]))
+        fills[pixel].add(averaged_x[last], averaged_y[last]);
+      if (projection_stops_scan(weight_sum[pixel])) last = pixel;
+    }
+    last = -1;
+    for (int x = width - 1; x >= 0; --x) {
+      const int64_t pixel = row + x;
+      if (projection_is_hole(weight_sum[pixel]) && last >= 0 && projection_contributes(weight_sum[last]))
+        fills[pixel].add(averaged_x[last], averaged_y[last]);
+      if (projection_stops_scan(weight_sum[pixel])) last = pixel;
+    }
+  }
+}
+
+// Column sweeps walk a band of columns row by row, so memory is read in rows.
+template <typename A>
+void add_column_neighbours(const A* averaged_x, const A* averaged_y, const A* weight_sum, HoleFill<A>* fills,
+                           int height, int width) {
+  constexpr int kBand = 64;
+  const int bands = (width + kBand - 1) / kBand;
+#pragma omp parallel for schedule(static)
+  for (int band = 0; band < bands; ++band) {
+    const int x0 = band * kBand;
+    const int x1 = x0 + kBand < width ? x0 + kBand : width;
+    int64_t last[kBand];
+    for (int i = 0; i < kBand; ++i) last[i] = -1;
+    for (int y = 0; y < height; ++y) {
+      for (int x = x0; x < x1; ++x) {
+        const int64_t pixel = static_cast<int64_t>(y) * width + x;
+        int64_t& above = last[x - x0];
+        if (projection_is_hole(weight_sum[pixel]) && above >= 0 && projection_contributes(weight_sum[above]))
+          fills[pixel].add(averaged_x[above], averaged_y[above]);
+        if (projection_stops_scan(weight_sum[pixel])) above = pixel;
+      }
+    }
+    for (int i = 0; i < kBand; ++i) last[i] = -1;
+    for (int y = height - 1; y >= 0; --y) {
+      for (int x = x0; x < x1; ++x) {
+        const int64_t pixel = static_cast<int64_t>(y) * width + x;
+        int64_t& below = last[x - x0];
+        if (projection_is_hole(weight_sum[pixel]) && below >= 0 && projection_contributes(weight_sum[below]))
+          fills[pixel].add(averaged_x[below], averaged_y[below]);
+        if (projection_stops_scan(weight_sum[pixel])) below = pixel;
+      }
     }
   }
 }
@@ -38,15 +82,16 @@ void depth_flow_projection(const T* flow, const T* weight, T* out, int64_t batch
                            bool fill_holes) {
   using A = typename Storage<T>::acc;
   const int64_t plane = static_cast<int64_t>(height) * width;
+  std::vector<A> sums(3 * plane);
+  std::vector<HoleFill<A>> fills;  // per-pixel fill sums, only when sweeping
 
-#pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < batch; ++b) {
     const T* flow_x = flow + b * 2 * plane;
     const T* flow_y = flow_x + plane;
     const T* weights = weight + b * plane;
-    // Summed -w*fx, -w*fy and w per target pixel. One batch item is splatted serially: targets
-    // collide, and a fixed order keeps the CPU result deterministic.
-    std::vector<A> sums(3 * plane, A(0));
+    // Summed -w*fx, -w*fy and w per target pixel. The splat runs serially: targets collide, and a
+    // fixed order keeps the CPU result deterministic. The passes after it run in parallel.
+    std::fill(sums.begin(), sums.end(), A(0));
     A* sum_x = sums.data();
     A* sum_y = sum_x + plane;
     A* weight_sum = sum_y + plane;
@@ -68,30 +113,37 @@ void depth_flow_projection(const T* flow, const T* weight, T* out, int64_t batch
         }
       }
     }
-    for (int64_t pixel = 0; pixel < plane; ++pixel)
+    int64_t holes = 0;
+#pragma omp parallel for schedule(static) reduction(+ : holes)
+    for (int64_t pixel = 0; pixel < plane; ++pixel) {
       projection_average(weight_sum[pixel], &sum_x[pixel], &sum_y[pixel]);
+      holes += projection_is_hole(weight_sum[pixel]) ? 1 : 0;
+    }
 
+    // Scanning from each hole is cheapest while holes are few and short; past that, sweep.
+    const bool sweep = fill_holes && holes > plane / 16;
+    if (sweep) {
+      fills.assign(plane, HoleFill<A>());
+      add_row_neighbours(sum_x, sum_y, weight_sum, fills.data(), height, width);
+      add_column_neighbours(sum_x, sum_y, weight_sum, fills.data(), height, width);
+    }
     T* out_x = out + b * 2 * plane;
     T* out_y = out_x + plane;
-    if (!fill_holes) {
-      for (int64_t pixel = 0; pixel < plane; ++pixel) {
-        out_x[pixel] = Storage<T>::store(sum_x[pixel]);
-        out_y[pixel] = Storage<T>::store(sum_y[pixel]);
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < height; ++y) {
+      for (int x = 0; x < width; ++x) {
+        const int64_t pixel = static_cast<int64_t>(y) * width + x;
+        A value_x = sum_x[pixel];
+        A value_y = sum_y[pixel];
+        if (fill_holes && projection_is_hole(weight_sum[pixel])) {
+          if (sweep)
+            fills[pixel].apply(&value_x, &value_y);
+          else
+            projection_fill_by_scan(sum_x, sum_y, weight_sum, height, width, x, y, &value_x, &value_y);
+        }
+        out_x[pixel] = Storage<T>::store(value_x);
+        out_y[pixel] = Storage<T>::store(value_y);
       }
-      continue;
-    }
-    // Directions in the order the CUDA scan adds them: left, right, up, down.
-    std::vector<HoleFill<A>> fills(plane);
-    sweep_neighbours(sum_x, sum_y, weight_sum, fills.data(), height, width, width, 1, true);
-    sweep_neighbours(sum_x, sum_y, weight_sum, fills.data(), height, width, width, 1, false);
-    sweep_neighbours(sum_x, sum_y, weight_sum, fills.data(), width, 1, height, width, true);
-    sweep_neighbours(sum_x, sum_y, weight_sum, fills.data(), width, 1, height, width, false);
-    for (int64_t pixel = 0; pixel < plane; ++pixel) {
-      A value_x = sum_x[pixel];
-      A value_y = sum_y[pixel];
-      if (projection_is_hole(weight_sum[pixel])) fills[pixel].apply(&value_x, &value_y);
-      out_x[pixel] = Storage<T>::store(value_x);
-      out_y[pixel] = Storage<T>::store(value_y);
     }
   }
 }

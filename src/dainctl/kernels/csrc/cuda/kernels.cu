@@ -78,23 +78,8 @@ __global__ void projection_output_kernel(const float* sums, T* out, int64_t batc
     float value_x = averaged_x[pixel];
     float value_y = averaged_y[pixel];
     if (fill_holes && projection_is_hole(weight_sum[pixel])) {
-      const int y = static_cast<int>(pixel / width);
-      const int x = static_cast<int>(pixel % width);
-      HoleFill<float> fill;
-      // Nearest scan-stopping pixel to the left, right, above and below, in that order.
-      const int64_t steps[4] = {-1, 1, -static_cast<int64_t>(width), static_cast<int64_t>(width)};
-      const int lengths[4] = {x, width - 1 - x, y, height - 1 - y};
-      for (int direction = 0; direction < 4; ++direction) {
-        int64_t neighbour = pixel;
-        for (int i = 0; i < lengths[direction]; ++i) {
-          neighbour += steps[direction];
-          if (projection_stops_scan(weight_sum[neighbour])) {
-            if (projection_contributes(weight_sum[neighbour])) fill.add(averaged_x[neighbour], averaged_y[neighbour]);
-            break;
-          }
-        }
-      }
-      fill.apply(&value_x, &value_y);
+      projection_fill_by_scan(averaged_x, averaged_y, weight_sum, height, width, static_cast<int>(pixel % width),
+                              static_cast<int>(pixel / width), &value_x, &value_y);
     }
     out[b * 2 * plane + pixel] = Storage<T>::store(value_x);
     out[b * 2 * plane + plane + pixel] = Storage<T>::store(value_y);

@@ -71,4 +71,27 @@ struct HoleFill {
   }
 };
 
+// Fills one hole by scanning from it along its row and column (the CUDA driver's way, and the CPU
+// driver's when holes are few). Each scan stops at the first pixel whose summed weight is != 0.
+//   averaged_x, averaged_y, weight_sum: (height, width) planes of one batch item.
+template <typename A>
+DAINCTL_HD void projection_fill_by_scan(const A* averaged_x, const A* averaged_y, const A* weight_sum, int height,
+                                        int width, int x, int y, A* value_x, A* value_y) {
+  const int64_t pixel = static_cast<int64_t>(y) * width + x;
+  const int64_t steps[4] = {-1, 1, -static_cast<int64_t>(width), static_cast<int64_t>(width)};
+  const int lengths[4] = {x, width - 1 - x, y, height - 1 - y};
+  HoleFill<A> fill;
+  for (int direction = 0; direction < 4; ++direction) {  // left, right, up, down
+    int64_t neighbour = pixel;
+    for (int i = 0; i < lengths[direction]; ++i) {
+      neighbour += steps[direction];
+      if (projection_stops_scan(weight_sum[neighbour])) {
+        if (projection_contributes(weight_sum[neighbour])) fill.add(averaged_x[neighbour], averaged_y[neighbour]);
+        break;
+      }
+    }
+  }
+  fill.apply(value_x, value_y);
+}
+
 }  // namespace dainctl
