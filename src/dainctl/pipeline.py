@@ -126,12 +126,20 @@ def _get(q: queue.Queue, stop: threading.Event):
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 (H,W,3) RGB -> float32 (3,H,W) in [0,1]."""
+    """uint8 or uint16 (H,W,3) RGB -> float32 (3,H,W) in [0,1] (divided by 255 or 65535)."""
+    if rgb.dtype == np.uint16:
+        # torch has no uint16 arithmetic on every build: widen in NumPy, exact in float32 (< 2**24).
+        return torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1).div_(65535.0)
+    if rgb.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 or uint16 RGB, got {rgb.dtype}")
     return torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div_(255.0)
 
 
-def to_rgb(frame: torch.Tensor) -> np.ndarray:
-    """float32 (3,H,W) in [0,1] -> uint8 (H,W,3) RGB, rounded half to even."""
+def to_rgb(frame: torch.Tensor, dtype=np.uint8) -> np.ndarray:
+    """float32 (3,H,W) in [0,1] -> uint8 (or uint16 with dtype=np.uint16) (H,W,3) RGB, rounded half to even."""
+    if np.dtype(dtype) == np.uint16:
+        scaled = frame.detach().float().clamp(0, 1).mul(65535.0).round_().permute(1, 2, 0).contiguous().cpu()
+        return scaled.numpy().astype(np.uint16)
     return frame.clamp(0, 1).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
@@ -192,6 +200,7 @@ def run(
             stretch=spec.stretch,
             color=getattr(info, "color", None),
             rotation=getattr(info, "rotation", 0),
+            bit_depth=getattr(info, "bit_depth", 8),
         )
         timeline = SceneTimeline(job.scene_threshold, dedup=job.dedup, dedup_threshold=job.dedup_threshold)
         counts, stage_seconds, end = _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline)
@@ -375,7 +384,7 @@ def _emit(outputs: list[OutputFrame], rgb0, rgb1, engine, to_encode, stop, count
     if wanted:
         t0 = time.perf_counter()
         results = engine.interpolate(to_tensor(rgb0), to_tensor(rgb1), [float(f.t) for f in wanted])
-        generated = {f.index: to_rgb(frame) for f, frame in zip(wanted, results)}
+        generated = {f.index: to_rgb(frame, rgb0.dtype) for f, frame in zip(wanted, results)}
         stage_seconds["interpolate"] += time.perf_counter() - t0
         counts["interpolated"] += len(wanted)
     for f in outputs:

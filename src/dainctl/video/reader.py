@@ -2,7 +2,13 @@
 
 Both kinds of input share one interface (`VideoInput`, `ImageFolderInput`): `info` describes the input
 before any frame is consumed, and `frames()` streams `(ts, rgb)` pairs, where `ts` is an exact `Fraction`
-of seconds relative to the first frame and `rgb` a contiguous uint8 (H, W, 3) array.
+of seconds relative to the first frame and `rgb` a contiguous (H, W, 3) array: uint8 for 8-bit input,
+uint16 (full 16-bit scale, as FFmpeg's rgb48) when the input has more than 8 bits per sample, so 10-bit
+video is interpolated from its 10 bits.
+
+Inputs dainctl cannot handle are refused before any work with one line (`InputError`): frames smaller
+than `MIN_SIDE` or larger than `MAX_SIDE` pixels on a side, and an alpha channel that is not fully opaque
+(transparency cannot be carried through the YUV output; an all-opaque alpha channel is simply dropped).
 """
 
 from __future__ import annotations
@@ -21,6 +27,12 @@ from dainctl.errors import InputError
 from dainctl.video import yuv
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+# Frame sizes dainctl accepts. The optical flow needs some pixels to work on (OpenCV's DIS refuses
+# images under 12 pixels); a header claiming more than 16384 pixels on a side is damaged or absurd
+# (H.264/HEVC stop at 8192/16888, and one such RGB frame would take gigabytes).
+MIN_SIDE = 16
+MAX_SIDE = 16384
 
 # How far before the end of a file we seek to find the end of the last video frame when the container
 # does not record the stream's duration (Matroska, WebM, MPEG-TS). Covers a long GOP at any rate.
@@ -53,6 +65,10 @@ class InputInfo:
     color: colour tags of the video stream (pass to `open_output(color=...)`).
     rotation: counter-clockwise degrees a player turns the frames by (phone video's display matrix);
         frames are yielded as stored, width/height are the stored size. Pass to `open_output(rotation=...)`.
+    bit_depth: bits per sample of the source (8, 10, 12, 16); above 8, `frames()` yields uint16 RGB.
+        Pass to `open_output(bit_depth=...)` so the output keeps it.
+    sample_aspect_ratio: shape of a pixel (anamorphic video, e.g. 4/3); None for square pixels.
+        Pass to `open_output(sample_aspect_ratio=...)`.
     """
 
     path: Path
@@ -69,6 +85,7 @@ class InputInfo:
     bit_depth: int
     color: ColorInfo = ColorInfo()
     rotation: int = 0
+    sample_aspect_ratio: Fraction | None = None  # None: square pixels or unknown
 
 
 def open_input(path: str | os.PathLike) -> VideoInput | ImageFolderInput:
@@ -83,6 +100,21 @@ def open_input(path: str | os.PathLike) -> VideoInput | ImageFolderInput:
     if input_path.stat().st_size == 0:
         raise InputError(f"input is an empty file (0 bytes): {input_path}")
     return VideoInput(input_path)
+
+
+def check_frame_size(width: int, height: int, what: Path) -> None:
+    """Raise `InputError` for frames too small to interpolate or too large to be real."""
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise InputError(f"frames of {width}x{height} are too small to interpolate (at least {MIN_SIDE}x{MIN_SIDE}): {what}")
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise InputError(f"frames of {width}x{height} are larger than {MAX_SIDE} pixels on a side (damaged or absurd header): {what}")
+
+
+def _alpha_message(path: Path) -> str:
+    return (
+        f"{path} has transparent pixels (an alpha channel); dainctl cannot carry transparency into its "
+        "output: flatten the frames onto a background first"
+    )
 
 
 def _fraction_or_none(value) -> Fraction | None:
@@ -173,6 +205,9 @@ class VideoInput:
         stream = streams[0]
         if stream.codec_context is None:
             raise InputError(f"cannot decode the video codec of {self.path}")
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width and height:  # some containers only know the size once a frame is decoded
+            check_frame_size(width, height, self.path)
         return stream
 
     def _decode_first_frame(self):
@@ -181,7 +216,9 @@ class VideoInput:
         except StopIteration:
             raise InputError(f"no decodable video frames in {self.path}") from None
         except av.FFmpegError as error:
-            raise InputError(f"cannot decode video in {self.path}: {error}") from None
+            raise InputError(f"cannot decode video in {self.path} (damaged?): {_ffmpeg_reason(error)}") from None
+        except MemoryError:
+            raise InputError(f"cannot decode video in {self.path}: its first frame does not fit in memory") from None
 
     def _describe(self) -> InputInfo:
         stream = self._stream
@@ -202,8 +239,13 @@ class VideoInput:
             frame_count = round(duration * rate)
         else:
             frame_count = None
+        check_frame_size(frame.width, frame.height, self.path)
         video_format = frame.format
-        bit_depth = max((c.bits for c in video_format.components), default=8)
+        bit_depth = max((c.bits for c in video_format.components if not c.is_alpha), default=8)
+        self._has_alpha = any(c.is_alpha for c in video_format.components)
+        self._deep = bit_depth > 8
+        if self._has_alpha and not _is_opaque(frame):
+            raise InputError(_alpha_message(self.path))
         color = ColorInfo(
             space=int(frame.colorspace),
             range=int(frame.color_range),
@@ -225,6 +267,7 @@ class VideoInput:
             bit_depth=bit_depth,
             color=color,
             rotation=_rotation_degrees(frame),
+            sample_aspect_ratio=_sample_aspect_ratio(frame, stream),
         )
 
     def _stream_end(self, time_base: Fraction, rate: Fraction | None) -> Fraction | None:
@@ -272,7 +315,10 @@ class VideoInput:
             try:
                 frame = next(self._decoded, None)
             except av.FFmpegError as error:
-                raise InputError(f"cannot decode video frame {index} of {self.path}: {error}") from None
+                raise InputError(
+                    f"input is damaged: video frame {index} of {self.path} cannot be decoded "
+                    f"({_ffmpeg_reason(error)}); nothing was written"
+                ) from None
         if previous_ts is not None:
             declared_end = self.info.duration
             # The container's own end is exact (MP4 edit list, Matroska's last block); a decoded frame's
@@ -284,6 +330,12 @@ class VideoInput:
 
     def _to_rgb(self, frame) -> np.ndarray:
         pix_fmt = frame.format.name
+        if self._has_alpha and not _is_opaque(frame):
+            raise InputError(_alpha_message(self.path))
+        if self._deep:
+            # rgb48: 10/12-bit samples scaled to the full 16-bit range, with the frame's own range.
+            rgb = frame.to_ndarray(format="rgb48le", src_color_range=frame.color_range)
+            return np.ascontiguousarray(rgb)
         if yuv.decodes_fast(pix_fmt, frame.colorspace):
             full = frame.color_range == yuv.FULL_RANGE or pix_fmt.startswith("yuvj")
             key = (frame.colorspace, full)
@@ -303,6 +355,26 @@ class VideoInput:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def _ffmpeg_reason(error: Exception) -> str:
+    """FFmpeg's reason without PyAV's errno and function-name decoration."""
+    return getattr(error, "strerror", None) or str(error)
+
+
+def _is_opaque(frame) -> bool:
+    """Whether every pixel of a frame with an alpha channel is fully opaque."""
+    rgba = frame.to_ndarray(format="rgba64le" if any(c.bits > 8 for c in frame.format.components) else "rgba")
+    return bool((rgba[..., 3] == np.iinfo(rgba.dtype).max).all())
+
+
+def _sample_aspect_ratio(frame, stream) -> Fraction | None:
+    """The pixel shape from the frame, else the stream; None for square or unknown."""
+    for source in (frame, stream.codec_context, stream):
+        value = _fraction_or_none(getattr(source, "sample_aspect_ratio", None))
+        if value is not None:
+            return None if value == 1 else value
+    return None
 
 
 def _scan_stream_end(path: Path, stream_index: int, rate: Fraction | None) -> Fraction | None:
@@ -345,8 +417,9 @@ def list_image_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda entry: _natural_key(entry.name))
 
 
-def read_image_rgb(path: Path) -> np.ndarray:
-    """Read an image file as contiguous uint8 (H, W, 3) RGB; grey, alpha and 16-bit are converted."""
+def read_image_rgb(path: Path, *, deep: bool = False) -> np.ndarray:
+    """Read an image file as contiguous (H, W, 3) RGB: uint8, or uint16 with `deep` (8-bit images scaled
+    by 257). Grey is converted; an opaque alpha channel is dropped and a transparent one refused."""
     import cv2
 
     try:
@@ -356,10 +429,14 @@ def read_image_rgb(path: Path) -> np.ndarray:
     image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if encoded.size else None
     if image is None:
         raise InputError(f"cannot decode image {path}")
-    if image.dtype == np.uint16:
-        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    elif image.dtype != np.uint8:
+    if image.dtype not in (np.uint8, np.uint16):
         raise InputError(f"unsupported image sample type {image.dtype} in {path}")
+    if image.ndim == 3 and image.shape[2] == 4 and not (image[..., 3] == np.iinfo(image.dtype).max).all():
+        raise InputError(_alpha_message(path))
+    if deep and image.dtype == np.uint8:
+        image = image.astype(np.uint16) * 257
+    elif not deep and image.dtype == np.uint16:
+        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if image.ndim == 2:
         return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_GRAY2RGB))
     if image.shape[2] == 4:
@@ -428,8 +505,18 @@ def _check_same_size(files: list[Path], width: int, height: int) -> None:
 
 
 def _image_bit_depth(path: Path) -> int:
+    """16 for a 16-bit PNG/TIFF, else 8 (read from the PNG header when there is one, else by decoding)."""
     import cv2
 
+    try:
+        with open(path, "rb") as file:
+            head = file.read(25)
+    except OSError as error:
+        raise InputError(f"cannot read image {path}: {error.strerror or error}") from None
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 25:
+        return 16 if head[24] == 16 else 8
+    if path.suffix.lower() in (".jpg", ".jpeg", ".bmp"):
+        return 8
     image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     return 16 if image is not None and image.dtype == np.uint16 else 8
 
@@ -446,8 +533,14 @@ class ImageFolderInput:
         if not self._files:
             kinds = "/".join(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
             raise InputError(f"no images ({kinds}) in folder {path}")
-        self._first_image = read_image_rgb(self._files[0])
+        first_size = _image_size(self._files[0])
+        if first_size is not None:  # refuse a 100000x100000 header before decoding it
+            check_frame_size(*first_size, self._files[0])
+        bit_depth = _image_bit_depth(self._files[0])
+        self._deep = bit_depth > 8
+        self._first_image = read_image_rgb(self._files[0], deep=self._deep)
         height, width = self._first_image.shape[:2]
+        check_frame_size(width, height, self._files[0])
         # Header sizes are cheap to read, so a mixed folder fails before any work is done; formats
         # without a parsed header (TIFF) are still checked as they are decoded.
         _check_same_size(self._files, width, height)
@@ -462,8 +555,8 @@ class ImageFolderInput:
             frame_count=len(self._files),
             audio_streams=0,
             subtitle_streams=0,
-            pix_fmt="rgb24",
-            bit_depth=_image_bit_depth(self._files[0]),
+            pix_fmt="rgb48le" if self._deep else "rgb24",
+            bit_depth=bit_depth,
         )
         self.end_ts: Fraction | None = None
         self.repaired_timestamps = 0
@@ -480,7 +573,7 @@ class ImageFolderInput:
             if index == 0 and self._first_image is not None:
                 rgb, self._first_image = self._first_image, None
             else:
-                rgb = read_image_rgb(file)
+                rgb = read_image_rgb(file, deep=self._deep)
             if rgb.shape[:2] != expected:
                 raise InputError(
                     f"images differ in size: {file.name} is {rgb.shape[1]}x{rgb.shape[0]}, "

@@ -53,12 +53,14 @@ def open_output(
     codec: str = "libx264",
     crf: int | None = DEFAULT_CRF,
     preset: str | None = DEFAULT_PRESET,
-    pix_fmt: str = "yuv420p",
+    pix_fmt: str | None = None,
     audio_from: VideoInput | None = None,
     audio: str = "copy",
     stretch: Fraction = Fraction(1),
     color: ColorInfo | None = None,
     rotation: int = 0,
+    bit_depth: int = 8,
+    sample_aspect_ratio: Fraction | None = None,
     folder: bool | None = None,
     options: dict[str, str] | None = None,
 ) -> VideoOutput | ImageFolderOutput:
@@ -69,6 +71,11 @@ def open_output(
     color: colour tags to convert and tag with (normally `src.info.color`); None leaves them unspecified.
     rotation: display rotation (normally `src.info.rotation`): stored in a video's display matrix; an image
         folder gets its frames turned upright instead.
+    pix_fmt: None follows the source's `bit_depth`: yuv420p10le for 10-bit and deeper sources when the
+        encoder has it (libx264, libx265), else yuv420p.
+    bit_depth: bits per sample of the source (`src.info.bit_depth`); frames may be uint8 or uint16 either
+        way, and are converted to the output's depth.
+    sample_aspect_ratio: pixel shape to tag the video with (`src.info.sample_aspect_ratio`).
     folder: force folder (True) or video (False) output; None decides with `is_folder_output`.
     options: extra encoder options (FFmpeg names, string values), applied after crf/preset.
     Raises `UsageError` for unknown or unfitting codec/pix_fmt/container and `OutputError` when the
@@ -89,6 +96,8 @@ def open_output(
         raise UsageError(f"rotation must be a multiple of 90 degrees, got {rotation}")
     if folder:
         return ImageFolderOutput(Path(path), width=width, height=height, rotation=rotation)
+    if pix_fmt is None:
+        pix_fmt = default_pix_fmt(codec, bit_depth)
     return VideoOutput(
         Path(path),
         width=width,
@@ -103,8 +112,25 @@ def open_output(
         stretch=Fraction(stretch),
         color=color,
         rotation=rotation,
+        sample_aspect_ratio=sample_aspect_ratio,
         options=options or {},
     )
+
+
+def default_pix_fmt(codec: str, bit_depth: int) -> str:
+    """yuv420p, or yuv420p10le for a source deeper than 8 bits when the encoder can write it."""
+    if bit_depth > 8:
+        try:
+            formats = {f.name for f in av.Codec(codec, "w").video_formats or ()}
+        except ValueError:
+            formats = set()  # an unknown encoder is reported by VideoOutput with one line
+        if "yuv420p10le" in formats:
+            return "yuv420p10le"
+    return "yuv420p"
+
+
+def _bits_per_sample(video_format: av.VideoFormat) -> int:
+    return max((c.bits for c in video_format.components if not c.is_alpha), default=8)
 
 
 def movie_timescale(rate: Fraction, sample_rates: list[int]) -> int | None:
@@ -152,6 +178,7 @@ class VideoOutput:
         color: ColorInfo | None,
         rotation: int,
         options: dict[str, str],
+        sample_aspect_ratio: Fraction | None = None,
     ):
         self.path = path
         self.frame_width, self.frame_height = width, height
@@ -177,6 +204,8 @@ class VideoOutput:
                 f"{self.width}x{self.height}, the last column/row repeated"
             )
         self.pix_fmt = pix_fmt
+        self.bit_depth = _bits_per_sample(video_format)
+        self.sample_aspect_ratio = Fraction(sample_aspect_ratio) if sample_aspect_ratio else None
         self._color = color if color is not None else ColorInfo()
         self._yuv_matrix = None
         if yuv.supports(pix_fmt, self._color.space, self.width, self.height):
@@ -251,6 +280,8 @@ class VideoOutput:
         context.color_range = self._color.range or 1  # limited range unless the source said otherwise
         context.color_primaries = self._color.primaries
         context.color_trc = self._color.trc
+        if self.sample_aspect_ratio is not None and self.sample_aspect_ratio != 1:
+            context.sample_aspect_ratio = self.sample_aspect_ratio
         return stream
 
     def _open_encoder(self, encoder_name: str, crf, preset) -> None:
@@ -263,16 +294,19 @@ class VideoOutput:
             ) from None
 
     def _to_encoder_frame(self, rgb: np.ndarray) -> av.VideoFrame:
-        if rgb.shape != (self.frame_height, self.frame_width, 3) or rgb.dtype != np.uint8:
+        if rgb.shape != (self.frame_height, self.frame_width, 3) or rgb.dtype not in (np.uint8, np.uint16):
             raise ValueError(
-                f"frame must be uint8 ({self.frame_height}, {self.frame_width}, 3), got {rgb.dtype} {rgb.shape}"
+                f"frame must be uint8 or uint16 ({self.frame_height}, {self.frame_width}, 3), got {rgb.dtype} {rgb.shape}"
             )
+        if rgb.dtype == np.uint16 and self.bit_depth <= 8:
+            rgb = to_8_bit(rgb)  # 8-bit output: round once here, not in swscale's dither
         if (self.width, self.height) != (self.frame_width, self.frame_height):
             pad = ((0, self.height - self.frame_height), (0, self.width - self.frame_width), (0, 0))
             rgb = np.pad(rgb, pad, mode="edge")
-        if self._yuv_matrix is not None:
+        if self._yuv_matrix is not None and rgb.dtype == np.uint8:
             return av.VideoFrame.from_ndarray(rgb_to_planar_yuv(rgb, self.pix_fmt, self._yuv_matrix), format=self.pix_fmt)
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        rgb_format = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=rgb_format)
         # Convert here, with the source's matrix and range, instead of letting the encoder pick defaults.
         return frame.reformat(
             format=self.pix_fmt,
@@ -281,7 +315,7 @@ class VideoOutput:
         )
 
     def write(self, rgb: np.ndarray, ts: Fraction) -> None:
-        """Encode one uint8 (H, W, 3) RGB frame displayed from `ts` seconds (strictly increasing)."""
+        """Encode one uint8 or uint16 (H, W, 3) RGB frame displayed from `ts` seconds (strictly increasing)."""
         if self._closed:
             raise RuntimeError("write() after close()")
         pts = round(Fraction(ts) / self.time_base)
@@ -384,6 +418,11 @@ class VideoOutput:
             self.abort()
 
 
+def to_8_bit(rgb: np.ndarray) -> np.ndarray:
+    """uint16 (full 16-bit scale) -> uint8, rounded to nearest."""
+    return ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
 def _find_video_encoder(codec: str) -> av.Codec:
     try:
         encoder = av.Codec(codec, "w")
@@ -432,12 +471,12 @@ class ImageFolderOutput:
         return self.path / f"{index:08d}.png"
 
     def write(self, rgb: np.ndarray, ts: Fraction) -> None:
-        """Write the next frame as PNG; `ts` must increase (it orders frames, names come from the count)."""
+        """Write the next frame as PNG (16-bit for uint16 frames); `ts` must increase (it orders frames, names come from the count)."""
         import cv2
 
-        if rgb.shape != (self.frame_height, self.frame_width, 3) or rgb.dtype != np.uint8:
+        if rgb.shape != (self.frame_height, self.frame_width, 3) or rgb.dtype not in (np.uint8, np.uint16):
             raise ValueError(
-                f"frame must be uint8 ({self.frame_height}, {self.frame_width}, 3), got {rgb.dtype} {rgb.shape}"
+                f"frame must be uint8 or uint16 ({self.frame_height}, {self.frame_width}, 3), got {rgb.dtype} {rgb.shape}"
             )
         if self._quarter_turns:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self._quarter_turns))
