@@ -173,15 +173,16 @@ void correlation(const T* a, const T* b, T* out, int64_t batch, int channels, in
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t item = 0; item < batch; ++item) {
     for (int y = 0; y < height; ++y) {
+      // a and b are NHWC here: each dot product reads contiguous channels.
       const T* first = a + item * channels * plane;
       const T* second = b + item * channels * plane;
-      T* result = out + item * displacements * plane;
-      for (int d = 0; d < displacements; ++d) {
-        const int dy = d / side - max_displacement;
-        const int dx = d % side - max_displacement;
-        for (int x = 0; x < width; ++x) {
-          result[d * plane + static_cast<int64_t>(y) * width + x] =
-              Storage<T>::store(correlation_value(first, second, channels, height, width, x, y, dx, dy));
+      T* result = out + item * displacements * plane + static_cast<int64_t>(y) * width;
+      for (int x = 0; x < width; ++x) {
+        for (int d = 0; d < displacements; ++d) {
+          const int dy = d / side - max_displacement;
+          const int dx = d % side - max_displacement;
+          result[d * plane + x] = Storage<T>::store(
+              correlation_value(first, second, channels, height, width, channels, 1, x, y, dx, dy));
         }
       }
     }

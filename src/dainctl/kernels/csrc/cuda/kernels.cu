@@ -130,7 +130,8 @@ __global__ void correlation_kernel(const T* a, const T* b, T* out, int64_t batch
     const int dy = static_cast<int>(d / side) - max_displacement;
     const int dx = static_cast<int>(d % side) - max_displacement;
     out[index] = Storage<T>::store(correlation_value(a + item * channels * plane, b + item * channels * plane,
-                                                     channels, height, width, static_cast<int>(pixel % width),
+                                                     channels, height, width, 1, plane,
+                                                     static_cast<int>(pixel % width),
                                                      static_cast<int>(pixel / width), dx, dy));
   }
 }

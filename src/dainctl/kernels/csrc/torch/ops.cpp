@@ -59,8 +59,9 @@ at::Tensor correlation_cpu(const at::Tensor& a, const at::Tensor& b, int64_t max
   TORCH_CHECK(max_displacement >= 0 && max_displacement < 1024, "max_displacement must be in [0, 1024), got ",
               max_displacement);
   const int64_t side = 2 * max_displacement + 1;
-  const at::Tensor a_c = a.contiguous();
-  const at::Tensor b_c = b.contiguous();
+  // The CPU driver reads channels-last (free when the input already is).
+  const at::Tensor a_c = a.contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor b_c = b.contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor out = at::empty({a.size(0), side * side, a.size(2), a.size(3)}, a.options());
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "correlation_cpu", [&] {

@@ -17,7 +17,7 @@ template <typename T>
 void filter_interpolation(const T* input, const T* flow, const T* filters, T* out, int64_t batch, int channels,
                           int height, int width);
 
-// a, b (B,C,H,W) -> out (B,(2d+1)^2,H,W); all of T.
+// a, b (B,H,W,C) channels-last -> out (B,(2d+1)^2,H,W) contiguous; all of T.
 template <typename T>
 void correlation(const T* a, const T* b, T* out, int64_t batch, int channels, int height, int width,
                  int max_displacement);
