@@ -371,6 +371,23 @@ def test_all_ops_accept_any_memory_layout(device, dtype, layout):
         assert_same(compiled, reference, dtype, scale)
 
 
+def test_flows_weights_and_filters_of_another_dtype_are_converted():
+    # Coordinates are computed in the input's compute dtype (float32 here) whatever the flow's dtype;
+    # filters are stored in the input's dtype. The output keeps the input's dtype.
+    generator = seeded("mixed")
+    image = torch.rand((2, 3, 7, 8), generator=generator)
+    flow = make_flow("random", 2, 7, 8, generator)  # float64
+    filters = torch.rand((2, 16, 7, 8), generator=generator, dtype=torch.float64) / 4
+    weight = torch.rand((2, 1, 7, 8), generator=generator, dtype=torch.float64) + 0.1
+    pairs = [
+        (filter_interpolation(image, flow, filters, impl="compiled"), filter_interpolation_ref(image, flow, filters)),
+        (backward_warp(image, flow, impl="compiled"), backward_warp_ref(image, flow)),
+        (depth_flow_projection(flow.float(), weight, impl="compiled"), depth_flow_projection_ref(flow.float(), weight)),
+    ]
+    for compiled, reference in pairs:
+        assert_same(compiled, reference, torch.float32, scale=10.0)
+
+
 @pytest.mark.parametrize("empty_dim", (0, 2, 3), ids=("batch", "height", "width"))
 @pytest.mark.parametrize("impl", ("ref", "compiled"))
 def test_empty_tensors(impl, empty_dim):
