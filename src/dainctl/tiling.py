@@ -15,6 +15,7 @@ following pairs, until a tile would be smaller than `min_tile`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -40,6 +41,11 @@ BYTES_PER_PIXEL: dict[tuple[str, bool], float] = {
     ("flow", False): 180.0,
     ("flow", True): 180.0,
 }
+# DAIN's PWC-Net run once on the whole padded frame (both directions, batch 2), fp32: peak RSS growth
+# measured on the CPU with `python -m dainctl.tiling --measure dain-flow --sizes 256x384,512x768`
+# (1053 and 1125 B/px, 1150 B/px marginal). Its activations are freed before the
+# per-window work starts, so this peak and a window's peak do not add up.
+DAIN_WHOLE_FRAME_FLOW_BYTES_PER_PIXEL = 1.2e3
 # Kept free on top of the model's estimate: allocator fragmentation, cuDNN workspaces, the tile copies.
 SAFETY_FRACTION = 0.85
 DEFAULT_OVERLAP = 64
@@ -161,22 +167,23 @@ class TileGrid:
     tile_width: int
     rows: int
     cols: int
+    align: int = 1  # tile starts are multiples of this (DAIN: 4, its flows are at quarter resolution)
 
     @property
     def count(self) -> int:
         return self.rows * self.cols
 
     def tiles(self) -> list[Tile]:
-        tops = _starts(self.height, self.tile_height, self.rows)
-        lefts = _starts(self.width, self.tile_width, self.cols)
+        tops = _starts(self.height, self.tile_height, self.rows, self.align)
+        lefts = _starts(self.width, self.tile_width, self.cols, self.align)
         return [Tile(top, top + self.tile_height, left, left + self.tile_width) for top in tops for left in lefts]
 
 
-def _starts(size: int, tile: int, count: int) -> list[int]:
-    """Evenly spread tile starts: the first at 0, the last flush with the end."""
+def _starts(size: int, tile: int, count: int, align: int = 1) -> list[int]:
+    """Evenly spread tile starts: the first at 0, the last flush with the end (if that is aligned)."""
     if count == 1:
         return [0]
-    return [round(i * (size - tile) / (count - 1)) for i in range(count)]
+    return [align * round(i * (size - tile) / (count - 1) / align) for i in range(count)]
 
 
 def _tile_side(size: int, count: int, overlap: int) -> int:
@@ -264,6 +271,53 @@ def feather_weights(grid: TileGrid, tile: Tile, overlap: int) -> torch.Tensor:
     return (rows[:, None] * cols[None, :]).unsqueeze(0)
 
 
+class _GivenFlows(torch.nn.Module):
+    """Stands in for DAIN's PWC-Net inside `DAIN.analyze_pair`: returns flows computed beforehand."""
+
+    def __init__(self, flows: torch.Tensor):
+        super().__init__()
+        self.flows = flows
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        return self.flows
+
+
+@contextlib.contextmanager
+def _flows_given(model, flows: torch.Tensor):
+    real = model.flownets
+    model.flownets = _GivenFlows(flows)
+    try:
+        yield
+    finally:
+        model.flownets = real
+
+
+def _whole_frame_flows(model, padded0: torch.Tensor, padded1: torch.Tensor) -> torch.Tensor:
+    """Raw PWC-Net flows (2, 2, H/4, W/4) float32 for the pairs (I0, I1) and (I1, I0), as `analyze_pair`
+    builds them, on the whole padded frame."""
+    pairs = torch.cat((torch.cat((padded0, padded1), dim=1), torch.cat((padded1, padded0), dim=1)), dim=0)
+    return model.flownets(model._conv_input(pairs)).float()
+
+
+def _is_dain_engine(engine) -> bool:
+    if getattr(engine, "name", None) != "dain":
+        return False
+    from .engines.dain import DainEngine
+
+    return isinstance(engine, DainEngine)
+
+
+def _dain_networks(engine) -> tuple:
+    """(float32 network, reduced-precision network or None) of a DainEngine."""
+    if hasattr(engine, "network"):
+        return engine.network, getattr(engine, "reduced_network", None)
+    return engine._model_fp32, getattr(engine, "_model_reduced", None)  # before the engine's rename
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """True for a CUDA out-of-memory error or a failed host allocation inside torch."""
     if isinstance(error, getattr(torch.cuda, "OutOfMemoryError", ())):
@@ -304,6 +358,7 @@ class TiledEngine:
         self.min_tile = min_tile
         self.on_retry = on_retry
         self.padded_size = padded_size_of(inner)
+        self.dain = _is_dain_engine(inner)
         self.retries = 0
         self.last_grid: TileGrid | None = None
 
@@ -314,9 +369,31 @@ class TiledEngine:
         return getattr(self.inner, attribute)
 
     def plan(self, height: int, width: int) -> TileGrid:
-        return plan_tiles(
-            height, width, self.max_pixels, overlap=self.overlap, min_tile=self.min_tile, padded_size=self.padded_size
+        """The tiles for a height x width frame; for DAIN, windows of the padded frame (see `_dain_pair`)."""
+        if not self.dain:
+            return plan_tiles(
+                height, width, self.max_pixels, overlap=self.overlap, min_tile=self.min_tile, padded_size=self.padded_size
+            )
+        padded_h, padded_w = self.padded_size(height, width)
+        if self.max_pixels is None or padded_h * padded_w <= self.max_pixels:
+            return TileGrid(height, width, height, width, 1, 1)
+        whole_frame_flow = padded_h * padded_w * DAIN_WHOLE_FRAME_FLOW_BYTES_PER_PIXEL
+        if whole_frame_flow > self.max_pixels * BYTES_PER_PIXEL[("dain", False)]:
+            raise EngineError(
+                f"{width}x{height} frames need about {format_bytes(whole_frame_flow)} for DAIN's flow on the whole "
+                "frame, more than the memory budget; raise --max-memory"
+            )
+        # Windows of the padded frame: sides multiples of 64 (the sub-networks' strides), starts multiples
+        # of 4 (the flows are at quarter resolution).
+        def multiple_of_64(h: int, w: int) -> tuple[int, int]:
+            return _round_up(h, 64), _round_up(w, 64)
+
+        grid = plan_tiles(
+            padded_h, padded_w, self.max_pixels, overlap=_round_up(self.overlap, 4),
+            min_tile=max(64, self.min_tile), padded_size=multiple_of_64,
         )
+        rows_h, cols_w = multiple_of_64(grid.tile_height, grid.tile_width)
+        return TileGrid(padded_h, padded_w, min(rows_h, padded_h), min(cols_w, padded_w), grid.rows, grid.cols, align=4)
 
     def interpolate(self, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]) -> list[torch.Tensor]:
         """frame0, frame1: (3, H, W) float32 RGB in [0, 1] on the CPU -> one (3, H, W) float32 frame per t."""
@@ -329,22 +406,29 @@ class TiledEngine:
             except Exception as error:
                 if not is_out_of_memory(error):
                     raise
-                self._shrink_after(error, grid)
+                self._shrink_after(error, grid, height, width)
 
-    def _shrink_after(self, error: BaseException, grid: TileGrid) -> None:
+    def _pixels_per_call(self, grid: TileGrid) -> int:
+        if self.dain and grid.count > 1:
+            return grid.tile_height * grid.tile_width  # DAIN windows are already padded
+        padded_h, padded_w = self.padded_size(grid.tile_height, grid.tile_width)
+        return padded_h * padded_w
+
+    def _shrink_after(self, error: BaseException, grid: TileGrid, height: int, width: int) -> None:
+        """Halve the pixels per call (kept for the following pairs), or give up with one EngineError."""
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        padded_h, padded_w = self.padded_size(grid.tile_height, grid.tile_width)
-        used = padded_h * padded_w
-        smaller = used // 2
-        try:
-            plan_tiles(grid.height, grid.width, smaller, overlap=self.overlap, min_tile=self.min_tile, padded_size=self.padded_size)
-        except EngineError:
-            raise EngineError(
-                f"out of memory even with {grid.tile_height}x{grid.tile_width} tiles "
-                f"({type(error).__name__}); lower --max-memory's demands: use --fp16, a smaller frame or more memory"
-            ) from error
+        previous = self.max_pixels
+        smaller = self._pixels_per_call(grid) // 2  # strictly fewer pixels than the call that failed
         self.max_pixels = smaller
+        try:
+            self.plan(height, width)
+        except EngineError:
+            self.max_pixels = previous
+            raise EngineError(
+                f"out of memory even with {grid.tile_height}x{grid.tile_width} tiles ({type(error).__name__}); "
+                "use --fp16, a larger --max-memory on a larger GPU, or smaller frames"
+            ) from error
         self.retries += 1
         message = (
             f"out of memory with {grid.rows}x{grid.cols} tiles of {grid.tile_height}x{grid.tile_width}; "
@@ -358,6 +442,8 @@ class TiledEngine:
     def _interpolate_grid(self, grid: TileGrid, frame0, frame1, timesteps) -> list[torch.Tensor]:
         if grid.count == 1:
             return self.inner.interpolate(frame0, frame1, timesteps)
+        if self.dain:
+            return self._dain_pair(grid, frame0, frame1, timesteps)
         sums = [torch.zeros(frame0.shape, dtype=torch.float32) for _ in timesteps]
         weight_sum = torch.zeros((1, grid.height, grid.width), dtype=torch.float32)
         for tile in grid.tiles():
@@ -368,6 +454,59 @@ class TiledEngine:
                 total[window] += output.float() * weights
             weight_sum[window] += weights
         return [total.div_(weight_sum) for total in sums]
+
+    def _dain_pair(self, grid: TileGrid, frame0, frame1, timesteps) -> list[torch.Tensor]:
+        """DAIN in windows of the padded frame, with PWC-Net's flows computed once on the whole frame.
+
+        PWC-Net's coarse levels see far beyond any window, so flows estimated per window differ from the
+        whole frame's at every seam (tiled vs untiled ~22 dB on random weights); depth, context, kernels,
+        projection, warps and the rectifier are local enough to run per window (>= 40 dB, see
+        tests/test_tiling_dain.py). The flow network also needs only ~1.2 KB per pixel against ~7.6 KB for
+        the whole network. Precision and the fp32 guard follow `DainEngine.run_pair`.
+        """
+        from .engines.dain import frame_is_broken
+        from .models.padding import crop_padding, pad_frames, padding_for
+
+        engine = self.inner
+        height, width = frame0.shape[-2:]
+        padding = padding_for(height, width, engine.padding_policy)
+        batch = torch.stack((frame0, frame1)).to(engine.device, torch.float32)
+        padded0, padded1 = pad_frames(batch, padding).split(1, dim=0)
+        timesteps = [float(t) for t in timesteps]
+        fp32_model, reduced_model = _dain_networks(engine)
+        models = [m for m in (reduced_model, fp32_model) if m is not None]
+        whole_flows: dict[int, torch.Tensor] = {}
+
+        sums = [torch.zeros((3, grid.height, grid.width), dtype=torch.float32) for _ in timesteps]
+        weight_sum = torch.zeros((1, grid.height, grid.width), dtype=torch.float32)
+        for tile in grid.tiles():
+            window = (Ellipsis, slice(tile.top, tile.bottom), slice(tile.left, tile.right))
+            flow_window = (Ellipsis, slice(tile.top // 4, tile.bottom // 4), slice(tile.left // 4, tile.right // 4))
+            frames: dict[int, torch.Tensor] = {}
+            pending = list(range(len(timesteps)))
+            for model in models:
+                with torch.inference_mode(), engine._conv_flags(model):
+                    if id(model) not in whole_flows:  # the fp32 one only if the guard needs it
+                        whole_flows[id(model)] = _whole_frame_flows(model, padded0, padded1)
+                    with _flows_given(model, whole_flows[id(model)][flow_window].contiguous()):
+                        analysis = model.analyze_pair(padded0[window], padded1[window])
+                    for index in pending:
+                        frames[index] = model.synthesize(analysis, timesteps[index]).frame
+                    del analysis
+                if model is fp32_model:
+                    break
+                # The guard, per window: redo in float32 only the times whose frame is broken.
+                pending = [i for i in pending if frame_is_broken(frames[i])]
+                if not pending:
+                    break
+                engine.stats["fp32_recomputed"] += len(pending)
+            weights = feather_weights(grid, tile, self.overlap)
+            for index, total in enumerate(sums):
+                total[window] += frames[index][0].float().cpu() * weights
+            weight_sum[window] += weights
+        engine.stats["pairs"] += 1
+        engine.stats["frames"] += len(timesteps)
+        return [crop_padding(total.div_(weight_sum), padding).clamp_(0.0, 1.0).contiguous() for total in sums]
 
 
 def wrap_for_memory(
@@ -391,39 +530,59 @@ def wrap_for_memory(
 
 
 def _measure(engine_name: str, sizes: Sequence[tuple[int, int]]) -> None:  # pragma: no cover - a tool
-    """Print the peak RSS growth per pixel of one pair on the CPU (one fresh process per size)."""
+    """Print the peak RSS growth per pixel of one pair on the CPU (one fresh process per size).
+
+    engine_name "flow" measures `FlowEngine.interpolate`; "dain-flow" measures DAIN's PWC-Net alone on a
+    (2, 6, H, W) batch, as run once on the whole frame by `TiledEngine` (H, W multiples of 64).
+    """
     import json
     import subprocess
     import sys
 
+    setup = {
+        "flow": (
+            "from dainctl.engines import create_engine\n"
+            "engine = create_engine('flow', device='cpu')\n"
+            "g = torch.Generator().manual_seed(0)\n"
+            "f0 = torch.rand(3, h, w, generator=g); f1 = torch.roll(f0, 3, dims=2)\n"
+            "engine.interpolate(f0[:, :64, :64].contiguous(), f1[:, :64, :64].contiguous(), [0.5])\n"
+            "work = lambda: engine.interpolate(f0, f1, [0.5])\n"
+        ),
+        "dain-flow": (
+            "from dainctl.models.dain import DAIN\n"
+            "torch.set_grad_enabled(False)\n"
+            "model = DAIN().eval()\n"
+            "model.flownets(torch.rand(2, 6, 64, 64))\n"
+            "pairs = torch.rand(2, 6, h, w)\n"
+            "work = lambda: model.flownets(pairs)\n"
+        ),
+    }[engine_name]
     code = (
-        "import resource, sys, torch, json\n"
-        "from dainctl.engines import create_engine\n"
+        "import resource, sys, json, torch\n"
         "h, w = int(sys.argv[1]), int(sys.argv[2])\n"
-        "engine = create_engine(sys.argv[3], device='cpu')\n"
-        "g = torch.Generator().manual_seed(0)\n"
-        "f0 = torch.rand(3, h, w, generator=g); f1 = torch.roll(f0, 3, dims=2)\n"
-        "engine.interpolate(f0[:, :64, :64].contiguous(), f1[:, :64, :64].contiguous(), [0.5])\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "engine.interpolate(f0, f1, [0.5])\n"
+        + setup
+        + "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "work()\n"
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "print(json.dumps({'pixels': h * w, 'growth': (peak - base) * 1024}))\n"
     )
     results = []
     for height, width in sizes:
-        out = subprocess.run([sys.executable, "-c", code, str(height), str(width), engine_name],
+        out = subprocess.run([sys.executable, "-c", code, str(height), str(width)],
                              check=True, capture_output=True, text=True, env=dict(os.environ)).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
-        print(f"{engine_name} {height}x{width}: peak RSS growth {results[-1]['growth'] / 2**20:.1f} MiB")
-    (p0, g0), (p1, g1) = [(r["pixels"], r["growth"]) for r in (results[0], results[-1])]
-    print(f"{engine_name}: {(g1 - g0) / (p1 - p0):.0f} bytes per pixel (slope between the smallest and largest size)")
+        growth = results[-1]["growth"]
+        print(f"{engine_name} {height}x{width}: peak RSS growth {growth / 2**20:.1f} MiB ({growth / (height * width):.0f} B/px)")
+    if len(results) > 1:
+        (p0, g0), (p1, g1) = [(r["pixels"], r["growth"]) for r in (results[0], results[-1])]
+        print(f"{engine_name}: {(g1 - g0) / (p1 - p0):.0f} bytes per pixel (slope between the smallest and largest size)")
 
 
 if __name__ == "__main__":  # pragma: no cover
     import argparse
 
-    parser = argparse.ArgumentParser(description="Measure an engine's memory per pixel on the CPU.")
-    parser.add_argument("--measure", default="flow")
-    parser.add_argument("--sizes", default="360x640,720x1280,1080x1920")
+    parser = argparse.ArgumentParser(description="Measure an engine's peak memory per pixel on the CPU.")
+    parser.add_argument("--measure", default="flow", choices=("flow", "dain-flow"))
+    parser.add_argument("--sizes", default="360x640,720x1280,1080x1920", help="HEIGHTxWIDTH,...")
     arguments = parser.parse_args()
     _measure(arguments.measure, [tuple(int(v) for v in s.split("x")) for s in arguments.sizes.split(",")])
