@@ -68,6 +68,8 @@ class DainEngine:
         reduced_dtype: the reduced-precision dtype to use instead of float16 (tests run the fp16 policy
             on the CPU with torch.bfloat16); None means float16 when fp16 is set on CUDA.
     Attributes:
+        network: the float32 DAIN on the device (the guard's fallback; the only one in fp32 mode).
+        reduced_network: the reduced-precision copy, or None.
         precision: "fp32", "fp16" or "bf16", what the convolutions run in.
         stats: {"pairs", "frames", "fp32_recomputed"} counters.
     """
@@ -102,22 +104,22 @@ class DainEngine:
         load_into_model(model, loaded.state_dict)  # copies (and casts) into the float32 parameters
         del loaded
         model.op_impl = op_impl
-        self._model_fp32 = model.eval().to(self.device)
+        self.network = model.eval().to(self.device)
 
         if reduced_dtype is None and fp16 and self.device.type == "cuda":
             reduced_dtype = torch.float16
-        self._model_reduced: DAIN | None = None
+        self.reduced_network: DAIN | None = None
         self.precision = "fp32"
         if reduced_dtype is not None:
-            reduced = copy.deepcopy(self._model_fp32).to(reduced_dtype)
+            reduced = copy.deepcopy(self.network).to(reduced_dtype)
             if self.device.type == "cuda":
                 reduced = reduced.to(memory_format=torch.channels_last)
-            self._model_reduced = reduced
+            self.reduced_network = reduced
             self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(reduced_dtype, str(reduced_dtype))
         self.stats = {"pairs": 0, "frames": 0, "fp32_recomputed": 0}
 
     def _conv_flags(self, model: DAIN):
-        if self.device.type == "cuda" and model is self._model_fp32:
+        if self.device.type == "cuda" and model is self.network:
             return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=False)
         if self.device.type == "cuda":
             return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=True)
@@ -147,14 +149,14 @@ class DainEngine:
         batch = torch.stack((frame0, frame1)).to(self.device, torch.float32)
         padded0, padded1 = pad_frames(batch, padding).split(1, dim=0)
 
-        model = self._model_reduced or self._model_fp32
+        model = self.reduced_network or self.network
         analysis, syntheses = self._run_model(model, padded0, padded1, timesteps)
-        if model is not self._model_fp32:
+        if model is not self.network:
             broken = [i for i, s in enumerate(syntheses) if frame_is_broken(crop_padding(s.frame, padding))]
             if broken:
                 # The guard: redo the pair in float32, only for the broken times.
                 _, recomputed = self._run_model(
-                    self._model_fp32, padded0, padded1, [timesteps[i] for i in broken]
+                    self.network, padded0, padded1, [timesteps[i] for i in broken]
                 )
                 for index, synthesis in zip(broken, recomputed):
                     syntheses[index] = synthesis
