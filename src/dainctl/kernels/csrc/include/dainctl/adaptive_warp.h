@@ -28,12 +28,12 @@ DAINCTL_HD void filter_interpolation_pixel(const T* image, const A* flow, const 
     for (int c = 0; c < channels; ++c) out[c * plane + pixel] = image[c * plane + pixel];
     return;
   }
-  const A base_x = floor_of(sample_x);
-  const A base_y = floor_of(sample_y);
-  const A alpha = sample_x - base_x;
-  const A beta = sample_y - base_y;
-  const int window_x0 = static_cast<int>(base_x) + 1 - kFilterSize / 2;
-  const int window_y0 = static_cast<int>(base_y) + 1 - kFilterSize / 2;
+  const int base_x = floor_nonnegative(sample_x);
+  const int base_y = floor_nonnegative(sample_y);
+  const A alpha = sample_x - static_cast<A>(base_x);
+  const A beta = sample_y - static_cast<A>(base_y);
+  const int window_x0 = base_x + 1 - kFilterSize / 2;
+  const int window_y0 = base_y + 1 - kFilterSize / 2;
 
   // Tap offsets (reads clamped to the border) and kernel values, in row-major window order.
   int64_t tap_offset[kFilterTaps];

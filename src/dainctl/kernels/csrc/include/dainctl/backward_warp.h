@@ -23,12 +23,10 @@ DAINCTL_HD void backward_warp_pixel(const T* image, const A* flow, T* out, int c
   const A last_y = static_cast<A>(height - 1);
   sample_x = sample_x < A(0) ? A(0) : (sample_x > last_x ? last_x : sample_x);
   sample_y = sample_y < A(0) ? A(0) : (sample_y > last_y ? last_y : sample_y);
-  const A base_x = floor_of(sample_x);
-  const A base_y = floor_of(sample_y);
-  const A alpha = sample_x - base_x;
-  const A beta = sample_y - base_y;
-  const int left = static_cast<int>(base_x);
-  const int top = static_cast<int>(base_y);
+  const int left = floor_nonnegative(sample_x);
+  const int top = floor_nonnegative(sample_y);
+  const A alpha = sample_x - static_cast<A>(left);
+  const A beta = sample_y - static_cast<A>(top);
   const int right = left + 1 < width ? left + 1 : width - 1;
   const int bottom = top + 1 < height ? top + 1 : height - 1;
   const int64_t offset_tl = static_cast<int64_t>(top) * width + left;

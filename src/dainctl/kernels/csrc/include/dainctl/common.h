@@ -40,8 +40,10 @@ struct Storage<__half> {
 };
 #endif
 
-DAINCTL_HD float floor_of(float value) { return floorf(value); }
-DAINCTL_HD double floor_of(double value) { return floor(value); }
+// floor() of a coordinate already known to lie in [0, INT_MAX]: truncation, without a libm call
+// (which the baseline x86-64 target cannot inline). NaN never gets here: callers test ranges first.
+template <typename A>
+DAINCTL_HD int floor_nonnegative(A value) { return static_cast<int>(value); }
 DAINCTL_HD float abs_of(float value) { return fabsf(value); }
 DAINCTL_HD double abs_of(double value) { return fabs(value); }
 

@@ -23,8 +23,8 @@ DAINCTL_HD ProjectionSplat<A> projection_splat(int x, int y, int width, int heig
   splat.lands = target_x >= A(0) && target_x <= static_cast<A>(width - 1) && target_y >= A(0) &&
                 target_y <= static_cast<A>(height - 1);
   if (!splat.lands) return splat;
-  splat.left = static_cast<int>(floor_of(target_x));
-  splat.top = static_cast<int>(floor_of(target_y));
+  splat.left = floor_nonnegative(target_x);
+  splat.top = floor_nonnegative(target_y);
   splat.right = splat.left + 1 < width ? splat.left + 1 : width - 1;
   splat.bottom = splat.top + 1 < height ? splat.top + 1 : height - 1;
   // The same weight at all four corners, flow negated: the projected flow points back to the source.
