@@ -73,3 +73,14 @@ def clip_factory(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+def decode_rgb(path: Path) -> list:
+    """Every frame of a video as uint8 RGB arrays, or the PNGs of a folder in name order."""
+    import av
+    import cv2
+
+    if path.is_dir():
+        return [cv2.imread(str(p))[:, :, ::-1] for p in sorted(path.glob("*.png"))]
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]

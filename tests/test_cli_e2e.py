@@ -171,3 +171,20 @@ def test_video_to_folder(capsys, tmp_path, clip_factory):
     out = tmp_path / "frames_out"
     run_ok(capsys, "interpolate", clip_factory(frames=6, audio=False), out, "--quiet")
     assert len(list(out.glob("*.png"))) == 12
+
+
+def test_memory_budget_tiles_and_matches_untiled(capsys, tmp_path, clip_factory):
+    from conftest import decode_rgb
+
+    clip = clip_factory(width=320, height=192, frames=4, audio=False)
+    whole, tiled = tmp_path / "whole", tmp_path / "tiled"
+    run_ok(capsys, "interpolate", clip, whole, "--quiet")
+    # The flow engine needs about 180 bytes per pixel: 8 MB fits 192x192 tiles, not the 320x192 frame.
+    stdout, _ = run_ok(capsys, "interpolate", clip, tiled, "--quiet", "--max-memory", "8M", "--json")
+    tiles = json.loads(stdout)["tiles"]
+    assert tiles["rows"] * tiles["cols"] >= 2
+    a, b = decode_rgb(whole), decode_rgb(tiled)
+    assert len(a) == len(b) == 8
+    for x, y in zip(a, b):
+        mse = np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2)
+        assert mse == 0 or 10 * np.log10(255**2 / mse) >= 40

@@ -42,3 +42,7 @@ NoSceneDetectOpt = Annotated[bool, typer.Option("--no-scene-detect", help="Inter
 DedupOpt = Annotated[bool, typer.Option("--dedup", help="Interpolate across runs of duplicate frames (animation on twos, static frames) instead of repeating them.")]
 DedupThresholdOpt = Annotated[float, typer.Option("--dedup-threshold", help="Largest pixel change (8-bit levels, on a thumbnail) that still counts as a duplicate.", min=0.0)]
 NoVerifyOpt = Annotated[bool, typer.Option("--no-verify", help="A failed check of the written output (frames, duration, audio) only warns.")]
+MaxMemoryOpt = Annotated[
+    Optional[str],
+    typer.Option("--max-memory", help="Memory budget for the engine, e.g. 16G: large frames are processed in overlapping tiles that fit it (default: the GPU's free memory).", show_default=False),
+]

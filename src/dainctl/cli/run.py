@@ -30,6 +30,7 @@ from .options import (
     PresetOpt,
     PrecisionOpt,
     DedupOpt,
+    MaxMemoryOpt,
     DedupThresholdOpt,
     NoSceneDetectOpt,
     NoVerifyOpt,
@@ -64,6 +65,7 @@ def interpolate(
     dedup: DedupOpt = False,
     dedup_threshold: DedupThresholdOpt = DEFAULT_DEDUP_THRESHOLD,
     no_verify: NoVerifyOpt = False,
+    max_memory: MaxMemoryOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Raise the frame rate (2x by default, any factor, or an exact --fps); duration and audio kept."""
@@ -76,7 +78,7 @@ def interpolate(
         Job(input, output or default_output(input, tag), "interpolate", factor=factor, fps=rate, audio="copy",
             encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
             **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
-        engine, weights, device, fp16, overwrite, quiet, json_out,
+        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory,
     )
 
 
@@ -102,6 +104,7 @@ def slowmo(
     dedup: DedupOpt = False,
     dedup_threshold: DedupThresholdOpt = DEFAULT_DEDUP_THRESHOLD,
     no_verify: NoVerifyOpt = False,
+    max_memory: MaxMemoryOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Slow motion: N-1 new frames per pair, played at the input rate (N times longer)."""
@@ -112,7 +115,7 @@ def slowmo(
         Job(input, output or default_output(input, f"slowmo{factor}x"), "slowmo", factor=factor, audio=audio,
             encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
             **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
-        engine, weights, device, fp16, overwrite, quiet, json_out,
+        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory,
     )
 
 
@@ -132,7 +135,7 @@ def _check_factor(factor: int | None) -> int | None:
     return factor
 
 
-def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, json_out) -> None:
+def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, json_out, max_memory) -> None:
     check_paths(job.input_path, job.output_path, overwrite)
     device = resolve_device(device)
     use_fp16 = device == "cuda" if fp16 is None else fp16  # half precision by default on CUDA only
@@ -140,6 +143,16 @@ def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, jso
         ui.warn("--fp16 needs a CUDA GPU; running in fp32 on the CPU")
         use_fp16 = False
     engine = create_engine(engine_name, device=device, fp16=use_fp16, weights=weights)
+    if max_memory is not None or device == "cuda" or engine_name == "dain":
+        # Tiles sized for the budget (or the GPU's free memory); an out-of-memory error retries the
+        # same pair with smaller tiles instead of failing.
+        from ..tiling import parse_memory, wrap_for_memory
+
+        engine = wrap_for_memory(
+            engine, engine_name, device=device, fp16=use_fp16,
+            max_memory=parse_memory(max_memory) if max_memory is not None else None,
+            on_retry=lambda message: ui.warn(message),
+        )
     if getattr(engine, "weights_converted_in_memory", False):
         ui.info(f"hint: {weights} was converted in memory; convert it once with `dainctl convert {weights} dain.safetensors`", quiet=quiet)
     if job.mode == "slowmo" and job.audio == "drop":
@@ -209,10 +222,20 @@ def _report(result: RunResult, engine, engine_name: str, device: str, quiet: boo
                 "elapsed_seconds": round(result.elapsed, 3),
                 "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
                 "engine_stats": engine_stats,
+                "tiles": _tiles(engine),
                 "verification": verification,
                 "notices": result.notices,
             }
         )
+
+
+def _tiles(engine) -> dict | None:
+    """The tile grid of the last pair, when the engine runs within a memory budget."""
+    grid = getattr(engine, "last_grid", None)
+    if grid is None:
+        return None
+    return {"rows": grid.rows, "cols": grid.cols, "tile_width": grid.tile_width, "tile_height": grid.tile_height,
+            "oom_retries": getattr(engine, "retries", 0)}
 
 
 def _as_report(data: dict):
