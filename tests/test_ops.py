@@ -607,3 +607,31 @@ def test_second_process_reuses_the_cached_build():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(library)
     assert "compiling" not in result.stderr
+
+
+def test_without_a_working_compiler_auto_warns_and_compiled_names_the_log(tmp_path):
+    # A fresh process with an empty cache and a compiler that does not exist.
+    script = """
+import warnings, torch
+from dainctl.errors import EngineError
+from dainctl.kernels import backward_warp
+image, flow = torch.rand(1, 1, 3, 3), torch.zeros(1, 2, 3, 3)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    assert torch.equal(backward_warp(image, flow), image)
+    backward_warp(image, flow)
+print("warnings:", len(caught), caught[0].message)
+try:
+    backward_warp(image, flow, impl="compiled")
+except EngineError as error:
+    print("error:", error.message)
+"""
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"), "DAINCTL_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("DAINCTL_KERNELS", None)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert lines["warnings"].startswith("1 ")
+    log = lines["error"].split("see ")[-1].rstrip(")")
+    assert Path(log).is_file() and Path(log).parent == tmp_path / "cache" / "kernels"
+    assert "\n" not in lines["error"]

@@ -18,13 +18,17 @@ Cache root: `$DAINCTL_CACHE_DIR/kernels`, else `$XDG_CACHE_HOME/dainctl/kernels`
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import sys
 import sysconfig
 import tempfile
 import threading
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -136,17 +140,18 @@ def _build(variant: str, key: str, root: Path, final_dir: Path) -> None:
         from torch.utils import cpp_extension
 
         sources = _CPU_SOURCES + (_CUDA_SOURCES if variant == "cuda" else ())
-        cpp_extension.load(
-            name=LIBRARY_NAME,
-            sources=[str(CSRC_DIR / s) for s in sources],
-            extra_include_paths=[str(CSRC_DIR / "include")],
-            extra_cflags=["-O3", "-fopenmp"],
-            extra_cuda_cflags=["-O3"],
-            extra_ldflags=["-fopenmp"],
-            build_directory=str(staging_dir),
-            is_python_module=False,
-            verbose=False,
-        )
+        with _quiet_torch_build():
+            cpp_extension.load(
+                name=LIBRARY_NAME,
+                sources=[str(CSRC_DIR / s) for s in sources],
+                extra_include_paths=[str(CSRC_DIR / "include")],
+                extra_cflags=["-O3", "-fopenmp"],
+                extra_cuda_cflags=["-O3"],
+                extra_ldflags=["-fopenmp"],
+                build_directory=str(staging_dir),
+                is_python_module=False,
+                verbose=False,
+            )
     except Exception as error:  # compiler missing, compile error, ninja missing: all end the same way
         sys.stderr.write(" failed\n")
         shutil.rmtree(staging_dir, ignore_errors=True)
@@ -163,3 +168,18 @@ def _build(variant: str, key: str, root: Path, final_dir: Path) -> None:
     except OSError:
         # Another process finished first; its library is equivalent (same key).
         shutil.rmtree(staging_dir, ignore_errors=True)
+
+
+@contextmanager
+def _quiet_torch_build() -> Iterator[None]:
+    """Keep the build to our one status line: torch's own advice (compiler checks, arch lists) is
+    silenced while building; a failure's full compiler output goes to the build log instead."""
+    torch_logger = logging.getLogger("torch.utils.cpp_extension")
+    level = torch_logger.level
+    torch_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        torch_logger.setLevel(level)
