@@ -17,6 +17,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: install
+	mkdir -p demo
 	$(BIN)/dainctl sample demo/sample.mp4 --overwrite
 	$(BIN)/dainctl interpolate demo/sample.mp4 demo/sample.2x.mp4 --overwrite
 	@echo "demo: input demo/sample.mp4 -> result $(CURDIR)/demo/sample.2x.mp4"
