@@ -191,13 +191,24 @@ void correlation(const T* a, const T* b, T* out, int64_t batch, int channels, in
 
 template <typename T>
 void backward_warp(const T* input, const T* flow, T* out, int64_t batch, int channels, int height, int width) {
+  using A = typename Storage<T>::acc;
   const int64_t plane = static_cast<int64_t>(height) * width;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int y = 0; y < height; ++y) {
-      for (int x = 0; x < width; ++x) {
-        backward_warp_pixel<T, T>(input + b * channels * plane, flow + b * 2 * plane, out + b * channels * plane,
-                                  channels, height, width, x, y);
+#pragma omp parallel
+  {
+    // A row's samples first (a loop that vectorises), then each channel's blends along the row.
+    std::vector<WarpSample<A>> samples(width);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int y = 0; y < height; ++y) {
+        const T* flow_x = flow + b * 2 * plane + static_cast<int64_t>(y) * width;
+        const T* flow_y = flow_x + plane;
+        for (int x = 0; x < width; ++x)
+          samples[x] = backward_warp_sample<A>(flow_x[x], flow_y[x], x, y, height, width);
+        for (int c = 0; c < channels; ++c) {
+          const T* channel = input + (b * channels + c) * plane;
+          T* row = out + (b * channels + c) * plane + static_cast<int64_t>(y) * width;
+          for (int x = 0; x < width; ++x) row[x] = backward_warp_blend<T, A>(channel, samples[x]);
+        }
       }
     }
   }

@@ -18,8 +18,8 @@ inline void check_nchw(const at::Tensor& tensor, const char* name, int64_t chann
   TORCH_CHECK(tensor.size(0) == like.size(0) && tensor.size(2) == like.size(2) && tensor.size(3) == like.size(3),
               name, " ", tensor.sizes(), " must match ", like.sizes(), " in batch, height and width");
   TORCH_CHECK(tensor.device() == like.device(), name, " must be on ", like.device(), ", got ", tensor.device());
-  TORCH_CHECK(tensor.size(1) < INT_MAX && tensor.size(2) < INT_MAX && tensor.size(3) < INT_MAX, name,
-              " is too large");
+  TORCH_CHECK(tensor.size(1) < INT_MAX && tensor.size(2) * tensor.size(3) < INT_MAX, name,
+              " is too large: channels and H*W must fit in int");
 }
 
 // The dtype coordinates and flows are computed in for data of `dtype`.
