@@ -524,6 +524,21 @@ def test_opcheck_schema_and_fake_tensor():
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
 
 
+def test_ops_trace_through_torch_compile():
+    # fullgraph: the ops must be traceable (through their fake kernels) without graph breaks.
+    _build.load_library()
+
+    def warp_then_project(image, flow, weight):
+        warped = torch.ops.dainctl.backward_warp(image, flow)
+        return warped * 2, torch.ops.dainctl.depth_flow_projection(flow, weight, True)
+
+    compiled = torch.compile(warp_then_project, backend="aot_eager", fullgraph=True)
+    image, flow, weight = torch.rand(1, 3, 5, 6), torch.randn(1, 2, 5, 6), torch.rand(1, 1, 5, 6) + 0.1
+    warped, projected = compiled(image, flow, weight)
+    torch.testing.assert_close(warped, 2 * backward_warp_ref(image, flow))
+    torch.testing.assert_close(projected, depth_flow_projection_ref(flow, weight))
+
+
 def test_unknown_impl_is_a_usage_error():
     with pytest.raises(UsageError, match="impl"):
         backward_warp(torch.zeros(1, 1, 2, 2), torch.zeros(1, 2, 2, 2), impl="fast")
