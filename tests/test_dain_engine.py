@@ -90,6 +90,8 @@ def test_bfloat16_policy_keeps_the_float32_islands(converted_fake_weights, fp32_
     assert engine.precision == "bf16"
     assert engine.reduced_network.rectifyNet.block1[0].weight.dtype == torch.bfloat16
     assert engine.network.rectifyNet.block1[0].weight.dtype == torch.float32
+    assert engine.reduced_network.flownets.conv1a[0].weight.dtype == torch.float32  # policy: PWC-Net fp32
+    assert engine.reduced_network.depthNet[0].weight.dtype == torch.bfloat16
     run = engine.run_pair(*frames, [0.25, 0.5])
     analysis = run.analysis
     for name in ("flow01", "flow10", "log_depth0", "projection_weight0", "context0", "kernels0"):
@@ -107,26 +109,31 @@ def test_bfloat16_policy_keeps_the_float32_islands(converted_fake_weights, fp32_
 
 def test_float16_storage_emulation_stays_close_to_float32(converted_fake_weights, fp32_frames, frames) -> None:
     """fp16 cannot run on this CPU at useful speed, so emulate its storage: weights and every layer's
-    inputs and outputs rounded to float16 (compute stays float32, as on tensor cores)."""
-    from dainctl.engines.dain import DainEngine
+    inputs and outputs rounded to float16 (compute stays float32, as on tensor cores), in the
+    sub-networks the policy runs in reduced precision."""
+    from dainctl.engines.dain import FLOAT32_SUBNETWORKS, DainEngine
 
     engine = DainEngine(converted_fake_weights, device="cpu", padding="compact")
 
     def to_half_and_back(x):
         return x.half().float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
 
-    with torch.no_grad():
-        for parameter in engine.network.parameters():
-            parameter.copy_(to_half_and_back(parameter))
     layers = (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Upsample)
-    for module in engine.network.modules():
-        if isinstance(module, layers):
-            module.register_forward_pre_hook(lambda m, args: tuple(to_half_and_back(a) for a in args))
-            module.register_forward_hook(lambda m, args, out: to_half_and_back(out))
+    reduced = [child for name, child in engine.network.named_children() if name not in FLOAT32_SUBNETWORKS]
+    assert len(reduced) == 6
+    for subnetwork in reduced:
+        with torch.no_grad():
+            for parameter in subnetwork.parameters():
+                parameter.copy_(to_half_and_back(parameter))
+        for module in subnetwork.modules():
+            if isinstance(module, layers):
+                module.register_forward_pre_hook(lambda m, args: tuple(to_half_and_back(a) for a in args))
+                module.register_forward_hook(lambda m, args, out: to_half_and_back(out))
     emulated = engine.interpolate(*frames, [0.25, 0.5])
     for reduced, full in zip(emulated, fp32_frames):
         assert torch.isfinite(reduced).all()  # no float16 overflow anywhere in the conv stacks
-        assert _psnr(reduced, full) >= 45.0  # the issue's fp16 target; measured 53.5 dB on a 64x96 crop
+        # the issue's fp16 target; the same emulation on the mb_dogdance oracle case measured 48.9 dB
+        assert _psnr(reduced, full) >= 45.0
 
 
 def test_guard_recomputes_broken_frames_in_float32(converted_fake_weights, fp32_frames, frames) -> None:

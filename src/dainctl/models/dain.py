@@ -151,13 +151,16 @@ class DAIN(nn.Module):
     def depth_net(self) -> MegaDepth:
         return self.depthNet
 
-    @property
-    def conv_dtype(self) -> torch.dtype:
-        return self.rectifyNet.block1[0].weight.dtype
+    @staticmethod
+    def _conv_input(x: torch.Tensor, subnetwork: nn.Module) -> torch.Tensor:
+        """`x` in the dtype (and, on CUDA, the memory format) of `subnetwork`'s weights.
 
-    def _conv_input(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.conv_dtype)
-        if self.rectifyNet.block1[0].weight.is_contiguous(memory_format=torch.channels_last) and x.is_cuda:
+        Each sub-network may run in its own dtype (the engine's reduced-precision policy keeps some
+        of them in float32).
+        """
+        weight = next(subnetwork.parameters())
+        x = x.to(weight.dtype)
+        if x.is_cuda and weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -172,28 +175,26 @@ class DAIN(nn.Module):
         frame0 = frame0.float()
         frame1 = frame1.float()
         batch = frame0.shape[0]
-        both = self._conv_input(torch.cat((frame0, frame1), dim=0))
+        both = torch.cat((frame0, frame1), dim=0)
 
         # Both PWC directions in one batch: (I0, I1) and (I1, I0).
-        pairs = self._conv_input(
-            torch.cat((torch.cat((frame0, frame1), dim=1), torch.cat((frame1, frame0), dim=1)), dim=0)
-        )
-        flow01, flow10 = self.flownets(pairs).float().split(batch, dim=0)
+        pairs = torch.cat((torch.cat((frame0, frame1), dim=1), torch.cat((frame1, frame0), dim=1)), dim=0)
+        flow01, flow10 = self.flownets(self._conv_input(pairs, self.flownets)).float().split(batch, dim=0)
 
-        log_depth0, log_depth1 = self.depthNet(both).float().split(batch, dim=0)
+        log_depth0, log_depth1 = self.depthNet(self._conv_input(both, self.depthNet)).float().split(batch, dim=0)
         projection_weight0 = DEPTH_WEIGHT_EPS + 1.0 / torch.exp(log_depth0)
         projection_weight1 = DEPTH_WEIGHT_EPS + 1.0 / torch.exp(log_depth1)
 
-        features0, features1 = self.ctxNet(both).float().split(batch, dim=0)
+        features0, features1 = self.ctxNet(self._conv_input(both, self.ctxNet)).float().split(batch, dim=0)
         # ContextNet's first 3 channels are its input frame; take the float32 frame itself so that
         # the warped frames keep full precision when the convs run in a reduced dtype. The context
         # carries the raw log-depth (not its inverse) as a 196th channel.
         context0 = torch.cat((frame0, features0[:, 3:], log_depth0), dim=1)
         context1 = torch.cat((frame1, features1[:, 3:], log_depth1), dim=1)
 
-        trunk = self.initScaleNets_filter(self._conv_input(torch.cat((frame0, frame1), dim=1)))
-        kernels0 = self.initScaleNets_filter1(trunk).float()
-        kernels1 = self.initScaleNets_filter2(trunk).float()
+        trunk = self.initScaleNets_filter(self._conv_input(torch.cat((frame0, frame1), dim=1), self.initScaleNets_filter))
+        kernels0 = self.initScaleNets_filter1(self._conv_input(trunk, self.initScaleNets_filter1)).float()
+        kernels1 = self.initScaleNets_filter2(self._conv_input(trunk, self.initScaleNets_filter2)).float()
 
         return PairAnalysis(
             frame0=frame0,
@@ -230,7 +231,7 @@ class DAIN(nn.Module):
             (blend, warped0, warped1, flow_t0, flow_t1, pair.kernels0, pair.kernels1, warped_context0, warped_context1),
             dim=1,
         )
-        residual = self.rectifyNet(self._conv_input(rectifier_input)).float()
+        residual = self.rectifyNet(self._conv_input(rectifier_input, self.rectifyNet)).float()
         return Synthesis(
             t=t,
             flow_t0=flow_t0,
