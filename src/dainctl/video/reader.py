@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -193,6 +194,11 @@ class VideoInput:
             self._container.close()
             raise
         self._consumed = False
+        # frames() usually runs on a decode thread; close() may come from another (Ctrl-C, an error
+        # elsewhere). Decoding a frame and closing the container never overlap: FFmpeg would crash.
+        self._lock = threading.Lock()
+        self._closed = False
+        self.notices: list[str] = list(self._truncation_notice())
         self._yuv_matrices: dict[tuple[int, bool], np.ndarray] = {}
         self.end_ts: Fraction | None = None
         self.repaired_timestamps = 0
@@ -270,6 +276,25 @@ class VideoInput:
             sample_aspect_ratio=_sample_aspect_ratio(frame, stream),
         )
 
+    def _truncation_notice(self) -> list[str]:
+        """A file cut short still plays up to the cut (Matroska, WebM, MPEG-TS); say what is missing when
+        the muxer recorded the stream's full length (FFmpeg writes a DURATION tag per Matroska track)."""
+        tag = (self._stream.metadata or {}).get("DURATION")
+        if not tag or self.info.duration is None or not self.info.rate:
+            return []
+        try:
+            hours, minutes, seconds = tag.split(":")
+            recorded = Fraction(int(hours) * 3600 + int(minutes) * 60) + Fraction(seconds)
+        except ValueError:
+            return []
+        missing = round((recorded - self.info.duration) * self.info.rate)
+        if missing < 2:
+            return []
+        return [
+            f"{self.path.name} looks truncated: its header says the video lasts {float(recorded):.3f} s but it "
+            f"ends at {float(self.info.duration):.3f} s (about {missing} frames lost); the output covers what is there"
+        ]
+
     def _stream_end(self, time_base: Fraction, rate: Fraction | None) -> Fraction | None:
         """Seconds at which the last video frame stops being displayed, or None if unknown."""
         stream = self._stream
@@ -307,18 +332,24 @@ class VideoInput:
                 if previous_ts is not None and ts <= previous_ts:
                     self.repaired_timestamps += 1
                     ts = previous_ts + step
-            rgb = self._to_rgb(frame)
+            with self._lock:
+                if self._closed:
+                    return
+                rgb = self._to_rgb(frame)
             previous_duration = frame.duration * time_base if frame.duration else step
             previous_ts = ts
             yield ts, rgb
             index += 1
-            try:
-                frame = next(self._decoded, None)
-            except av.FFmpegError as error:
-                raise InputError(
-                    f"input is damaged: video frame {index} of {self.path} cannot be decoded "
-                    f"({_ffmpeg_reason(error)}); nothing was written"
-                ) from None
+            with self._lock:
+                if self._closed:
+                    return  # closed from another thread: stop quietly, the caller is already failing
+                try:
+                    frame = next(self._decoded, None)
+                except av.FFmpegError as error:
+                    raise InputError(
+                        f"input is damaged: video frame {index} of {self.path} cannot be decoded "
+                        f"({_ffmpeg_reason(error)}); nothing was written"
+                    ) from None
         if previous_ts is not None:
             declared_end = self.info.duration
             # The container's own end is exact (MP4 edit list, Matroska's last block); a decoded frame's
@@ -347,8 +378,10 @@ class VideoInput:
         return np.ascontiguousarray(rgb)
 
     def close(self) -> None:
-        """Release the decoder and the file."""
-        self._container.close()
+        """Release the decoder and the file (safe while another thread is in `frames()`; it then stops)."""
+        with self._lock:
+            self._closed = True
+            self._container.close()
 
     def __enter__(self):
         return self
@@ -560,6 +593,7 @@ class ImageFolderInput:
         )
         self.end_ts: Fraction | None = None
         self.repaired_timestamps = 0
+        self.notices: list[str] = []
 
     @property
     def files(self) -> list[Path]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -187,6 +188,8 @@ class VideoOutput:
         self.notices: list[str] = []
         self.frames_written = 0
         self._closed = False
+        # write() runs on an encode thread; abort() may come from another (Ctrl-C): they never overlap.
+        self._lock = threading.RLock()
         self._pending: tuple[av.VideoFrame, int] | None = None
         self._durations: dict[int, int] = {}
         self._held_packet: av.Packet | None = None
@@ -218,7 +221,7 @@ class VideoOutput:
         except ValueError:
             raise UsageError(f"unknown output container for extension {path.suffix!r}: {path.name}") from None
         except (av.FFmpegError, OSError) as error:
-            raise OutputError(f"cannot create {path}: {error}") from None
+            raise OutputError(f"cannot create {path}: {_reason(error)}") from None
         try:
             self._stream = self._add_video_stream(encoder, crf, preset, options)
             if rotation % 360:
@@ -239,7 +242,7 @@ class VideoOutput:
             try:
                 self._container.start_encoding()
             except (av.FFmpegError, OSError) as error:
-                raise OutputError(f"cannot write {path}: {error}") from None
+                raise OutputError(f"cannot write {path}: {_reason(error)}") from None
         except BaseException:
             self.abort()
             raise
@@ -316,6 +319,10 @@ class VideoOutput:
 
     def write(self, rgb: np.ndarray, ts: Fraction) -> None:
         """Encode one uint8 or uint16 (H, W, 3) RGB frame displayed from `ts` seconds (strictly increasing)."""
+        with self._lock:
+            self._write(rgb, ts)
+
+    def _write(self, rgb: np.ndarray, ts: Fraction) -> None:
         if self._closed:
             raise RuntimeError("write() after close()")
         pts = round(Fraction(ts) / self.time_base)
@@ -335,7 +342,7 @@ class VideoOutput:
             if self._carrier is not None:
                 self._carrier.carry_until(self._container, Fraction(ts))
         except (av.FFmpegError, OSError) as error:
-            raise OutputError(f"cannot write {self.path}: {error}") from None
+            raise OutputError(f"cannot write {self.path}: {_reason(error)}") from None
         self.frames_written += 1
 
     def _encode(self, frame: av.VideoFrame | None, pts: int = 0, *, duration: int = 0) -> None:
@@ -372,6 +379,10 @@ class VideoOutput:
 
     def close(self, end_ts: Fraction) -> None:
         """Finish the file: the last frame is displayed until `end_ts` seconds; audio is completed."""
+        with self._lock:
+            self._close(end_ts)
+
+    def _close(self, end_ts: Fraction) -> None:
         if self._closed:
             return
         if self._pending is None:
@@ -392,14 +403,23 @@ class VideoOutput:
             self._container.close()
         except (av.FFmpegError, OSError) as error:
             self.abort()
-            raise OutputError(f"cannot finish {self.path}: {error}") from None
+            raise OutputError(f"cannot finish {self.path}: {_reason(error)}") from None
         finally:
             if self._carrier is not None:
                 self._carrier.close()
         self._closed = True
 
     def abort(self) -> None:
-        """Stop without finishing the file (on error or Ctrl-C); the caller deletes it."""
+        """Stop without finishing the file (on error or Ctrl-C); the caller deletes it. Waits for a frame
+        being encoded on another thread; a later write() fails instead of touching the closed file."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            self._abort()
+            return
+        with lock:
+            self._abort()
+
+    def _abort(self) -> None:
         self._closed = True
         self._pending = None
         for resource in (getattr(self, "_container", None), self._carrier):
@@ -416,6 +436,15 @@ class VideoOutput:
     def __exit__(self, exc_type, *exc_info):
         if not self._closed:
             self.abort()
+
+
+def _reason(error: BaseException) -> str:
+    """The OS/FFmpeg reason for a failed write, without PyAV's errno and repeated file name."""
+    import errno
+
+    if getattr(error, "errno", None) == errno.ENOSPC:
+        return "the disk is full (no space left on device)"
+    return getattr(error, "strerror", None) or str(error)
 
 
 def to_8_bit(rgb: np.ndarray) -> np.ndarray:
@@ -489,7 +518,7 @@ class ImageFolderOutput:
         try:
             encoded.tofile(target)
         except OSError as error:
-            raise OutputError(f"cannot write {target}: {error.strerror or error}") from None
+            raise OutputError(f"cannot write {target}: {_reason(error)}") from None
         self._last_ts = Fraction(ts)
         self.frames_written += 1
 
