@@ -368,14 +368,16 @@ def workspace() -> Iterator[Workspace]:
 
 
 def build_engine(case: Case, space: Workspace):
-    """The engine for a case (random DAIN weights when none are given), wrapped for --max-memory."""
+    """The engine for a case (random DAIN weights when none are given), wrapped in a TiledEngine."""
     from .engines import create_engine
 
     weights = case.weights
     if case.engine == "dain" and weights is None:
         weights = space.random_weights()
     engine = create_engine(case.engine, device=case.device, fp16=case.precision == "fp16", weights=weights)
-    if case.max_memory is not None:
+    # As `dainctl interpolate` does: a budget from --max-memory, else from the GPU's free memory (DAIN on
+    # the CPU: from the host's available memory), so large frames are tiled instead of failing.
+    if case.max_memory is not None or case.device == "cuda" or case.engine == "dain":
         from .tiling import wrap_for_memory
 
         engine = wrap_for_memory(

@@ -233,7 +233,12 @@ def quality(
 
         model = wrap_for_memory(model, engine, device=device, fp16=fp16, max_memory=budget)
 
-    with ui.frame_progress("quality", quiet=quiet) as update:
+    with ui.frame_progress("quality", quiet=quiet) as bar:
+
+        def update(done: int, total: int | None) -> None:
+            bar.start()  # on the first result, so an error found while opening the input prints alone
+            bar.update(done, total)
+
         if source.is_dir():
             from ..quality import evaluate_triplets
 
