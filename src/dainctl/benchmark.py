@@ -413,13 +413,15 @@ def _sync(device: str) -> None:
 
 def run_alone(path: Path, engine, output: Path, factor: int, device: str) -> dict[str, float]:
     """Decode, interpolate and encode the clip in one thread, timing each stage on its own (seconds)."""
-    from .pipeline import to_rgb, to_tensor
+    from .pipeline import EncodeOptions, to_rgb, to_tensor
     from .video import open_input, open_output
 
     seconds = {"decode": 0.0, "interpolate": 0.0, "encode": 0.0}
     source = open_input(path)
     rate = (source.info.rate or SYNTHETIC_RATE) * factor
-    writer = open_output(output, width=source.info.width, height=source.info.height, rate=rate, audio="drop")
+    encode = EncodeOptions()  # the pipelined run's encoder settings, so the encode times compare
+    writer = open_output(output, width=source.info.width, height=source.info.height, rate=rate, codec=encode.codec,
+                         crf=encode.crf, preset=encode.preset, pix_fmt=encode.pix_fmt, audio="drop")
     timesteps = _timesteps(factor)
     index = 0
     try:
