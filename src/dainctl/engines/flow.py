@@ -1,23 +1,31 @@
 """The weight-free interpolation engine (the default): optical flow, DAIN-style projection, occlusion-aware blend.
 
 Per pair of frames (computed once, shared by every t):
-  1. Dense optical flow in both directions with OpenCV's DIS (optionally with variational refinement),
-     on grey frames, at a reduced resolution for large frames.
-  2. A forward-backward consistency check per direction. It gives each source pixel a splat weight for
-     the projection (it stands in for DAIN's inverse depth: when two source pixels land on one target,
-     the one whose motion is confirmed by the opposite flow wins; pixels about to be covered lose).
+  1. Dense optical flow in both directions with OpenCV's DIS, on a work copy of the frames (full size for
+     small frames; long side capped for big ones). In the "high" profile DIS also runs on each colour
+     channel, and every pixel keeps the candidate flow whose match in the other frame is most
+     photo-consistent over a small window (colour edges that the grey image flattens get their own
+     flow); the "fast" profile uses the grey flow alone, at a coarser finest pyramid level.
+  2. A forward-backward consistency check per direction gives each source pixel a splat weight for the
+     projection. It stands in for DAIN's inverse depth: when two source pixels land on one target, the
+     one whose motion the opposite flow confirms wins, and pixels that are about to be covered lose.
 
 Per timestep t:
   3. `depth_flow_projection` of t*F01 and (1-t)*F10 to time t, with hole filling: flows from t back to
-     each frame (ANATOMY.md section 2.1).
-  4. Backward warps of both frames along the projected flows.
-  5. A blend weighted by (1-t, t) and by each frame's visibility at time t: a target pixel that no
-     source pixel of frame k reached (a projection hole) is content uncovered in frame k, so frame k
+     each frame (`../shared/dain/ANATOMY.md` section 2.1). Where both frames see a pixel, the two
+     projections estimate one motion; they are averaged so both warps land on the same point.
+  4. Backward warps of both full-size frames along the projected flows (upsampled from the work size).
+  5. A blend weighted by (1-t, t) and by each frame's visibility at time t: a target pixel that no source
+     pixel of frame k reached (a projection hole) is content frame k does not show, so frame k
      contributes little there.
+
+Precision: flows, splat weights, projection and blend weights are float32; on CUDA with fp16 the frames
+are stored and warped in half precision and blended in float32.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import cv2
@@ -28,10 +36,27 @@ import torch.nn.functional as F
 from dainctl import kernels
 from dainctl.errors import EngineError
 
-_DIS_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+PROFILES = ("auto", "high", "fast")
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """DIS settings of one profile (see OpenCV's DISOpticalFlow)."""
+
+    finest_scale: int  # finest pyramid level DIS refines to; 0 = the work image itself
+    patch_stride: int
+    gradient_descent_iterations: int
+    refine_iterations: int  # variational refinement iterations per level
+    colour_candidates: bool  # also run DIS per colour channel and keep the most photo-consistent flow
+
+
+# "high" was tuned on the Middlebury and UCF101 triplets; "fast" trades about 0.4-0.7 dB there for a
+# several times cheaper flow (numbers in the closing note of issue 2).
+PROFILE_SETTINGS = {
+    "high": FlowSettings(finest_scale=0, patch_stride=2, gradient_descent_iterations=40, refine_iterations=5,
+                         colour_candidates=True),
+    "fast": FlowSettings(finest_scale=1, patch_stride=3, gradient_descent_iterations=25, refine_iterations=5,
+                         colour_candidates=False),
 }
 
 
@@ -39,17 +64,18 @@ class FlowEngine:
     """Weight-free interpolation engine; implements `dainctl.engines.base.Engine`.
 
     Options (keyword-only):
-      device: "cpu" or "cuda" (projection, warps and blend run there; the flow runs on the CPU).
-      fp16: store the warped frames in half precision on CUDA (flows and accumulators stay float32).
-      preset: DIS preset, "ultrafast" | "fast" | "medium".
-      finest_scale: finest pyramid level DIS refines to (0 = full resolution of the flow image);
-        None keeps the preset's value.
-      refine_iterations: variational refinement iterations per pyramid level (0 = off).
-      max_flow_side: frames whose longer side exceeds this are downscaled for flow, consistency
-        and projection; the projected flows are upsampled and the warps and blend run at full size.
+      device: "cpu" or "cuda" (projection, warps and blend run there; DIS runs on the CPU).
+      fp16: store and warp the frames in half precision on CUDA (ignored on the CPU).
+      profile: "high", "fast", or "auto" (high up to `high_max_pixels` pixels per frame, fast above).
+      high_max_pixels: frame area up to which "auto" picks the high profile.
+      max_flow_side: frames whose longer side exceeds this are downscaled for flow, consistency and
+        projection; the projected flows are upsampled and the warps and blend run at full size.
       consistency_scale: forward-backward error (pixels) at which a source pixel's splat weight halves.
       occlusion_strength: how far a projection hole lowers that frame's share of the blend (0 = plain
-        (1-t, t) blend, 1 = the frame is dropped where the other one is visible).
+        (1-t, t) blend, 1 = the frame is dropped there).
+      hole_radius: holes are softened over a (2r+1)^2 box so the blend has no hard seams.
+      candidate_radius: window radius of the photo-consistency cost that picks among candidate flows.
+      grey_preference: factor (<= 1) on the grey flow's cost; other candidates must beat it clearly.
     """
 
     name = "flow"
@@ -59,96 +85,174 @@ class FlowEngine:
         *,
         device: str = "cpu",
         fp16: bool = False,
-        preset: str = "medium",
-        finest_scale: int | None = None,
-        refine_iterations: int = 5,
-        max_flow_side: int = 1024,
+        profile: str = "auto",
+        high_max_pixels: int = 640 * 480,
+        max_flow_side: int = 640,
         consistency_scale: float = 1.0,
         occlusion_strength: float = 0.9,
-        hole_blur: int = 1,
+        hole_radius: int = 1,
+        candidate_radius: int = 5,
+        grey_preference: float = 0.8,
     ):
-        if preset not in _DIS_PRESETS:
-            raise EngineError(f"unknown flow preset {preset!r} (choose from {', '.join(_DIS_PRESETS)})")
+        if profile not in PROFILES:
+            raise EngineError(f"unknown flow profile {profile!r} (choose from {', '.join(PROFILES)})")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise EngineError("device cuda requested but CUDA is not available")
+        if max_flow_side < 16:
+            raise EngineError(f"max_flow_side must be at least 16, got {max_flow_side}")
         self.device = torch.device(device)
         self.dtype = torch.float16 if (fp16 and self.device.type == "cuda") else torch.float32
-        self.preset = preset
-        self.finest_scale = finest_scale
-        self.refine_iterations = refine_iterations
+        self.profile = profile
+        self.high_max_pixels = high_max_pixels
         self.max_flow_side = max_flow_side
         self.consistency_scale = consistency_scale
         self.occlusion_strength = occlusion_strength
-        self.hole_blur = hole_blur
+        self.hole_radius = hole_radius
+        self.candidate_radius = candidate_radius
+        self.grey_preference = grey_preference
 
-    def _dis(self) -> "cv2.DISOpticalFlow":
-        dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.preset])
-        if self.finest_scale is not None:
-            dis.setFinestScale(self.finest_scale)
-        dis.setVariationalRefinementIterations(self.refine_iterations)
+    # ----------------------------------------------------------------------------------------- pair
+    def settings_for(self, height: int, width: int) -> FlowSettings:
+        """The DIS settings used for frames of this size."""
+        profile = self.profile
+        if profile == "auto":
+            profile = "high" if height * width <= self.high_max_pixels else "fast"
+        return PROFILE_SETTINGS[profile]
+
+    def work_scale(self, height: int, width: int) -> float:
+        """Work size / frame size (<= 1): the long side is capped at `max_flow_side`."""
+        return min(1.0, self.max_flow_side / max(height, width))
+
+    @staticmethod
+    def _dis(settings: FlowSettings) -> cv2.DISOpticalFlow:
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        dis.setFinestScale(settings.finest_scale)
+        dis.setPatchStride(settings.patch_stride)
+        dis.setGradientDescentIterations(settings.gradient_descent_iterations)
+        dis.setVariationalRefinementIterations(settings.refine_iterations)
         return dis
 
-    def _grey(self, frame: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-        """(3,H,W) float RGB -> (h,w) uint8 luma at `size` = (w, h)."""
-        rgb = (frame.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if (grey.shape[1], grey.shape[0]) != size:
-            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        return grey
+    @staticmethod
+    def _work_rgb(frame: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        """(3,H,W) float RGB in [0,1] -> (h,w,3) uint8 at `size` = (w, h), area-averaged when smaller."""
+        rgb = frame.permute(1, 2, 0).mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8).numpy()
+        if (rgb.shape[1], rgb.shape[0]) != size:
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        return rgb
 
-    def pair_flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """Flows F01 and F10 at the work resolution, each (1,2,h,w) float32, and the work/full scale."""
+    def pair_flows(
+        self, frame0: torch.Tensor, frame1: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flows F01 and F10 at the work size, each (1,2,h,w) float32 in work pixels, and the two work
+        frames as (2,3,h,w) float32 RGB in [0,1] (on the CPU)."""
         height, width = frame0.shape[1:]
-        scale = min(1.0, self.max_flow_side / max(height, width))
+        settings = self.settings_for(height, width)
+        scale = self.work_scale(height, width)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        grey0, grey1 = self._grey(frame0, size), self._grey(frame1, size)
-        dis = self._dis()
-        flow01 = dis.calc(grey0, grey1, None)
-        flow10 = dis.calc(grey1, grey0, None)
-        to_tensor = lambda f: torch.from_numpy(f).permute(2, 0, 1).unsqueeze(0).contiguous()
-        return to_tensor(flow01), to_tensor(flow10), scale
+        rgb0, rgb1 = self._work_rgb(frame0, size), self._work_rgb(frame1, size)
+        work = torch.from_numpy(np.stack([rgb0, rgb1])).permute(0, 3, 1, 2).float().div_(255.0)
+
+        dis = self._dis(settings)
+
+        def flow_pair(image0: np.ndarray, image1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            forward = torch.from_numpy(dis.calc(image0, image1, None))
+            backward = torch.from_numpy(dis.calc(image1, image0, None))
+            return (forward.permute(2, 0, 1).unsqueeze(0).contiguous(),
+                    backward.permute(2, 0, 1).unsqueeze(0).contiguous())
+
+        grey0 = cv2.cvtColor(rgb0, cv2.COLOR_RGB2GRAY)
+        grey1 = cv2.cvtColor(rgb1, cv2.COLOR_RGB2GRAY)
+        flow01, flow10 = flow_pair(grey0, grey1)
+        if settings.colour_candidates:
+            channel_flows = [flow_pair(np.ascontiguousarray(rgb0[:, :, c]), np.ascontiguousarray(rgb1[:, :, c]))
+                             for c in range(3)]
+            flow01 = self._most_consistent([flow01] + [f for f, _ in channel_flows], work[0:1], work[1:2])
+            flow10 = self._most_consistent([flow10] + [b for _, b in channel_flows], work[1:2], work[0:1])
+        return flow01, flow10, work
+
+    def _most_consistent(
+        self, candidates: list[torch.Tensor], image_a: torch.Tensor, image_b: torch.Tensor
+    ) -> torch.Tensor:
+        """Per pixel of frame a, the candidate flow a->b (each (1,2,h,w)) whose match in b differs least
+        from a, in mean absolute RGB over a (2r+1)^2 window; the first (grey) candidate's cost is
+        scaled by `grey_preference`. Returns (1,2,h,w) float32."""
+        radius = self.candidate_radius
+        costs = []
+        for index, flow in enumerate(candidates):
+            matched = kernels.backward_warp(image_b, flow)
+            cost = (matched - image_a).abs().mean(1, keepdim=True)
+            cost = F.avg_pool2d(cost, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+            costs.append(cost * self.grey_preference if index == 0 else cost)
+        best = torch.stack(costs).argmin(0)  # (1,1,h,w)
+        stacked = torch.stack(candidates)  # (K,1,2,h,w)
+        return torch.gather(stacked, 0, best.unsqueeze(0).expand(1, *stacked.shape[1:]))[0]
 
     def _splat_weight(self, flow_ab: torch.Tensor, flow_ba: torch.Tensor) -> torch.Tensor:
-        """Splat weight in (0, 1] per source pixel of frame a from forward-backward consistency, (1,1,h,w)."""
+        """Splat weight in (0, 1] per source pixel of frame a, (1,1,h,w) float32: 1 / (1 + (e/s)^2) for
+        the forward-backward error e = |F_ab(x) + F_ba(x + F_ab(x))| in pixels."""
         returned = kernels.backward_warp(flow_ba, flow_ab)
         error_sq = (flow_ab + returned).square().sum(1, keepdim=True)
-        return 1.0 / (1.0 + error_sq / (self.consistency_scale**2)) + 1e-6
+        return 1.0 / (1.0 + error_sq / self.consistency_scale**2) + 1e-6
 
+    def _project(self, flow: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected flow (1,2,h,w) with holes filled, and the softened hole mask (1,1,h,w) in [0,1]."""
+        unfilled = kernels.depth_flow_projection(flow, weight, fill_holes=False)
+        filled = kernels.depth_flow_projection(flow, weight, fill_holes=True)
+        # Without filling, a pixel no source reached holds exactly (0, 0); a reached pixel holds a
+        # weighted mean of real flows, exactly zero only for exactly static content, which never
+        # leaves holes around it anyway.
+        hole = (unfilled == 0).all(1, keepdim=True).float()
+        if self.hole_radius > 0:
+            hole = F.avg_pool2d(hole, 2 * self.hole_radius + 1, stride=1, padding=self.hole_radius,
+                                count_include_pad=False)
+        return filled, hole
+
+    # ------------------------------------------------------------------------------------- per t
     def interpolate(
         self, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]
     ) -> list[torch.Tensor]:
-        """frame0, frame1: (3,H,W) float32 RGB in [0,1] on the CPU -> one (3,H,W) float32 frame per t."""
+        """frame0, frame1: (3,H,W) float32 RGB in [0,1] on the CPU; timesteps in (0, 1).
+
+        Returns one (3,H,W) float32 frame in [0,1] on the CPU per timestep.
+        """
+        if frame0.shape != frame1.shape or frame0.dim() != 3 or frame0.shape[0] != 3:
+            raise EngineError(f"frames must both be (3,H,W), got {tuple(frame0.shape)} and {tuple(frame1.shape)}")
         height, width = frame0.shape[1:]
-        flow01, flow10, scale = self.pair_flows(frame0, frame1)
+        flow01, flow10, work = self.pair_flows(frame0, frame1)
         flow01, flow10 = flow01.to(self.device), flow10.to(self.device)
+        work_height, work_width = flow01.shape[2:]
         weight0 = self._splat_weight(flow01, flow10)
         weight1 = self._splat_weight(flow10, flow01)
-        images = torch.stack([frame0, frame1]).to(self.device, self.dtype)
+        frames = torch.stack([frame0, frame1]).to(self.device, self.dtype)
+        full_size = (work_height, work_width) != (height, width)
+        # Flows are in work pixels; one factor per axis takes them to frame pixels.
+        to_frame_pixels = torch.tensor([width / work_width, height / work_height], device=self.device)
+
         outputs = []
         for t in timesteps:
             t = float(t)
-            proj_t0, hole0 = self._project(t * flow01, weight0)
-            proj_t1, hole1 = self._project((1.0 - t) * flow10, weight1)
-            flows_t = torch.cat([proj_t0, proj_t1])
-            holes = torch.cat([hole0, hole1])
-            if scale != 1.0:
+            if not 0.0 < t < 1.0:
+                raise EngineError(f"timestep must lie strictly between 0 and 1, got {t}")
+            flow_t0, hole0 = self._project(t * flow01, weight0)
+            flow_t1, hole1 = self._project((1.0 - t) * flow10, weight1)
+            # Where both frames see the pixel, the two projections estimate one motion through it:
+            # average them (t-scaled) so that both warps land on the same scene point.
+            seen_by_both = (1.0 - hole0) * (1.0 - hole1)
+            mean_t0 = 0.5 * (flow_t0 - (t / (1.0 - t)) * flow_t1)
+            flow_t0 = flow_t0 + seen_by_both * (mean_t0 - flow_t0)
+            flow_t1 = flow_t1 + seen_by_both * (-((1.0 - t) / t) * mean_t0 - flow_t1)
+
+            # Share of frame 0 in the blend, from (1-t, t) and the visibilities.
+            visible0 = (1.0 - t) * (1.0 - self.occlusion_strength * hole0)
+            visible1 = t * (1.0 - self.occlusion_strength * hole1)
+            share0 = visible0 / (visible0 + visible1).clamp_min(1e-6)
+
+            flows_t = torch.cat([flow_t0, flow_t1])
+            if full_size:
                 flows_t = F.interpolate(flows_t, size=(height, width), mode="bilinear", align_corners=False)
-                flows_t = flows_t / scale
-                holes = F.interpolate(holes, size=(height, width), mode="bilinear", align_corners=False)
-            warped = kernels.backward_warp(images, flows_t.to(self.dtype)).float()
-            visibility = 1.0 - self.occlusion_strength * holes
-            blend = torch.tensor([1.0 - t, t], device=self.device).view(2, 1, 1, 1) * visibility
-            frame_t = (warped * blend).sum(0) / blend.sum(0).clamp_min(1e-6)
+                flows_t = flows_t * to_frame_pixels.view(1, 2, 1, 1)
+                share0 = F.interpolate(share0, size=(height, width), mode="bilinear", align_corners=False)
+            warped = kernels.backward_warp(frames, flows_t.to(self.dtype)).float()
+            frame_t = torch.lerp(warped[1], warped[0], share0[0])
             outputs.append(frame_t.clamp_(0.0, 1.0).cpu())
         return outputs
-
-    def _project(self, flow: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Projected flow (1,2,h,w) with holes filled, and the hole mask (1,1,h,w) float32 in [0,1]."""
-        projected = kernels.depth_flow_projection(flow, weight, fill_holes=False)
-        filled = kernels.depth_flow_projection(flow, weight, fill_holes=True)
-        # The unfilled projection is exactly zero where no source pixel landed.
-        hole = (projected == 0).all(1, keepdim=True).float()
-        if self.hole_blur > 0:
-            k = 2 * self.hole_blur + 1
-            hole = F.avg_pool2d(hole, k, stride=1, padding=self.hole_blur, count_include_pad=False)
-        return filled, hole
