@@ -139,3 +139,26 @@ def test_10bit_follows_into_the_output_when_no_pix_fmt_is_given(tmp_path, monkey
     pix_fmt, planes = luma_planes(out)
     assert pix_fmt == "yuv420p10le" and len(planes) == 6
     assert len(np.unique(planes[1])) > 256
+
+
+def test_16_bit_png_folder_stays_16_bit(tmp_path, monkeypatch):
+    """A folder of 16-bit PNGs is read as uint16 and the generated frames are written as 16-bit PNGs."""
+    import cv2
+
+    monkeypatch.setenv("DAINCTL_KERNELS", "ref")
+    source = tmp_path / "deep"
+    source.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(source / f"{index}.png"), grey_gradient(index))
+    with open_input(source) as src:
+        assert src.info.bit_depth == 16
+        assert all(rgb.dtype == np.uint16 for _, rgb in src.frames())
+    out = tmp_path / "out"
+    assert main(["interpolate", str(source), str(out), "--quiet", "--no-scene-detect"]) == 0
+    written = sorted(out.iterdir())
+    assert len(written) == 5
+    generated = cv2.imread(str(written[1]), cv2.IMREAD_UNCHANGED)
+    assert generated.dtype == np.uint16
+    assert len(np.unique(generated)) > 256
+    # The originals come back exactly (PNG is lossless, no 8-bit stage on the way).
+    assert np.array_equal(cv2.imread(str(written[2]), cv2.IMREAD_UNCHANGED), grey_gradient(1))
