@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,9 @@ def test_fp16_halves_the_file_and_loads_strictly(best_pth, tmp_path) -> None:
     assert result.num_tensors == len(expected_shapes()) == len(tensors)
     assert metadata["architecture"] == ARCHITECTURE_ID and metadata["dtype"] == "fp16"
     assert metadata["dainctl_version"] == __version__
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "dain.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     assert metadata["source_sha256"] == hashlib.sha256(best_pth.read_bytes()).hexdigest() == result.source_sha256
 
     source = torch.load(best_pth, weights_only=True)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from dain_fixtures import SHARED, converted_fake_weights, fake_best_pth  # noqa: F401  (fixtures)
 from dainctl.errors import InputError, UsageError
@@ -112,23 +111,13 @@ def test_float16_storage_emulation_stays_close_to_float32(converted_fake_weights
     inputs and outputs rounded to float16 (compute stays float32, as on tensor cores), in the
     sub-networks the policy runs in reduced precision."""
     from dainctl.engines.dain import FLOAT32_SUBNETWORKS, DainEngine
+    from dainctl.models.fp16_emulation import emulate_float16_storage
 
     engine = DainEngine(converted_fake_weights, device="cpu", padding="compact")
-
-    def to_half_and_back(x):
-        return x.half().float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
-
-    layers = (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Upsample)
     reduced = [child for name, child in engine.network.named_children() if name not in FLOAT32_SUBNETWORKS]
     assert len(reduced) == 6
-    for subnetwork in reduced:
-        with torch.no_grad():
-            for parameter in subnetwork.parameters():
-                parameter.copy_(to_half_and_back(parameter))
-        for module in subnetwork.modules():
-            if isinstance(module, layers):
-                module.register_forward_pre_hook(lambda m, args: tuple(to_half_and_back(a) for a in args))
-                module.register_forward_hook(lambda m, args, out: to_half_and_back(out))
+    handles = emulate_float16_storage(reduced)
+    assert len(handles) > 2 * 300  # every conv, BN, activation, pool and upsample of those stacks
     emulated = engine.interpolate(*frames, [0.25, 0.5])
     for reduced, full in zip(emulated, fp32_frames):
         assert torch.isfinite(reduced).all()  # no float16 overflow anywhere in the conv stacks

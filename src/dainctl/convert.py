@@ -11,14 +11,14 @@ as they are, so the file holds exactly the original layout.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from dainctl import __version__
-from dainctl.errors import OutputError, UsageError, WeightsError
+from dainctl.errors import OutputError, UsageError
 from dainctl.models.weights import ARCHITECTURE_ID, read_checkpoint, sha256_of_file, validate_state_dict
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
@@ -92,11 +92,8 @@ def convert_checkpoint(
     if not parent.is_dir():
         raise OutputError(f"cannot write {destination_path}: folder {parent} does not exist")
     # Write beside the destination, then rename: a failed or interrupted run leaves no partial file.
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{destination_path.name}.", suffix=".tmp", dir=parent)
-        os.close(handle)
-    except OSError as error:
-        raise OutputError(f"cannot write in {parent}: {error.strerror or error}") from None
+    # (A plain unique name rather than mkstemp, whose 0600 mode would survive the rename.)
+    temporary = str(parent / f".{destination_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         save_file(tensors, temporary, metadata=metadata)
         os.replace(temporary, destination_path)

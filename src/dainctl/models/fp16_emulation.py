@@ -1,0 +1,93 @@
+"""Emulated float16 storage on any device: how far would the half-precision policy move DAIN's output?
+
+Half-precision convolutions store weights, inputs and outputs in float16 and accumulate in float32.
+On a machine without a GPU (or to separate the policy from kernel effects), the same rounding can be
+emulated in a float32 network: round the weights once, and round every layer's inputs and outputs to
+float16 through forward hooks.  Overflow shows up as Inf, exactly as it would in float16.
+
+    python -m dainctl.models.fp16_emulation CASE_DIR WEIGHTS [--all-subnetworks]
+
+runs an oracle case (../shared/dain/oracle/<case>) twice on the CPU, float32 and emulated float16 (the
+engine's policy: FLOAT32_SUBNETWORKS stay float32, unless --all-subnetworks), and prints the PSNR of
+the emulated frames against the float32 frames and against the oracle's frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Iterable
+
+import torch
+from torch import nn
+
+STORAGE_ROUNDED_LAYERS = (
+    nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.LeakyReLU, nn.MaxPool2d, nn.AvgPool2d, nn.Upsample,
+)
+
+
+def _round_to_float16(value):
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.half().to(value.dtype)
+    return value
+
+
+def emulate_float16_storage(subnetworks: Iterable[nn.Module]) -> list[torch.utils.hooks.RemovableHandle]:
+    """Round the sub-networks' parameters to float16 values (in place) and hook every layer so that its
+    inputs and outputs are rounded too. Returns the hook handles (parameters stay rounded)."""
+    handles = []
+    for subnetwork in subnetworks:
+        with torch.no_grad():
+            for parameter in subnetwork.parameters():
+                parameter.copy_(_round_to_float16(parameter))
+        for module in subnetwork.modules():
+            if isinstance(module, STORAGE_ROUNDED_LAYERS):
+                handles.append(module.register_forward_pre_hook(lambda m, args: tuple(_round_to_float16(a) for a in args)))
+                handles.append(module.register_forward_hook(lambda m, args, out: _round_to_float16(out)))
+    return handles
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two frames in [0, 1] (inf when identical)."""
+    mse = float(((a.double() - b.double()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from dainctl.engines.dain import FLOAT32_SUBNETWORKS, DainEngine
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case_dir", type=Path)
+    parser.add_argument("weights", type=Path)
+    parser.add_argument("--all-subnetworks", action="store_true", help="emulate float16 in PWC-Net too")
+    args = parser.parse_args(argv)
+
+    case = load_file(str(args.case_dir / "case.safetensors"))
+    timesteps = case["timesteps"].tolist()
+    frame0, frame1 = case["frame0"][0], case["frame1"][0]
+    oracle = [case["out_t%03d" % round(100 * t)][0] for t in timesteps]
+
+    reference = DainEngine(args.weights, device="cpu").interpolate(frame0, frame1, timesteps)
+    engine = DainEngine(args.weights, device="cpu")
+    skip = () if args.all_subnetworks else FLOAT32_SUBNETWORKS
+    emulate_float16_storage(child for name, child in engine.network.named_children() if name not in skip)
+    emulated = engine.interpolate(frame0, frame1, timesteps)
+    policy = "every sub-network" if args.all_subnetworks else f"all but {', '.join(skip)}"
+    print(f"{args.case_dir.name}: float16 storage emulated in {policy}")
+    for t, emulated_frame, fp32_frame, oracle_frame in zip(timesteps, emulated, reference, oracle):
+        print(
+            f"  t={t:.3f}  PSNR vs our fp32 {psnr(emulated_frame, fp32_frame):6.2f} dB   "
+            f"vs oracle {psnr(emulated_frame, oracle_frame):6.2f} dB   "
+            f"(our fp32 vs oracle {psnr(fp32_frame, oracle_frame):6.2f} dB)   "
+            f"finite {bool(torch.isfinite(emulated_frame).all())}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
