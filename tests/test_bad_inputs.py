@@ -101,7 +101,7 @@ def test_mp4_truncated_is_refused(capsys, tmp_path, clips, fraction):
     data = clips["mp4"].read_bytes()
     source = tmp_path / "cut.mp4"
     source.write_bytes(data[: int(len(data) * fraction)])
-    refused(capsys, ["interpolate", source, tmp_path / "out.mp4"], source, tmp_path / "out.mp4", INPUT)
+    refused(capsys, ["interpolate", source, tmp_path / "out.mp4"], source, tmp_path / "out.mp4", INPUT, "truncated")
 
 
 @pytest.mark.parametrize("fraction", [0.3, 0.6])

@@ -177,11 +177,11 @@ class VideoInput:
         try:
             self._container = av.open(str(path), metadata_errors="replace")
         except av.error.InvalidDataError:
-            raise InputError(f"not a video file (FFmpeg cannot read it): {path}") from None
+            raise InputError(f"not a video file, or a damaged/truncated one (FFmpeg cannot read it): {path}") from None
         except av.error.PermissionError:
             raise InputError(f"input is not readable (permission denied): {path}") from None
         except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-            raise InputError(f"cannot open {path}: {error}") from None
+            raise InputError(f"cannot open {path} (damaged or unsupported?): {_ffmpeg_reason(error)}") from None
 
         try:
             self._stream = self._pick_video_stream()
