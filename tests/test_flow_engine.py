@@ -80,7 +80,7 @@ def test_large_frames_use_reduced_flow_resolution_and_stay_accurate():
     height, width = 120, 200
     frame0 = textured_frame(height, width, 0.0, 0.0, seed=5)
     frame1 = textured_frame(height, width, 4.6, 1.2, seed=5)
-    engine = FlowEngine(max_flow_side=100)
+    engine = FlowEngine(profile="fast", max_flow_side=100)
     flow01, _flow10, work = engine.pair_flows(frame0, frame1)
     assert flow01.shape == (1, 2, 60, 100) and work.shape == (2, 3, 60, 100)
     # Work-size flow of the 4.6 px shift is 2.3 px in the middle of the frame.

@@ -68,8 +68,9 @@ class FlowEngine:
       fp16: store and warp the frames in half precision on CUDA (ignored on the CPU).
       profile: "high", "fast", or "auto" (high up to `high_max_pixels` pixels per frame, fast above).
       high_max_pixels: frame area up to which "auto" picks the high profile.
-      max_flow_side: frames whose longer side exceeds this are downscaled for flow, consistency and
-        projection; the projected flows are upsampled and the warps and blend run at full size.
+      max_flow_side: in the fast profile, frames whose longer side exceeds this are downscaled for flow,
+        consistency and projection; the projected flows are upsampled and the warps and blend run at
+        full size. (The high profile always works at full size.)
       consistency_scale: forward-backward error (pixels) at which a source pixel's splat weight halves.
       occlusion_strength: how far a projection hole lowers that frame's share of the blend (0 = plain
         (1-t, t) blend, 1 = the frame is dropped there).
@@ -87,7 +88,7 @@ class FlowEngine:
         fp16: bool = False,
         profile: str = "auto",
         high_max_pixels: int = 640 * 480,
-        max_flow_side: int = 640,
+        max_flow_side: int = 320,
         consistency_scale: float = 1.0,
         occlusion_strength: float = 0.9,
         hole_radius: int = 1,
@@ -120,7 +121,10 @@ class FlowEngine:
         return PROFILE_SETTINGS[profile]
 
     def work_scale(self, height: int, width: int) -> float:
-        """Work size / frame size (<= 1): the long side is capped at `max_flow_side`."""
+        """Work size / frame size (<= 1): the high profile works at full size, the fast profile caps
+        the long side at `max_flow_side`."""
+        if self.settings_for(height, width) is PROFILE_SETTINGS["high"]:
+            return 1.0
         return min(1.0, self.max_flow_side / max(height, width))
 
     @staticmethod
@@ -207,6 +211,16 @@ class FlowEngine:
                                 count_include_pad=False)
         return filled, hole
 
+    @staticmethod
+    def _resize_bilinear(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """(1,C,h,w) float32 -> (1,C,H,W), bilinear with half-pixel centres (align_corners=False)."""
+        if maps.device.type != "cpu":
+            return F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
+        # OpenCV's resize is the same interpolation and several times faster than torch's on the CPU.
+        channels_last = np.ascontiguousarray(maps[0].permute(1, 2, 0).numpy())
+        resized = cv2.resize(channels_last, (width, height), interpolation=cv2.INTER_LINEAR)
+        return torch.from_numpy(resized.reshape(height, width, -1)).permute(2, 0, 1).unsqueeze(0)
+
     # ------------------------------------------------------------------------------------- per t
     def interpolate(
         self, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]
@@ -249,9 +263,11 @@ class FlowEngine:
 
             flows_t = torch.cat([flow_t0, flow_t1])
             if full_size:
-                flows_t = F.interpolate(flows_t, size=(height, width), mode="bilinear", align_corners=False)
-                flows_t = flows_t * to_frame_pixels.view(1, 2, 1, 1)
-                share0 = F.interpolate(share0, size=(height, width), mode="bilinear", align_corners=False)
+                # One resize for both flows and the share: (1,5,h,w) -> (1,5,H,W).
+                stacked = torch.cat([flows_t.reshape(1, 4, work_height, work_width), share0], 1)
+                stacked = self._resize_bilinear(stacked, height, width)
+                flows_t = stacked[0, :4].reshape(2, 2, height, width) * to_frame_pixels.view(1, 2, 1, 1)
+                share0 = stacked[:, 4:5]
             warped = kernels.backward_warp(frames, flows_t.to(self.dtype)).float()
             frame_t = torch.lerp(warped[1], warped[0], share0[0])
             outputs.append(frame_t.clamp_(0.0, 1.0).cpu())
