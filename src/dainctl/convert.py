@@ -60,7 +60,7 @@ def convert_checkpoint(
     source (one line, naming the offending keys), `OutputError` when the destination exists (without
     `overwrite`), is the source, or cannot be written.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_safetensors
 
     if dtype not in DTYPES:
         raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -92,10 +92,12 @@ def convert_checkpoint(
     if not parent.is_dir():
         raise OutputError(f"cannot write {destination_path}: folder {parent} does not exist")
     # Write beside the destination, then rename: a failed or interrupted run leaves no partial file.
-    # (A plain unique name rather than mkstemp, whose 0600 mode would survive the rename.)
+    # The bytes are written with open() (umask-respecting mode): mkstemp and safetensors' save_file
+    # both create 0600 files, which would survive the rename.
     temporary = str(parent / f".{destination_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        save_file(tensors, temporary, metadata=metadata)
+        with open(temporary, "wb") as stream:
+            stream.write(save_safetensors(tensors, metadata=metadata))
         os.replace(temporary, destination_path)
     except OSError as error:
         raise OutputError(f"cannot write {destination_path}: {error.strerror or error}") from None
