@@ -128,10 +128,11 @@ class DainEngine:
         self.stats = {"pairs": 0, "frames": 0, "fp32_recomputed": 0}
 
     def _conv_flags(self, model: DAIN):
-        if self.device.type == "cuda" and model is self.network:
-            return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=False)
+        """cuDNN settings for a forward of `model`: TF32 off, also in fp16 mode, where PWC-Net still
+        runs float32 convolutions (TF32 rounds their inputs to 10 mantissa bits, like float16)."""
+        del model  # the same settings serve both networks
         if self.device.type == "cuda":
-            return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=True)
+            return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=False)
         return contextlib.nullcontext()
 
     def _run_model(
