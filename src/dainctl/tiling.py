@@ -309,9 +309,7 @@ def _is_dain_engine(engine) -> bool:
 
 def _dain_networks(engine) -> tuple:
     """(float32 network, reduced-precision network or None) of a DainEngine."""
-    if hasattr(engine, "network"):
-        return engine.network, getattr(engine, "reduced_network", None)
-    return engine._model_fp32, getattr(engine, "_model_reduced", None)  # before the engine's rename
+    return engine.network, engine.reduced_network
 
 
 def _round_up(value: int, multiple: int) -> int:
