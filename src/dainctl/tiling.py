@@ -277,6 +277,8 @@ class _GivenFlows(torch.nn.Module):
     def __init__(self, flows: torch.Tensor):
         super().__init__()
         self.flows = flows
+        # `DAIN._conv_input` casts the input to the dtype of the sub-network's first parameter.
+        self.dtype_marker = torch.nn.Parameter(torch.zeros(1, device=flows.device), requires_grad=False)
 
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
         return self.flows
@@ -296,7 +298,7 @@ def _whole_frame_flows(model, padded0: torch.Tensor, padded1: torch.Tensor) -> t
     """Raw PWC-Net flows (2, 2, H/4, W/4) float32 for the pairs (I0, I1) and (I1, I0), as `analyze_pair`
     builds them, on the whole padded frame."""
     pairs = torch.cat((torch.cat((padded0, padded1), dim=1), torch.cat((padded1, padded0), dim=1)), dim=0)
-    return model.flownets(model._conv_input(pairs)).float()
+    return model.flownets(model._conv_input(pairs, model.flownets)).float()
 
 
 def _is_dain_engine(engine) -> bool:
