@@ -114,8 +114,10 @@ def plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max
             raise UsageError("--size is for the synthetic clip; with --input the video's own size is used")
         if frames is not None:
             raise UsageError("--frames is for the synthetic clip; with --input the whole video is used")
-        if not input.is_file():
+        if not input.exists():
             raise InputError(f"input not found: {input}")
+        if not input.is_file():
+            raise InputError(f"--input must be a video file, not a folder: {input}")
         sizes: list = [(None, None)]
     else:
         sizes = parse_sizes(size or ["1280x720"])
