@@ -40,7 +40,7 @@ class EncodeOptions:
     codec: str = "libx264"
     crf: int = 18
     preset: str | None = None
-    pix_fmt: str = "yuv420p"
+    pix_fmt: str | None = None  # None: follow the input's bit depth
 
 
 @dataclass
@@ -200,6 +200,7 @@ def run(
             stretch=spec.stretch,
             color=getattr(info, "color", None),
             rotation=getattr(info, "rotation", 0),
+            sample_aspect_ratio=getattr(info, "sample_aspect_ratio", None),
             bit_depth=getattr(info, "bit_depth", 8),
         )
         timeline = SceneTimeline(job.scene_threshold, dedup=job.dedup, dedup_threshold=job.dedup_threshold)
@@ -208,7 +209,7 @@ def run(
         close_started = time.perf_counter()
         writer.close(end_ts)
         stage_seconds["encode"] += time.perf_counter() - close_started
-        notices = list(getattr(writer, "notices", []))
+        notices = list(getattr(source, "notices", [])) + list(getattr(writer, "notices", []))
         writer = None
         source.close()
         if counts["input"] == 0:
@@ -316,11 +317,12 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
 
     decoder = _Stage("dainctl-decode", decode, stop)
     encoder = _Stage("dainctl-encode", encode, stop)
-    decoder.start()
-    encoder.start()
     planner = FramePlanner(spec)
     end: Fraction | None = None
     try:
+        # Started inside the try: a Ctrl-C landing here must still stop them before the input closes.
+        decoder.start()
+        encoder.start()
         first_ts: Fraction | None = None
         previous: tuple[Fraction, np.ndarray] | None = None  # (time since the first frame, pixels)
         while True:
@@ -355,18 +357,22 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
     except _Stop:
         pass
     except BaseException:
-        stop.set()
-        decoder.join(2)
-        encoder.join(2)
+        _halt(stop, decoder, encoder)
         raise
     for stage in (decoder, encoder):
         if stage.error is not None:
-            stop.set()
-            decoder.join(2)
-            encoder.join(2)
+            _halt(stop, decoder, encoder)
             raise stage.error
     assert end is not None
     return counts, stage_seconds, end
+
+
+def _halt(stop: threading.Event, *stages: _Stage) -> None:
+    """Stop every stage and wait (briefly: they poll the flag) for those that were started."""
+    stop.set()
+    for stage in stages:
+        if stage.ident is not None:
+            stage.join(2)
 
 
 def _input_end(source, first_ts: Fraction, last_kept_ts: Fraction, input_rate: Fraction) -> Fraction:

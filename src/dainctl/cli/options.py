@@ -25,7 +25,10 @@ PrecisionOpt = Annotated[
 CodecOpt = Annotated[str, typer.Option("--codec", help="Video encoder (libx264, libx265, ...).")]
 CrfOpt = Annotated[int, typer.Option("--crf", help="Constant rate factor (quality; lower is better).")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Encoder preset (libx264: ultrafast ... veryslow); default: the writer's.", show_default=False)]
-PixFmtOpt = Annotated[str, typer.Option("--pix-fmt", help="Output pixel format.")]
+PixFmtOpt = Annotated[
+    Optional[str],
+    typer.Option("--pix-fmt", help="Output pixel format (default: yuv420p, or yuv420p10le for input deeper than 8 bits where the codec allows).", show_default=False),
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
