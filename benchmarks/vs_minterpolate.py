@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--ffmpeg-seconds", type=float, help="use this FFmpeg time instead of running it")
     parser.add_argument("--engine-only", action="store_true", help="time FlowEngine on decoded pairs only")
     parser.add_argument("--pairs", type=int, default=20, help="pairs for --engine-only")
+    parser.add_argument("--threads", type=int, help="torch and OpenCV threads for --engine-only")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="FlowEngine keyword option for --engine-only (repeatable)")
     args = parser.parse_args()
@@ -134,9 +135,16 @@ def main() -> None:
 
     ffmpeg_seconds = args.ffmpeg_seconds
     if args.engine_only:
+        if args.threads:
+            import cv2
+            import torch
+
+            torch.set_num_threads(args.threads)
+            cv2.setNumThreads(args.threads)
         per_pair = engine_only(args.video, args.pairs, args.repeat, parse_engine_options(args.option))
         median_pair = statistics.median(per_pair)
-        print(f"engine: FlowEngine({', '.join(args.option)}) median {median_pair * 1000:.1f} ms/pair over "
+        threads = f", {args.threads} thread(s)" if args.threads else ""
+        print(f"engine: FlowEngine({', '.join(args.option)}){threads} median {median_pair * 1000:.1f} ms/pair over "
               f"{len(per_pair)} pairs (min {min(per_pair) * 1000:.1f}, max {max(per_pair) * 1000:.1f}); "
               f"x{frame_count - 1} pairs = {median_pair * (frame_count - 1):.1f} s")
         if ffmpeg_seconds:

@@ -139,10 +139,10 @@ class FlowEngine:
     @staticmethod
     def _work_rgb(frame: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         """(3,H,W) float RGB in [0,1] -> (h,w,3) uint8 at `size` = (w, h), area-averaged when smaller."""
-        rgb = frame.permute(1, 2, 0).mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8).numpy()
-        if (rgb.shape[1], rgb.shape[0]) != size:
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        return rgb
+        if (frame.shape[2], frame.shape[1]) != size:
+            # Downscale first (one read of the full frame), then convert only the small copy.
+            frame = F.interpolate(frame.float().unsqueeze(0), size=(size[1], size[0]), mode="area")[0]
+        return frame.permute(1, 2, 0).mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8).numpy()
 
     def pair_flows(
         self, frame0: torch.Tensor, frame1: torch.Tensor
@@ -213,13 +213,17 @@ class FlowEngine:
 
     @staticmethod
     def _resize_bilinear(maps: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """(1,C,h,w) float32 -> (1,C,H,W), bilinear with half-pixel centres (align_corners=False)."""
+        """(1,C,h,w) float32 -> (1,C,H,W) contiguous, bilinear with half-pixel centres (align_corners=False)."""
         if maps.device.type != "cpu":
             return F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
-        # OpenCV's resize is the same interpolation and several times faster than torch's on the CPU.
-        channels_last = np.ascontiguousarray(maps[0].permute(1, 2, 0).numpy())
-        resized = cv2.resize(channels_last, (width, height), interpolation=cv2.INTER_LINEAR)
-        return torch.from_numpy(resized.reshape(height, width, -1)).permute(2, 0, 1).unsqueeze(0)
+        # OpenCV's resize is the same interpolation and several times faster than torch's on the CPU;
+        # plane by plane it writes straight into the (C,H,W) result without a transpose.
+        resized = torch.empty((1, maps.shape[1], height, width), dtype=torch.float32)
+        planes = maps[0].float().contiguous().numpy()
+        for channel in range(maps.shape[1]):
+            cv2.resize(planes[channel], (width, height), dst=resized[0, channel].numpy(),
+                       interpolation=cv2.INTER_LINEAR)
+        return resized
 
     # ------------------------------------------------------------------------------------- per t
     def interpolate(
@@ -237,7 +241,7 @@ class FlowEngine:
         work_height, work_width = flow01.shape[2:]
         weight0 = self._splat_weight(flow01, flow10)
         weight1 = self._splat_weight(flow10, flow01)
-        frames = torch.stack([frame0, frame1]).to(self.device, self.dtype)
+        frames = [frame.to(self.device, self.dtype).unsqueeze(0) for frame in (frame0, frame1)]
         full_size = (work_height, work_width) != (height, width)
         # Flows are in work pixels; one factor per axis takes them to frame pixels.
         to_frame_pixels = torch.tensor([width / work_width, height / work_height], device=self.device)
@@ -263,12 +267,16 @@ class FlowEngine:
 
             flows_t = torch.cat([flow_t0, flow_t1])
             if full_size:
-                # One resize for both flows and the share: (1,5,h,w) -> (1,5,H,W).
+                # Resizing is linear, so the flows are scaled to frame pixels before it, at the work size.
+                flows_t = flows_t * to_frame_pixels.view(1, 2, 1, 1)
                 stacked = torch.cat([flows_t.reshape(1, 4, work_height, work_width), share0], 1)
-                stacked = self._resize_bilinear(stacked, height, width)
-                flows_t = stacked[0, :4].reshape(2, 2, height, width) * to_frame_pixels.view(1, 2, 1, 1)
+                stacked = self._resize_bilinear(stacked, height, width)  # (1,5,H,W)
+                flows_t = stacked[0, :4].view(2, 2, height, width)
                 share0 = stacked[:, 4:5]
-            warped = kernels.backward_warp(frames, flows_t.to(self.dtype)).float()
-            frame_t = torch.lerp(warped[1], warped[0], share0[0])
+            flows_t = flows_t.to(self.dtype)
+            # Warped one at a time: no stacked copy of the two full-size frames is needed.
+            warped0 = kernels.backward_warp(frames[0], flows_t[0:1]).float()
+            warped1 = kernels.backward_warp(frames[1], flows_t[1:2]).float()
+            frame_t = torch.lerp(warped1[0], warped0[0], share0[0])
             outputs.append(frame_t.clamp_(0.0, 1.0).cpu())
         return outputs
