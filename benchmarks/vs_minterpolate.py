@@ -12,7 +12,9 @@ double the frame rate. The target (issue 2) is dainctl <= 1/3 of FFmpeg's time o
 `--engine-only` decodes the first `--pairs` + 1 frames with PyAV and times `FlowEngine.interpolate`
 per consecutive pair (t = 0.5), reporting the median per-pair time and the engine share of the budget
 for the whole video; it needs neither the CLI nor FFmpeg (give --ffmpeg-seconds to get the budget).
-Timings on a shared machine are noisy: use --repeat and read the medians.
+Timings on a shared machine are noisy: use --repeat and read the medians. Thread count matters a lot
+on 2 busy cores: with the default (2 torch/OpenMP threads next to the decode and encode threads) the
+dainctl run measured 203-286 s, with `OMP_NUM_THREADS=1` in the environment 43-53 s (load average ~7).
 """
 
 from __future__ import annotations
