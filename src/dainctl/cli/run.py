@@ -11,7 +11,7 @@ import typer
 from ..engines import DEFAULT_ENGINE, create_engine, resolve_device
 from ..errors import UsageError
 from ..paths import check_paths, default_output, is_video_path
-from ..pipeline import EncodeOptions, Job, RunResult, run
+from ..pipeline import EncodeOptions, Job, RunResult, configure_cpu_threads, run
 from ..plan import format_rate, parse_rate
 from . import ui
 from .options import (
@@ -142,6 +142,8 @@ def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, jso
     if use_fp16 and device != "cuda":
         ui.warn("--fp16 needs a CUDA GPU; running in fp32 on the CPU")
         use_fp16 = False
+    if device == "cpu":
+        configure_cpu_threads(engine_name)
     engine = create_engine(engine_name, device=device, fp16=use_fp16, weights=weights)
     if max_memory is not None or device == "cuda" or engine_name == "dain":
         # Tiles sized for the budget (or the GPU's free memory); an out-of-memory error retries the
