@@ -371,9 +371,13 @@ def build_engine(case: Case, space: Workspace):
     """The engine for a case (random DAIN weights when none are given), wrapped in a TiledEngine."""
     from .engines import create_engine
 
+    from .pipeline import configure_cpu_threads
+
     weights = case.weights
     if case.engine == "dain" and weights is None:
         weights = space.random_weights()
+    if case.device == "cpu":
+        configure_cpu_threads(case.engine)  # the thread policy of a real run, so the numbers match one
     engine = create_engine(case.engine, device=case.device, fp16=case.precision == "fp16", weights=weights)
     # As `dainctl interpolate` does: a budget from --max-memory, else from the GPU's free memory (DAIN on
     # the CPU: from the host's available memory), so large frames are tiled instead of failing.
