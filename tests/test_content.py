@@ -154,3 +154,52 @@ def test_verification_is_reported(tmp_path, capsys, clip_factory):
     assert summary["verification"]["ok"] is True
     names = {check["name"] for check in summary["verification"]["checks"]}
     assert any("frame" in n for n in names) and any("audio" in n for n in names)
+
+
+def _vfr_clip(path, times_ms, speed_px_per_s=120.0):
+    """A square moving at constant speed in *time*, sampled at irregular timestamps (milliseconds)."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 64, "yuv444p"
+        stream.time_base = Fraction(1, 1000)
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"crf": "0", "preset": "ultrafast", "bf": "0"}
+        for ms in times_ms:
+            img = np.full((64, 160, 3), 60, np.uint8)
+            x = 10 + speed_px_per_s * ms / 1000
+            img[20:44, int(round(x)) : int(round(x)) + 16] = 230
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = ms
+            frame.time_base = Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _square_x(rgb):
+    columns = np.nonzero(rgb[32, :, 0] > 145)[0]
+    return (columns[0] + columns[-1] + 1) / 2 - 8 if len(columns) else None
+
+
+def test_variable_frame_rate_input_is_resampled_by_real_timestamps(tmp_path, capsys):
+    # Gaps of 33, 66 and 100 ms: a counter-based tool would place the square wrongly after each gap.
+    times = [0, 33, 100, 133, 233, 266, 300, 400, 433, 500]
+    clip = tmp_path / "vfr.mp4"
+    _vfr_clip(clip, times)
+    out = tmp_path / "cfr.mp4"
+    assert main(["interpolate", str(clip), str(out), "--fps", "30", "--quiet", "--json", "--no-scene-detect"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    res = probe(out)
+    assert res.rate == 30
+    assert summary["verification"]["ok"] is True
+    frames = decode_frames(out, 0, res.frames - 1)
+    last_ms = times[-1]
+    for k, rgb in enumerate(frames):
+        t_ms = 1000 * k / 30
+        if t_ms > last_ms:
+            break  # the last frame is held
+        expected = 10 + 120.0 * t_ms / 1000
+        assert abs(_square_x(rgb) - expected) <= 1.5, (k, _square_x(rgb), expected)
