@@ -84,3 +84,13 @@ def decode_rgb(path: Path) -> list:
         return [cv2.imread(str(p))[:, :, ::-1] for p in sorted(path.glob("*.png"))]
     with av.open(str(path)) as container:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def encode_frames(container, stream, frames) -> None:
+    """Encode PyAV video frames in order (pts = their index) into `stream` and flush the encoder."""
+    for index, frame in enumerate(frames):
+        frame.pts = index
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)

@@ -14,6 +14,8 @@ from dainctl.cli import main
 from dainctl.pipeline import to_rgb, to_tensor
 from dainctl.video import open_input, open_output
 
+from conftest import encode_frames
+
 WIDTH, HEIGHT, FRAMES = 64, 48, 6
 
 
@@ -37,14 +39,11 @@ def make_10bit_clip(path: Path, frames: int = FRAMES, codec: str = "libx264") ->
         stream.codec_context.color_trc = 1
         # Lossless, so the input really holds 10-bit levels.
         stream.codec_context.options = {"qp": "0"} if codec == "libx264" else {"x265-params": "lossless=1:log-level=error"}
-        for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(grey_gradient(index), format="rgb48le")
-            frame = frame.reformat(format="yuv420p10le", dst_colorspace=1, dst_color_range=1)
-            frame.pts = index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        encode_frames(container, stream, (
+            av.VideoFrame.from_ndarray(grey_gradient(index), format="rgb48le").reformat(
+                format="yuv420p10le", dst_colorspace=1, dst_color_range=1)
+            for index in range(frames)
+        ))
     return path
 
 

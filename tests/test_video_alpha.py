@@ -16,6 +16,8 @@ import pytest
 from dainctl.cli import main
 from dainctl.video import open_input, render_sample_frame
 
+from conftest import encode_frames
+
 WIDTH, HEIGHT, FRAMES = 64, 48, 3
 INPUT_ERROR = 3
 
@@ -47,13 +49,9 @@ def qtrle_clip(path: Path, frames: list[np.ndarray]) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("qtrle", rate=24)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "argb"
-        for index, rgba in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgba, format="rgba").reformat(format="argb")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        encode_frames(container, stream, (
+            av.VideoFrame.from_ndarray(rgba, format="rgba").reformat(format="argb") for rgba in frames
+        ))
     return path
 
 

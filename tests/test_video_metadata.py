@@ -14,6 +14,8 @@ import pytest
 from dainctl.cli import main
 from dainctl.video import ColorInfo, open_input, render_sample_frame
 
+from conftest import encode_frames
+
 WIDTH, HEIGHT, FRAMES = 64, 48, 5
 
 
@@ -36,14 +38,11 @@ def write_clip(path: Path, frames: list[np.ndarray], *, color: ColorInfo, pix_fm
             context.sample_aspect_ratio = sar
         if rotation:
             stream.set_display_rotation(rotation)
-        for index, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le" if rgb.dtype == np.uint16 else "rgb24")
-            frame = frame.reformat(format=pix_fmt, dst_colorspace=color.space, dst_color_range=color.range)
-            frame.pts = index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        encode_frames(container, stream, (
+            av.VideoFrame.from_ndarray(rgb, format="rgb48le" if rgb.dtype == np.uint16 else "rgb24").reformat(
+                format=pix_fmt, dst_colorspace=color.space, dst_color_range=color.range)
+            for rgb in frames
+        ))
     return path
 
 
