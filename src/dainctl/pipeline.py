@@ -24,12 +24,11 @@ import numpy as np
 import torch
 
 from .engines.base import Engine
-from .errors import InputError
-from .errors import VerifyError
-from .verify import ExpectedOutput, expected_stream_durations, failure_message, verify_output
+from .errors import InputError, VerifyError
 from .paths import commit_output, remove_path, temp_path_for
 from .plan import FramePlanner, OutputFrame, PlanSpec
 from .scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD, SceneTimeline
+from .verify import ExpectedOutput, expected_stream_durations, failure_message, verify_output
 
 _QUEUE_DEPTH = 8
 _POLL_SECONDS = 0.1
@@ -93,7 +92,6 @@ class _Stage(threading.Thread):
         self._target_fn = target
         self._failed = failed
         self.error: BaseException | None = None
-        self.busy_seconds = 0.0
 
     def run(self) -> None:
         try:

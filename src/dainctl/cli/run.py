@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..engines import DEFAULT_ENGINE, create_engine, resolve_device
 from ..errors import UsageError
-from ..paths import check_paths, default_output, is_video_path
+from ..paths import check_paths, default_output
 from ..pipeline import EncodeOptions, Job, RunResult, configure_cpu_threads, run
 from ..plan import format_rate, parse_rate
 from . import ui
