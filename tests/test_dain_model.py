@@ -79,3 +79,27 @@ def test_kernel_trunk_skips_reach_full_resolution() -> None:
     with torch.inference_mode():
         diff = (trunk(changed) - trunk(frames)).abs().sum(dim=1)[0]
     assert diff[10, 10] > 10 * diff[40:, 40:].max()
+
+
+def test_analyze_pair_uses_given_flows_instead_of_pwcnet() -> None:
+    """The tiled engine passes windows of the whole frame's flows: the analysis must take them as they
+    are (and then not depend on PWC-Net), equal the normal analysis when they are PWC-Net's own, and
+    refuse flows of the wrong shape."""
+    from dainctl.models.dain import DAIN
+
+    torch.manual_seed(0)
+    model = DAIN().eval()
+    frame0, frame1 = torch.rand(1, 3, 64, 128), torch.rand(1, 3, 64, 128)
+    with torch.inference_mode():
+        flow01, flow10 = model.pair_flows(frame0, frame1)
+        assert flow01.shape == flow10.shape == (1, 2, 16, 32) and flow01.dtype == torch.float32
+        normal = model.analyze_pair(frame0, frame1)
+        given = model.analyze_pair(frame0, frame1, flows=(flow01, flow10))
+        torch.testing.assert_close(given.flow01, normal.flow01, rtol=0, atol=0)
+        torch.testing.assert_close(given.kernels0, normal.kernels0, rtol=0, atol=0)
+        other = (torch.full_like(flow01, 0.25), torch.full_like(flow10, -0.5))
+        model.flownets = None  # PWC-Net must not be called when flows are given
+        replaced = model.analyze_pair(frame0, frame1, flows=other)
+        assert torch.equal(replaced.flow01, other[0]) and torch.equal(replaced.flow10, other[1])
+        with pytest.raises(ValueError, match="given flows must be shaped"):
+            model.analyze_pair(frame0, frame1, flows=(flow01[..., :8], flow10))

@@ -15,7 +15,6 @@ following pairs, until a tile would be smaller than `min_tile`.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -271,36 +270,6 @@ def feather_weights(grid: TileGrid, tile: Tile, overlap: int) -> torch.Tensor:
     return (rows[:, None] * cols[None, :]).unsqueeze(0)
 
 
-class _GivenFlows(torch.nn.Module):
-    """Stands in for DAIN's PWC-Net inside `DAIN.analyze_pair`: returns flows computed beforehand."""
-
-    def __init__(self, flows: torch.Tensor):
-        super().__init__()
-        self.flows = flows
-        # `DAIN._conv_input` casts the input to the dtype of the sub-network's first parameter.
-        self.dtype_marker = torch.nn.Parameter(torch.zeros(1, device=flows.device), requires_grad=False)
-
-    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
-        return self.flows
-
-
-@contextlib.contextmanager
-def _flows_given(model, flows: torch.Tensor):
-    real = model.flownets
-    model.flownets = _GivenFlows(flows)
-    try:
-        yield
-    finally:
-        model.flownets = real
-
-
-def _whole_frame_flows(model, padded0: torch.Tensor, padded1: torch.Tensor) -> torch.Tensor:
-    """Raw PWC-Net flows (2, 2, H/4, W/4) float32 for the pairs (I0, I1) and (I1, I0), as `analyze_pair`
-    builds them, on the whole padded frame."""
-    pairs = torch.cat((torch.cat((padded0, padded1), dim=1), torch.cat((padded1, padded0), dim=1)), dim=0)
-    return model.flownets(model._conv_input(pairs, model.flownets)).float()
-
-
 def _is_dain_engine(engine) -> bool:
     if getattr(engine, "name", None) != "dain":
         return False
@@ -475,7 +444,7 @@ class TiledEngine:
         timesteps = [float(t) for t in timesteps]
         fp32_model, reduced_model = _dain_networks(engine)
         models = [m for m in (reduced_model, fp32_model) if m is not None]
-        whole_flows: dict[int, torch.Tensor] = {}
+        whole_flows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
         sums = [torch.zeros((3, grid.height, grid.width), dtype=torch.float32) for _ in timesteps]
         weight_sum = torch.zeros((1, grid.height, grid.width), dtype=torch.float32)
@@ -485,11 +454,11 @@ class TiledEngine:
             frames: dict[int, torch.Tensor] = {}
             pending = list(range(len(timesteps)))
             for model in models:
-                with torch.inference_mode(), engine._conv_flags(model):
+                with torch.inference_mode(), engine.conv_flags():
                     if id(model) not in whole_flows:  # the fp32 one only if the guard needs it
-                        whole_flows[id(model)] = _whole_frame_flows(model, padded0, padded1)
-                    with _flows_given(model, whole_flows[id(model)][flow_window].contiguous()):
-                        analysis = model.analyze_pair(padded0[window], padded1[window])
+                        whole_flows[id(model)] = model.pair_flows(padded0, padded1)
+                    flows = tuple(flow[flow_window].contiguous() for flow in whole_flows[id(model)])
+                    analysis = model.analyze_pair(padded0[window], padded1[window], flows=flows)
                     for index in pending:
                         frames[index] = model.synthesize(analysis, timesteps[index]).frame
                     del analysis

@@ -127,10 +127,9 @@ class DainEngine:
             self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(reduced_dtype, str(reduced_dtype))
         self.stats = {"pairs": 0, "frames": 0, "fp32_recomputed": 0}
 
-    def _conv_flags(self, model: DAIN):
-        """cuDNN settings for a forward of `model`: TF32 off, also in fp16 mode, where PWC-Net still
-        runs float32 convolutions (TF32 rounds their inputs to 10 mantissa bits, like float16)."""
-        del model  # the same settings serve both networks
+    def conv_flags(self):
+        """cuDNN settings for a forward of either network: TF32 off, also in fp16 mode, where PWC-Net
+        still runs float32 convolutions (TF32 rounds their inputs to 10 mantissa bits, like float16)."""
         if self.device.type == "cuda":
             return torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False, allow_tf32=False)
         return contextlib.nullcontext()
@@ -138,7 +137,7 @@ class DainEngine:
     def _run_model(
         self, model: DAIN, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]
     ) -> tuple[PairAnalysis, list[Synthesis]]:
-        with torch.inference_mode(), self._conv_flags(model):
+        with torch.inference_mode(), self.conv_flags():
             analysis = model.analyze_pair(frame0, frame1)
             syntheses = [model.synthesize(analysis, t) for t in timesteps]
         return analysis, syntheses

@@ -97,6 +97,15 @@ def scale_flow_to_time(raw_flow: torch.Tensor, t: float) -> torch.Tensor:
     return F.interpolate(scaled, scale_factor=FLOW_UPSAMPLE, mode="bilinear", align_corners=False)
 
 
+def _check_padded(frame0: torch.Tensor, frame1: torch.Tensor) -> None:
+    height, width = frame0.shape[-2:]
+    if frame0.shape != frame1.shape or height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
+        raise ValueError(
+            f"DAIN needs two equally sized frames padded to multiples of {SIZE_MULTIPLE}, "
+            f"got {tuple(frame0.shape)} and {tuple(frame1.shape)}"
+        )
+
+
 class DAIN(nn.Module):
     """The DAIN network; `forward(frame0, frame1, timesteps)` returns one unclipped frame per t.
 
@@ -164,22 +173,42 @@ class DAIN(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def analyze_pair(self, frame0: torch.Tensor, frame1: torch.Tensor) -> PairAnalysis:
-        """Flows, depth, context and kernels for padded frames (B, 3, H, W) float32."""
-        height, width = frame0.shape[-2:]
-        if frame0.shape != frame1.shape or height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
-            raise ValueError(
-                f"DAIN needs two equally sized frames padded to multiples of {SIZE_MULTIPLE}, "
-                f"got {tuple(frame0.shape)} and {tuple(frame1.shape)}"
-            )
+    def pair_flows(self, frame0: torch.Tensor, frame1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """PWC-Net's raw flows (flow01, flow10), each (B, 2, H/4, W/4) float32, for padded frames
+        (B, 3, H, W): both directions, (I0, I1) and (I1, I0), in one batch."""
+        _check_padded(frame0, frame1)
+        frame0 = frame0.float()
+        frame1 = frame1.float()
+        pairs = torch.cat((torch.cat((frame0, frame1), dim=1), torch.cat((frame1, frame0), dim=1)), dim=0)
+        flow01, flow10 = self.flownets(self._conv_input(pairs, self.flownets)).float().split(frame0.shape[0], dim=0)
+        return flow01, flow10
+
+    def analyze_pair(
+        self,
+        frame0: torch.Tensor,
+        frame1: torch.Tensor,
+        flows: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> PairAnalysis:
+        """Flows, depth, context and kernels for padded frames (B, 3, H, W) float32.
+
+        flows: (flow01, flow10) as `pair_flows` returns them, each (B, 2, H/4, W/4), to use instead of
+        running PWC-Net (the tiled engine passes windows of the whole frame's flows).
+        """
+        _check_padded(frame0, frame1)
         frame0 = frame0.float()
         frame1 = frame1.float()
         batch = frame0.shape[0]
         both = torch.cat((frame0, frame1), dim=0)
 
-        # Both PWC directions in one batch: (I0, I1) and (I1, I0).
-        pairs = torch.cat((torch.cat((frame0, frame1), dim=1), torch.cat((frame1, frame0), dim=1)), dim=0)
-        flow01, flow10 = self.flownets(self._conv_input(pairs, self.flownets)).float().split(batch, dim=0)
+        if flows is None:
+            flow01, flow10 = self.pair_flows(frame0, frame1)
+        else:
+            flow01, flow10 = (flow.float() for flow in flows)
+            expected = (batch, 2, frame0.shape[-2] // FLOW_UPSAMPLE, frame0.shape[-1] // FLOW_UPSAMPLE)
+            if tuple(flow01.shape) != expected or tuple(flow10.shape) != expected:
+                raise ValueError(
+                    f"given flows must be shaped {expected}, got {tuple(flow01.shape)} and {tuple(flow10.shape)}"
+                )
 
         log_depth0, log_depth1 = self.depthNet(self._conv_input(both, self.depthNet)).float().split(batch, dim=0)
         projection_weight0 = DEPTH_WEIGHT_EPS + 1.0 / torch.exp(log_depth0)
