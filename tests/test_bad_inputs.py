@@ -3,7 +3,7 @@ code, no traceback, the input byte-identical and nothing left under the output n
 temporary), or, where the case is meant to work (one frame, a file cut short in a streamable container),
 with a valid result.
 
-Exit codes (README): 2 usage / config, 3 input, 4 output, 6 weights, 130 Ctrl-C.
+Exit codes (README): 2 usage / config, 3 input, 4 output, 6 weights, 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pytest
 from dainctl.cli import main
 from dainctl.video import make_sample_clip, open_input
 
-USAGE, INPUT, OUTPUT, WEIGHTS, INTERRUPTED = 2, 3, 4, 6, 130
+USAGE, INPUT, OUTPUT, WEIGHTS, INTERRUPTED, TERMINATED = 2, 3, 4, 6, 130, 143
 
 
 @pytest.fixture(autouse=True)
@@ -299,8 +299,12 @@ def test_output_symlink_to_input(capsys, tmp_path, clips):
     assert fingerprint(source) == before and link.is_symlink() and leftovers(tmp_path) == []
 
 
-def test_ctrl_c_during_encode(tmp_path):
-    """SIGINT to a real `python -m dainctl interpolate` once it has started writing: exit 130, no leftovers."""
+@pytest.mark.parametrize(
+    "signum, code, word", [(signal.SIGINT, INTERRUPTED, "interrupted"), (signal.SIGTERM, TERMINATED, "terminated")]
+)
+def test_signal_during_encode(tmp_path, signum, code, word):
+    """SIGINT (Ctrl-C) or SIGTERM (kill, timeout) to a real `python -m dainctl interpolate` once it has
+    started writing: exit 130 or 143, one line, no leftovers."""
     source = make_sample_clip(tmp_path / "long.mp4", width=64, height=48, frames=240, audio=True)
     before = fingerprint(source)
     out = tmp_path / "out.mp4"
@@ -315,14 +319,14 @@ def test_ctrl_c_during_encode(tmp_path):
             assert process.poll() is None, process.stderr.read()
             assert time.monotonic() < deadline, "the run never started writing"
             time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         _, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == INTERRUPTED, err
-    assert "interrupted" in error_line(err)
+    assert process.returncode == code, err
+    assert word in error_line(err)
     assert not out.exists() and leftovers(tmp_path) == []
     assert fingerprint(source) == before
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -19,19 +24,10 @@ from dainctl.benchmark import (
     parse_sizes,
     precision_ratios,
 )
-from dainctl.cli import app, main
+from dainctl.cli import main
 from dainctl.errors import UsageError
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def benchmark_registered():
-    """The lead registers the sub-app in dainctl.cli._register(); until then the tests add it themselves."""
-    from dainctl.cli import benchmark
-
-    if not any(group.name == "benchmark" for group in app.registered_groups):
-        app.add_typer(benchmark.app, name="benchmark")
 
 
 def run_cli(capsys, *args):
@@ -228,3 +224,32 @@ def test_random_dain_weights_load_strictly(tmp_path):
     loaded = load_dain_weights(path)  # validates every key and shape against the architecture
     heads = loaded.state_dict["initScaleNets_filter1.2.bias"]
     assert 0.2 <= float(heads.min()) and float(heads.max()) <= 0.3  # kernels start near 1/4
+
+
+def test_sigterm_removes_the_workspace(tmp_path):
+    """SIGTERM during the pipelined run (a CI job's timeout, `kill`): exit 143 with one line, and the
+    temporary folder with its clip and partial output is gone."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "DAINCTL_KERNELS": "ref"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dainctl", "benchmark", "--size", "160x96", "--frames", "600", "--no-alone",
+         "--no-breakdown", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any("out_" in p.name for p in scratch.glob("dainctl-bench-*/*")):
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, "the pipelined run never started"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("dainctl: error: terminated") and "Traceback" not in err
+    assert out == ""
+    assert list(scratch.iterdir()) == []

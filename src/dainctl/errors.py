@@ -53,5 +53,10 @@ class VerifyError(DainctlError):
     exit_code = 7
 
 
-# 130 is used for Ctrl-C (128 + SIGINT), as shells do.
+# 130 is used for Ctrl-C (128 + SIGINT) and 143 for SIGTERM (128 + 15), as shells report them.
 INTERRUPTED_EXIT_CODE = 130
+TERMINATED_EXIT_CODE = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every cleanup path of Ctrl-C runs for it too."""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Annotated, Optional
 
 import typer
 
 from .. import __version__
-from ..errors import INTERRUPTED_EXIT_CODE, DainctlError
+from ..errors import INTERRUPTED_EXIT_CODE, TERMINATED_EXIT_CODE, DainctlError, Terminated
 
 try:  # Typer >= 0.2x ships its own copy of click
     from typer._click.exceptions import ClickException
@@ -71,10 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     debug = os.environ.get("DAINCTL_DEBUG", "") not in ("", "0")
     _quiet_ffmpeg(debug)
+    with _sigterm_as_interrupt() as terminated:
+        code = _run(argv, debug, terminated)
+    if code == INTERRUPTED_EXIT_CODE and terminated:
+        return TERMINATED_EXIT_CODE
+    return code
+
+
+def _run(argv: list[str] | None, debug: bool, terminated: list[int]) -> int:
     try:
         result = app(args=argv, prog_name="dainctl", standalone_mode=False)
         if result == INTERRUPTED_EXIT_CODE:  # Typer turns Ctrl-C into a silent Exit(130)
-            _error_line("interrupted; the partial output was removed")
+            _interrupted_line(terminated)
         return result if isinstance(result, int) else 0
     except DainctlError as exc:
         if debug:
@@ -88,13 +99,40 @@ def main(argv: list[str] | None = None) -> int:
         _error_line(f"{exc.format_message()} (see dainctl --help)")
         return 2
     except (KeyboardInterrupt, typer.Abort):
-        _error_line("interrupted; the partial output was removed")
+        _interrupted_line(terminated)
         return INTERRUPTED_EXIT_CODE
     except Exception as exc:  # a bug: one line, the traceback with DAINCTL_DEBUG=1
         if debug:
             traceback.print_exc()
         _error_line(f"internal error: {type(exc).__name__}: {exc} (run with DAINCTL_DEBUG=1 for details)")
         return INTERNAL_ERROR_EXIT_CODE
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While the command runs, SIGTERM (`kill`, `timeout`, a job scheduler) raises `Terminated` in the main
+    thread, so the partial output and temporary folders are removed as on Ctrl-C; yields a list that is
+    non-empty once SIGTERM came. The previous handler is put back afterwards."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def on_sigterm(signum, frame):
+        received.append(signum)
+        if len(received) == 1:  # a second SIGTERM must not break off the cleanup the first one started
+            raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted_line(terminated: list[int]) -> None:
+    cause = "terminated (SIGTERM)" if terminated else "interrupted"
+    _error_line(f"{cause}; the partial output was removed")
 
 
 def _quiet_ffmpeg(debug: bool) -> None:
