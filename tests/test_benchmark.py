@@ -147,7 +147,7 @@ def test_throughput_json_schema_and_counts(capsys):
         assert overlap["stages_alone_sum_seconds"] == pytest.approx(sum(alone.values()), abs=1e-3)
         assert overlap["end_to_end_over_slowest"] == pytest.approx(item["wall_seconds"] / overlap["slowest_stage_seconds"], rel=1e-2)
         assert item["breakdown"]["pairs"] == 2
-        assert set(item["breakdown"]["parts_ms_per_pair"]) == {"flow", "other"}
+        assert set(item["breakdown"]["parts_ms_per_pair"]) == {"upload", "flow", "projection_warping", "download", "other"}
     assert "throughput" in err and "output fps" in err  # the table went to stderr
 
 

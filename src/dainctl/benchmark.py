@@ -9,10 +9,11 @@ One benchmark case (engine, device, precision, frame size) is measured in three 
 2. alone: the same work in one thread, one stage at a time, each stage timed on its own. The overlap
    report compares the pipelined wall time with the slowest stage alone: 1.0 is perfect overlap, the
    sum of the stages divided by the slowest is what no overlap at all would give;
-3. breakdown: a few pairs straight through the engine with timers on its parts (flow, depth, context,
-   kernels, rectifier for DAIN; flow for the weight-free engine); what is left of the engine's time is
-   reported as "other" (upload, projection and warping, download). On CUDA these timers synchronise the
-   device, which is why they run in a pass of their own.
+3. breakdown: a few pairs straight through the engine, timing the stages the engines mark with
+   `profiling.section` (upload, flow, depth, context, kernels, projection and warping, synthesis,
+   download; the weight-free engine has no depth, context, kernels or synthesis); what is left of the
+   engine's time is reported as "other". On CUDA these timers synchronise the device, which is why
+   they run in a pass of their own.
 
 Everything returned is plain data (dicts of numbers and strings), so the CLI can print it as a table or
 as JSON without knowing the details.
@@ -36,6 +37,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from .errors import InputError, UsageError
+from .profiling import STAGES, recording
 
 THROUGHPUT_SCHEMA = "dainctl.benchmark.throughput/1"
 QUALITY_SCHEMA = "dainctl.benchmark.quality/1"
@@ -172,83 +174,6 @@ def gpu_peak(device: str) -> Iterator[dict]:
 
 # --------------------------------------------------------------------------------------------------
 # engine parts, timed from outside
-
-
-class _PartTimer:
-    """Accumulates seconds per named engine part; synchronises CUDA around each part when asked."""
-
-    def __init__(self, sync: bool):
-        self.sync = sync
-        self.seconds: dict[str, float] = {}
-        self._open: dict[int, float] = {}
-
-    def start(self, key: int) -> None:
-        if self.sync:
-            torch.cuda.synchronize()
-        self._open[key] = time.perf_counter()
-
-    def stop(self, key: int, part: str) -> None:
-        if self.sync:
-            torch.cuda.synchronize()
-        started = self._open.pop(key, None)
-        if started is not None:
-            self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - started
-
-
-# DAIN sub-networks by attribute name (the checkpoint's names) -> the part they are reported under.
-_DAIN_PARTS = (
-    ("flownets", "flow"),
-    ("depthNet", "depth"),
-    ("ctxNet", "context"),
-    ("initScaleNets_filter", "kernels"),
-    ("initScaleNets_filter1", "kernels"),
-    ("initScaleNets_filter2", "kernels"),
-    ("rectifyNet", "synthesis"),
-)
-
-
-def _dain_networks(engine) -> list[torch.nn.Module]:
-    from .models.dain import DAIN
-
-    seen = getattr(engine, "inner", engine)
-    return [value for value in vars(seen).values() if isinstance(value, DAIN)]
-
-
-@contextlib.contextmanager
-def timed_engine_parts(engine, sync: bool) -> Iterator[_PartTimer]:
-    """Time the engine's parts while the block runs: forward hooks on DAIN's sub-networks, or a wrapper
-    around the weight-free engine's `pair_flows`. Everything is restored on exit."""
-    timer = _PartTimer(sync)
-    handles = []
-    restore: list[Callable[[], None]] = []
-    for network in _dain_networks(engine):
-        for attribute, part in _DAIN_PARTS:
-            module = getattr(network, attribute, None)
-            if module is None:
-                continue
-            key = id(module)
-            handles.append(module.register_forward_pre_hook(lambda m, args, key=key: timer.start(key)))
-            handles.append(module.register_forward_hook(lambda m, args, out, key=key, part=part: timer.stop(key, part)))
-    target = getattr(engine, "inner", engine)
-    if not handles and callable(getattr(target, "pair_flows", None)):
-        original = target.pair_flows
-
-        def pair_flows(*args, **kwargs):
-            timer.start(id(original))
-            try:
-                return original(*args, **kwargs)
-            finally:
-                timer.stop(id(original), "flow")
-
-        target.pair_flows = pair_flows
-        restore.append(lambda: delattr(target, "pair_flows"))
-    try:
-        yield timer
-    finally:
-        for handle in handles:
-            handle.remove()
-        for undo in restore:
-            undo()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -482,7 +407,7 @@ def run_breakdown(path: Path, engine, factor: int, device: str, pairs: int = BRE
         source.close()
     timesteps = _timesteps(factor)
     total = 0.0
-    with timed_engine_parts(engine, sync=device == "cuda") as timer:
+    with recording(sync=device == "cuda") as recorder:
         for frame0, frame1 in zip(decoded, decoded[1:]):
             _sync(device)
             started = time.perf_counter()
@@ -491,7 +416,7 @@ def run_breakdown(path: Path, engine, factor: int, device: str, pairs: int = BRE
             _sync(device)
             total += time.perf_counter() - started
     count = max(1, len(decoded) - 1)
-    parts = {name: 1000.0 * value / count for name, value in timer.seconds.items()}
+    parts = {name: 1000.0 * recorder.seconds[name] / count for name in STAGES if name in recorder.seconds}
     parts["other"] = max(0.0, 1000.0 * total / count - sum(parts.values()))
     return {"pairs": count, "engine_ms_per_pair": 1000.0 * total / count, "parts_ms_per_pair": parts}
 

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 import torch
 
 from .errors import EngineError, UsageError
+from .profiling import section
 
 # Bytes of peak memory per (padded) pixel for one frame pair, by engine and precision.
 #  * dain fp32: ANATOMY.md section 6 (a pure-PyTorch port under no_grad, measured on CPU).
@@ -439,8 +440,9 @@ class TiledEngine:
         engine = self.inner
         height, width = frame0.shape[-2:]
         padding = padding_for(height, width, engine.padding_policy)
-        batch = torch.stack((frame0, frame1)).to(engine.device, torch.float32)
-        padded0, padded1 = pad_frames(batch, padding).split(1, dim=0)
+        with section("upload"):
+            batch = torch.stack((frame0, frame1)).to(engine.device, torch.float32)
+            padded0, padded1 = pad_frames(batch, padding).split(1, dim=0)
         timesteps = [float(t) for t in timesteps]
         fp32_model, reduced_model = _dain_networks(engine)
         models = [m for m in (reduced_model, fp32_model) if m is not None]
@@ -469,10 +471,11 @@ class TiledEngine:
                 if not pending:
                     break
                 engine.stats["fp32_recomputed"] += len(pending)
-            weights = feather_weights(grid, tile, self.overlap)
-            for index, total in enumerate(sums):
-                total[window] += frames[index][0].float().cpu() * weights
-            weight_sum[window] += weights
+            with section("download"):
+                weights = feather_weights(grid, tile, self.overlap)
+                for index, total in enumerate(sums):
+                    total[window] += frames[index][0].float().cpu() * weights
+                weight_sum[window] += weights
         engine.stats["pairs"] += 1
         engine.stats["frames"] += len(timesteps)
         return [crop_padding(total.div_(weight_sum), padding).clamp_(0.0, 1.0).contiguous() for total in sums]

@@ -28,6 +28,7 @@ from dainctl.errors import EngineError, InputError, UsageError
 from dainctl.models.dain import DAIN, PairAnalysis, Synthesis
 from dainctl.models.padding import PADDING_POLICIES, Padding, crop_padding, pad_frames, padding_for
 from dainctl.models.weights import load_dain_weights, load_into_model
+from dainctl.profiling import section
 
 # Sub-networks that stay float32 under the reduced-precision policy.  PWC-Net: its flow errors are
 # amplified by the projection's floor()/hole decisions and by the warps; emulating float16 storage on
@@ -155,8 +156,9 @@ class DainEngine:
 
         height, width = frame0.shape[-2:]
         padding = padding_for(height, width, self.padding_policy)
-        batch = torch.stack((frame0, frame1)).to(self.device, torch.float32)
-        padded0, padded1 = pad_frames(batch, padding).split(1, dim=0)
+        with section("upload"):
+            batch = torch.stack((frame0, frame1)).to(self.device, torch.float32)
+            padded0, padded1 = pad_frames(batch, padding).split(1, dim=0)
 
         model = self.reduced_network or self.network
         analysis, syntheses = self._run_model(model, padded0, padded1, timesteps)
@@ -171,7 +173,8 @@ class DainEngine:
                     syntheses[index] = synthesis
                 self.stats["fp32_recomputed"] += len(broken)
 
-        frames = [crop_padding(s.frame, padding)[0].clamp(0.0, 1.0).float().cpu().contiguous() for s in syntheses]
+        with section("download"):
+            frames = [crop_padding(s.frame, padding)[0].clamp(0.0, 1.0).float().cpu().contiguous() for s in syntheses]
         self.stats["pairs"] += 1
         self.stats["frames"] += len(frames)
         return PairRun(padding=padding, analysis=analysis, syntheses=syntheses, frames=frames)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from dainctl import kernels
 from dainctl.errors import EngineError
+from dainctl.profiling import section
 
 PROFILES = ("auto", "high", "fast")
 
@@ -272,19 +273,23 @@ class FlowEngine:
         frames = self._interpolate_once(frame0, frame1, timesteps)
         if self.settings_for(*frame0.shape[1:]).mirror_average:
             mirrored = self._interpolate_once(frame0.flip(-1), frame1.flip(-1), timesteps)
-            frames = [(direct + other.flip(-1)).mul_(0.5) for direct, other in zip(frames, mirrored)]
+            with section("projection_warping"):
+                frames = [(direct + other.flip(-1)).mul_(0.5) for direct, other in zip(frames, mirrored)]
         return frames
 
     def _interpolate_once(
         self, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]
     ) -> list[torch.Tensor]:
         height, width = frame0.shape[1:]
-        flow01, flow10, _work_frames = self.pair_flows(frame0, frame1)
-        flow01, flow10 = flow01.to(self.device), flow10.to(self.device)
+        with section("flow"):
+            flow01, flow10, _work_frames = self.pair_flows(frame0, frame1)
+        with section("upload"):
+            flow01, flow10 = flow01.to(self.device), flow10.to(self.device)
+            frames = [frame.to(self.device, self.dtype).unsqueeze(0) for frame in (frame0, frame1)]
         work_height, work_width = flow01.shape[2:]
-        weight0 = self._splat_weight(flow01, flow10)
-        weight1 = self._splat_weight(flow10, flow01)
-        frames = [frame.to(self.device, self.dtype).unsqueeze(0) for frame in (frame0, frame1)]
+        with section("projection_warping"):
+            weight0 = self._splat_weight(flow01, flow10)
+            weight1 = self._splat_weight(flow10, flow01)
         full_size = (work_height, work_width) != (height, width)
         # Flows are in work pixels; one factor per axis takes them to frame pixels.
         to_frame_pixels = torch.tensor([width / work_width, height / work_height], device=self.device)
@@ -294,32 +299,40 @@ class FlowEngine:
             t = float(t)
             if not 0.0 < t < 1.0:
                 raise EngineError(f"timestep must lie strictly between 0 and 1, got {t}")
-            flow_t0, hole0 = self._project(t * flow01, weight0)
-            flow_t1, hole1 = self._project((1.0 - t) * flow10, weight1)
-            # Where both frames see the pixel, the two projections estimate one motion through it:
-            # average them (t-scaled) so that both warps land on the same scene point.
-            seen_by_both = (1.0 - hole0) * (1.0 - hole1)
-            mean_t0 = 0.5 * (flow_t0 - (t / (1.0 - t)) * flow_t1)
-            flow_t0 = flow_t0 + seen_by_both * (mean_t0 - flow_t0)
-            flow_t1 = flow_t1 + seen_by_both * (-((1.0 - t) / t) * mean_t0 - flow_t1)
-
-            # Share of frame 0 in the blend, from (1-t, t) and the visibilities.
-            visible0 = (1.0 - t) * (1.0 - self.occlusion_strength * hole0)
-            visible1 = t * (1.0 - self.occlusion_strength * hole1)
-            share0 = visible0 / (visible0 + visible1).clamp_min(1e-6)
-
-            flows_t = torch.cat([flow_t0, flow_t1])
-            if full_size:
-                # Resizing is linear, so the flows are scaled to frame pixels before it, at the work size.
-                flows_t = flows_t * to_frame_pixels.view(1, 2, 1, 1)
-                stacked = torch.cat([flows_t.reshape(1, 4, work_height, work_width), share0], 1)
-                stacked = self._resize_bilinear(stacked, height, width)  # (1,5,H,W)
-                flows_t = stacked[0, :4].view(2, 2, height, width)
-                share0 = stacked[:, 4:5]
-            flows_t = flows_t.to(self.dtype)
-            # Warped one at a time: no stacked copy of the two full-size frames is needed.
-            warped0 = kernels.backward_warp(frames[0], flows_t[0:1]).float()
-            warped1 = kernels.backward_warp(frames[1], flows_t[1:2]).float()
-            frame_t = torch.lerp(warped1[0], warped0[0], share0[0])
-            outputs.append(frame_t.clamp_(0.0, 1.0).cpu())
+            with section("projection_warping"):
+                frame_t = self._frame_at(t, flow01, flow10, weight0, weight1, frames, to_frame_pixels, full_size)
+            with section("download"):
+                outputs.append(frame_t.clamp_(0.0, 1.0).cpu())
         return outputs
+
+    def _frame_at(self, t, flow01, flow10, weight0, weight1, frames, to_frame_pixels, full_size) -> torch.Tensor:
+        """The (3,H,W) frame at time t on the engine's device, unclamped (steps 3-5 of the module doc)."""
+        height, width = frames[0].shape[-2:]
+        work_height, work_width = flow01.shape[2:]
+        flow_t0, hole0 = self._project(t * flow01, weight0)
+        flow_t1, hole1 = self._project((1.0 - t) * flow10, weight1)
+        # Where both frames see the pixel, the two projections estimate one motion through it:
+        # average them (t-scaled) so that both warps land on the same scene point.
+        seen_by_both = (1.0 - hole0) * (1.0 - hole1)
+        mean_t0 = 0.5 * (flow_t0 - (t / (1.0 - t)) * flow_t1)
+        flow_t0 = flow_t0 + seen_by_both * (mean_t0 - flow_t0)
+        flow_t1 = flow_t1 + seen_by_both * (-((1.0 - t) / t) * mean_t0 - flow_t1)
+
+        # Share of frame 0 in the blend, from (1-t, t) and the visibilities.
+        visible0 = (1.0 - t) * (1.0 - self.occlusion_strength * hole0)
+        visible1 = t * (1.0 - self.occlusion_strength * hole1)
+        share0 = visible0 / (visible0 + visible1).clamp_min(1e-6)
+
+        flows_t = torch.cat([flow_t0, flow_t1])
+        if full_size:
+            # Resizing is linear, so the flows are scaled to frame pixels before it, at the work size.
+            flows_t = flows_t * to_frame_pixels.view(1, 2, 1, 1)
+            stacked = torch.cat([flows_t.reshape(1, 4, work_height, work_width), share0], 1)
+            stacked = self._resize_bilinear(stacked, height, width)  # (1,5,H,W)
+            flows_t = stacked[0, :4].view(2, 2, height, width)
+            share0 = stacked[:, 4:5]
+        flows_t = flows_t.to(self.dtype)
+        # Warped one at a time: no stacked copy of the two full-size frames is needed.
+        warped0 = kernels.backward_warp(frames[0], flows_t[0:1]).float()
+        warped1 = kernels.backward_warp(frames[1], flows_t[1:2]).float()
+        return torch.lerp(warped1[0], warped0[0], share0[0])

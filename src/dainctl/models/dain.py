@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dainctl.kernels import depth_flow_projection, filter_interpolation
+from dainctl.profiling import section
 from dainctl.models.context import ContextNet
 from dainctl.models.kernelnet import KernelHead, KernelTrunk
 from dainctl.models.megadepth import MegaDepth
@@ -179,8 +180,10 @@ class DAIN(nn.Module):
         _check_padded(frame0, frame1)
         frame0 = frame0.float()
         frame1 = frame1.float()
-        pairs = torch.cat((torch.cat((frame0, frame1), dim=1), torch.cat((frame1, frame0), dim=1)), dim=0)
-        flow01, flow10 = self.flownets(self._conv_input(pairs, self.flownets)).float().split(frame0.shape[0], dim=0)
+        with section("flow"):
+            pairs = torch.cat((torch.cat((frame0, frame1), dim=1), torch.cat((frame1, frame0), dim=1)), dim=0)
+            flows = self.flownets(self._conv_input(pairs, self.flownets)).float()
+        flow01, flow10 = flows.split(frame0.shape[0], dim=0)
         return flow01, flow10
 
     def analyze_pair(
@@ -210,20 +213,25 @@ class DAIN(nn.Module):
                     f"given flows must be shaped {expected}, got {tuple(flow01.shape)} and {tuple(flow10.shape)}"
                 )
 
-        log_depth0, log_depth1 = self.depthNet(self._conv_input(both, self.depthNet)).float().split(batch, dim=0)
-        projection_weight0 = DEPTH_WEIGHT_EPS + 1.0 / torch.exp(log_depth0)
-        projection_weight1 = DEPTH_WEIGHT_EPS + 1.0 / torch.exp(log_depth1)
+        with section("depth"):
+            log_depth0, log_depth1 = self.depthNet(self._conv_input(both, self.depthNet)).float().split(batch, dim=0)
+            projection_weight0 = DEPTH_WEIGHT_EPS + 1.0 / torch.exp(log_depth0)
+            projection_weight1 = DEPTH_WEIGHT_EPS + 1.0 / torch.exp(log_depth1)
 
-        features0, features1 = self.ctxNet(self._conv_input(both, self.ctxNet)).float().split(batch, dim=0)
-        # ContextNet's first 3 channels are its input frame; take the float32 frame itself so that
-        # the warped frames keep full precision when the convs run in a reduced dtype. The context
-        # carries the raw log-depth (not its inverse) as a 196th channel.
-        context0 = torch.cat((frame0, features0[:, 3:], log_depth0), dim=1)
-        context1 = torch.cat((frame1, features1[:, 3:], log_depth1), dim=1)
+        with section("context"):
+            features0, features1 = self.ctxNet(self._conv_input(both, self.ctxNet)).float().split(batch, dim=0)
+            # ContextNet's first 3 channels are its input frame; take the float32 frame itself so that
+            # the warped frames keep full precision when the convs run in a reduced dtype. The context
+            # carries the raw log-depth (not its inverse) as a 196th channel.
+            context0 = torch.cat((frame0, features0[:, 3:], log_depth0), dim=1)
+            context1 = torch.cat((frame1, features1[:, 3:], log_depth1), dim=1)
 
-        trunk = self.initScaleNets_filter(self._conv_input(torch.cat((frame0, frame1), dim=1), self.initScaleNets_filter))
-        kernels0 = self.initScaleNets_filter1(self._conv_input(trunk, self.initScaleNets_filter1)).float()
-        kernels1 = self.initScaleNets_filter2(self._conv_input(trunk, self.initScaleNets_filter2)).float()
+        with section("kernels"):
+            trunk = self.initScaleNets_filter(
+                self._conv_input(torch.cat((frame0, frame1), dim=1), self.initScaleNets_filter)
+            )
+            kernels0 = self.initScaleNets_filter1(self._conv_input(trunk, self.initScaleNets_filter1)).float()
+            kernels1 = self.initScaleNets_filter2(self._conv_input(trunk, self.initScaleNets_filter2)).float()
 
         return PairAnalysis(
             frame0=frame0,
@@ -243,24 +251,27 @@ class DAIN(nn.Module):
     def synthesize(self, pair: PairAnalysis, t: float) -> Synthesis:
         """The frame at time t in (0, 1) from a pair analysis; see `Synthesis` for the outputs."""
         t = float(t)
-        flow0t = scale_flow_to_time(pair.flow01, t).contiguous()
-        flow1t = scale_flow_to_time(pair.flow10, 1.0 - t).contiguous()
-        flow_t0 = depth_flow_projection(flow0t, pair.projection_weight0, fill_holes=True, impl=self.op_impl)
-        flow_t1 = depth_flow_projection(flow1t, pair.projection_weight1, fill_holes=True, impl=self.op_impl)
+        with section("projection_warping"):
+            flow0t = scale_flow_to_time(pair.flow01, t).contiguous()
+            flow1t = scale_flow_to_time(pair.flow10, 1.0 - t).contiguous()
+            flow_t0 = depth_flow_projection(flow0t, pair.projection_weight0, fill_holes=True, impl=self.op_impl)
+            flow_t1 = depth_flow_projection(flow1t, pair.projection_weight1, fill_holes=True, impl=self.op_impl)
 
-        # The context's first three channels are the frame itself and the warp treats channels
-        # independently, so one warp of the context also yields the warped frame.
-        warped_context0 = filter_interpolation(pair.context0, flow_t0, pair.kernels0, impl=self.op_impl)
-        warped_context1 = filter_interpolation(pair.context1, flow_t1, pair.kernels1, impl=self.op_impl)
-        warped0 = warped_context0[:, :3]
-        warped1 = warped_context1[:, :3]
-        blend = warped0 * (1.0 - t) + warped1 * t  # at t = 0.5 this equals the original's ref0/2 + ref2/2
+            # The context's first three channels are the frame itself and the warp treats channels
+            # independently, so one warp of the context also yields the warped frame.
+            warped_context0 = filter_interpolation(pair.context0, flow_t0, pair.kernels0, impl=self.op_impl)
+            warped_context1 = filter_interpolation(pair.context1, flow_t1, pair.kernels1, impl=self.op_impl)
+            warped0 = warped_context0[:, :3]
+            warped1 = warped_context1[:, :3]
+            blend = warped0 * (1.0 - t) + warped1 * t  # at t = 0.5 this equals the original's ref0/2 + ref2/2
 
-        rectifier_input = torch.cat(
-            (blend, warped0, warped1, flow_t0, flow_t1, pair.kernels0, pair.kernels1, warped_context0, warped_context1),
-            dim=1,
-        )
-        residual = self.rectifyNet(self._conv_input(rectifier_input, self.rectifyNet)).float()
+        with section("synthesis"):
+            rectifier_input = torch.cat(
+                (blend, warped0, warped1, flow_t0, flow_t1, pair.kernels0, pair.kernels1, warped_context0,
+                 warped_context1),
+                dim=1,
+            )
+            residual = self.rectifyNet(self._conv_input(rectifier_input, self.rectifyNet)).float()
         return Synthesis(
             t=t,
             flow_t0=flow_t0,
