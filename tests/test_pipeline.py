@@ -1,10 +1,23 @@
 """Pipeline helpers: thread policy and pixel conversions."""
 
+import os
+import sys
+import threading
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from dainctl.pipeline import configure_cpu_threads, to_rgb, to_tensor
+from dainctl.pipeline import (
+    BACKGROUND_NICE,
+    Job,
+    configure_cpu_threads,
+    lower_thread_priority,
+    run,
+    to_rgb,
+    to_tensor,
+)
 
 
 @pytest.fixture
@@ -34,3 +47,63 @@ def test_pixel_round_trip_is_exact(dtype, peak):
     assert tensor.shape == (3, 5, 7) and tensor.dtype == torch.float32
     assert float(tensor.max()) <= 1.0
     assert np.array_equal(to_rgb(tensor, dtype), rgb)
+
+
+class _BlendEngine:
+    """A linear blend that records, at every pair, how much the decode and encode threads are niced."""
+
+    name = "blend"
+
+    def __init__(self, device: str):
+        self.device = torch.device(device)
+        self.base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        self.seen: dict[str, int] = {}
+
+    def interpolate(self, frame0, frame1, timesteps):
+        for thread in threading.enumerate():
+            if thread.name in ("dainctl-decode", "dainctl-encode") and thread.native_id is not None:
+                self.seen[thread.name] = os.getpriority(os.PRIO_PROCESS, thread.native_id) - self.base
+        # FFmpeg's own threads (its decoder's are named av:<codec>:...), started when the input was opened.
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                name = (task / "comm").read_text().strip()
+                if name.startswith("av:"):
+                    self.seen.setdefault("ffmpeg", set()).add(os.getpriority(os.PRIO_PROCESS, int(task.name)) - self.base)
+            except OSError:  # the thread ended meanwhile
+                continue
+        return [torch.lerp(frame0, frame1, float(t)) for t in timesteps]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+@pytest.mark.parametrize("device, nice", [("cpu", BACKGROUND_NICE), ("cuda", 0)])
+def test_decode_and_encode_yield_to_an_engine_on_the_cpu(clip_factory, tmp_path, device, nice):
+    """With the engine on the CPU (the main thread), the decode and encode threads and FFmpeg's codec
+    threads are niced so that they cannot crowd the engine out; with a GPU engine they are left alone."""
+    engine = _BlendEngine(device)
+    job = Job(input_path=clip_factory(frames=12, audio=False), output_path=tmp_path / "out.mp4",
+              mode="interpolate", factor=2, audio="drop")
+    result = run(job, engine)
+    assert result.output_frames == 24
+    assert engine.seen == {"dainctl-decode": nice, "dainctl-encode": nice, "ffmpeg": {nice}}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == engine.base  # the caller untouched
+
+
+def test_lower_thread_priority_changes_only_the_calling_thread():
+    if not sys.platform.startswith("linux"):
+        assert not lower_thread_priority(3)
+        return
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    result = {}
+
+    def work():
+        tid = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        result["done"] = lower_thread_priority(3)
+        result["delta"] = os.getpriority(os.PRIO_PROCESS, tid) - before
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert result == {"done": True, "delta": 3}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
+    assert not lower_thread_priority(0)

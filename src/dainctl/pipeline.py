@@ -11,8 +11,10 @@ and takes the same path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -86,15 +88,61 @@ class _Stop(Exception):
     """Raised inside a stage when another stage has failed."""
 
 
+# How much decoding and encoding are niced when the engine computes on the CPU: the decode and encode
+# threads (colour conversion, scene detection, feeding the codecs) and the codecs' own worker threads
+# (x264: frame threads plus lookahead). The engine, on the main thread, is the bottleneck there; at
+# equal priority the scheduler gives each of those many threads the same share of the cores as the
+# engine's one. Niced, they take what the engine leaves, and the pipeline runs at the engine's speed.
+BACKGROUND_NICE = 10
+
+
+def lower_thread_priority(increment: int, tid: int | None = None) -> bool:
+    """Nice one thread of this process (the calling one by default) by `increment`: Linux, where
+    niceness is per thread. Returns whether it was done; elsewhere, or when refused, nothing changes."""
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return False
+    try:
+        tid = threading.get_native_id() if tid is None else tid
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def _thread_ids() -> set[int]:
+    try:
+        return {int(name) for name in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
+
+
+@contextlib.contextmanager
+def niced_new_threads(increment: int) -> Iterator[None]:
+    """Nice, by `increment`, the threads this process starts while the block runs (Linux): a codec's
+    worker threads, started when the main thread opens it, which would otherwise keep normal priority."""
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        yield
+        return
+    before = _thread_ids()
+    try:
+        yield
+    finally:
+        for tid in sorted(_thread_ids() - before):
+            lower_thread_priority(increment, tid)
+
+
 class _Stage(threading.Thread):
-    def __init__(self, name: str, target: Callable[[], None], failed: threading.Event):
+    def __init__(self, name: str, target: Callable[[], None], failed: threading.Event, nice: int = 0):
         super().__init__(name=name, daemon=True)
         self._target_fn = target
         self._failed = failed
+        self._nice = nice
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
+            # Before the target runs: FFmpeg starts its codec threads at the first decode or encode.
+            lower_thread_priority(self._nice)
             self._target_fn()
         except _Stop:
             pass
@@ -185,7 +233,9 @@ def run(
     from .video import DEFAULT_PRESET, open_input, open_output  # PyAV is only needed once a run starts
 
     started = time.perf_counter()
-    source = open_input(job.input_path)
+    nice = BACKGROUND_NICE if _computes_on_cpu(engine) else 0
+    with niced_new_threads(nice):
+        source = open_input(job.input_path)
     info = source.info
     temp_path = temp_path_for(job.output_path)
     writer = None
@@ -205,25 +255,28 @@ def run(
                 }
             )
         audio = job.audio if (not info.is_folder and info.audio_streams) else "drop"
-        writer = open_output(
-            temp_path,
-            width=info.width,
-            height=info.height,
-            rate=spec.output_rate,
-            codec=job.encode.codec,
-            crf=job.encode.crf,
-            preset=job.encode.preset or DEFAULT_PRESET,
-            pix_fmt=job.encode.pix_fmt,
-            audio_from=source if audio != "drop" else None,
-            audio=audio,
-            stretch=spec.stretch,
-            color=getattr(info, "color", None),
-            rotation=getattr(info, "rotation", 0),
-            sample_aspect_ratio=getattr(info, "sample_aspect_ratio", None),
-            bit_depth=getattr(info, "bit_depth", 8),
-        )
+        with niced_new_threads(nice):  # the codec's worker threads start when it is opened
+            writer = open_output(
+                temp_path,
+                width=info.width,
+                height=info.height,
+                rate=spec.output_rate,
+                codec=job.encode.codec,
+                crf=job.encode.crf,
+                preset=job.encode.preset or DEFAULT_PRESET,
+                pix_fmt=job.encode.pix_fmt,
+                audio_from=source if audio != "drop" else None,
+                audio=audio,
+                stretch=spec.stretch,
+                color=getattr(info, "color", None),
+                rotation=getattr(info, "rotation", 0),
+                sample_aspect_ratio=getattr(info, "sample_aspect_ratio", None),
+                bit_depth=getattr(info, "bit_depth", 8),
+            )
         timeline = SceneTimeline(job.scene_threshold, dedup=job.dedup, dedup_threshold=job.dedup_threshold)
-        counts, stage_seconds, end = _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline)
+        counts, stage_seconds, end = _run_stages(
+            source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline, nice
+        )
         end_ts = end * spec.stretch if hold_last else counts["output"] / spec.output_rate
         close_started = time.perf_counter()
         writer.close(end_ts)
@@ -298,7 +351,7 @@ def _planned_total(spec: PlanSpec, info, input_rate: Fraction, hold_last: bool) 
     return spec.frame_count(Fraction(0), hold_last=False, last_ts=Fraction(info.frame_count - 1) / input_rate)
 
 
-def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline):
+def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline, nice):
     folder_rate = input_rate if source.info.is_folder else None
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
@@ -334,8 +387,8 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
             writer.write(rgb, ts)
             stage_seconds["encode"] += time.perf_counter() - t0
 
-    decoder = _Stage("dainctl-decode", decode, stop)
-    encoder = _Stage("dainctl-encode", encode, stop)
+    decoder = _Stage("dainctl-decode", decode, stop, nice)
+    encoder = _Stage("dainctl-encode", encode, stop, nice)
     planner = FramePlanner(spec)
     end: Fraction | None = None
     try:
@@ -384,6 +437,14 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
             raise stage.error
     assert end is not None
     return counts, stage_seconds, end
+
+
+def _computes_on_cpu(engine) -> bool:
+    device = getattr(engine, "device", None)
+    try:
+        return device is None or torch.device(device).type == "cpu"
+    except (TypeError, RuntimeError):
+        return True
 
 
 def _halt(stop: threading.Event, *stages: _Stage) -> None:
