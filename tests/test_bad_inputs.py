@@ -56,6 +56,13 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".partial-" in p.name or ".unverified" in p.name)
 
 
+def default_signals() -> None:
+    """For a child process: SIGINT and SIGTERM at their defaults. A shell without job control starts
+    background commands (a CI job's, say) with SIGINT ignored, and the child would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def error_line(err: str) -> str:
     """Exactly one error line, the last thing printed, and no traceback."""
     lines = [line for line in err.splitlines() if line.strip()]
@@ -311,7 +318,7 @@ def test_signal_during_encode(tmp_path, signum, code, word):
     env = {**os.environ, "DAINCTL_KERNELS": "ref"}
     process = subprocess.Popen(
         [sys.executable, "-m", "dainctl", "interpolate", str(source), str(out), "--quiet"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, preexec_fn=default_signals,
     )
     try:
         deadline = time.monotonic() + 60
@@ -329,6 +336,35 @@ def test_signal_during_encode(tmp_path, signum, code, word):
     assert word in error_line(err)
     assert not out.exists() and leftovers(tmp_path) == []
     assert fingerprint(source) == before
+
+
+def test_an_inherited_ignored_sigterm_stays_ignored(tmp_path):
+    """A parent that ignores SIGTERM for its children (as shells do with SIGINT for background jobs)
+    keeps that choice: the run goes on to a complete, verified output."""
+    source = make_sample_clip(tmp_path / "clip.mp4", width=64, height=48, frames=48, audio=False)
+    out = tmp_path / "out.mp4"
+
+    def ignore_sigterm() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dainctl", "interpolate", str(source), str(out), "--quiet"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "DAINCTL_KERNELS": "ref"}, preexec_fn=ignore_sigterm,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(".partial-" in p.name for p in tmp_path.iterdir()) and process.poll() is None:
+            assert time.monotonic() < deadline, "the run never started writing"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert out.exists() and leftovers(tmp_path) == []
 
 
 # --- configuration and checkpoints -----------------------------------------------------------------------

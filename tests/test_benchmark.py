@@ -226,6 +226,11 @@ def test_random_dain_weights_load_strictly(tmp_path):
     assert 0.2 <= float(heads.min()) and float(heads.max()) <= 0.3  # kernels start near 1/4
 
 
+def default_signals() -> None:
+    """For the child: SIGTERM at its default, whatever the test runner inherited."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def test_sigterm_removes_the_workspace(tmp_path):
     """SIGTERM during the pipelined run (a CI job's timeout, `kill`): exit 143 with one line, and the
     temporary folder with its clip and partial output is gone."""
@@ -235,7 +240,7 @@ def test_sigterm_removes_the_workspace(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "dainctl", "benchmark", "--size", "160x96", "--frames", "600", "--no-alone",
          "--no-breakdown", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_signals,
     )
     try:
         deadline = time.monotonic() + 120

@@ -114,7 +114,8 @@ def _sigterm_as_interrupt():
     thread, so the partial output and temporary folders are removed as on Ctrl-C; yields a list that is
     non-empty once SIGTERM came. The previous handler is put back afterwards."""
     received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+        # Signals are handled on the main thread only; an ignored SIGTERM (inherited) stays ignored.
         yield received
         return
 
