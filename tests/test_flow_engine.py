@@ -111,6 +111,18 @@ def test_occluding_square_is_placed_at_its_midpoint(engine):
     assert score > psnr(plain[window], truth[window]) + 0.5
 
 
+def test_parallel_dis_calls_give_the_same_frames():
+    """The high profile's DIS calls run on several threads: the frames must not depend on how many."""
+    frame0 = textured_frame(96, 128, 0.0, 0.0)
+    frame1 = textured_frame(96, 128, 2.5, -1.5)
+    serial = FlowEngine(profile="high", flow_workers=1).interpolate(frame0, frame1, [0.3, 0.5])
+    parallel_engine = FlowEngine(profile="high", flow_workers=3)
+    parallel = parallel_engine.interpolate(frame0, frame1, [0.3, 0.5])
+    assert parallel_engine._pool_size == 3
+    for a, b in zip(serial, parallel):
+        assert torch.equal(a, b)
+
+
 def test_bad_options_raise_engine_error():
     with pytest.raises(EngineError, match="profile"):
         FlowEngine(profile="glacial")

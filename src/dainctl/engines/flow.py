@@ -25,6 +25,8 @@ are stored and warped in half precision and blended in float32.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -91,6 +93,8 @@ class FlowEngine:
       hole_radius: holes are softened over a (2r+1)^2 box so the blend has no hard seams.
       candidate_radius: window radius of the photo-consistency cost that picks among candidate flows.
       grey_preference: factor (<= 1) on the grey flow's cost; other candidates must beat it clearly.
+      flow_workers: threads for the high profile's independent DIS calls (default: one per core; the
+        results do not depend on it).
     """
 
     name = "flow"
@@ -108,6 +112,7 @@ class FlowEngine:
         hole_radius: int = 1,
         candidate_radius: int = 5,
         grey_preference: float = 0.8,
+        flow_workers: int | None = None,
     ):
         if profile not in PROFILES:
             raise EngineError(f"unknown flow profile {profile!r} (choose from {', '.join(PROFILES)})")
@@ -125,6 +130,9 @@ class FlowEngine:
         self.hole_radius = hole_radius
         self.candidate_radius = candidate_radius
         self.grey_preference = grey_preference
+        self.flow_workers = flow_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
 
     # ----------------------------------------------------------------------------------------- pair
     def settings_for(self, height: int, width: int) -> FlowSettings:
@@ -170,9 +178,8 @@ class FlowEngine:
         rgb0, rgb1 = self._work_rgb(frame0, size), self._work_rgb(frame1, size)
         work = torch.from_numpy(np.stack([rgb0, rgb1])).permute(0, 3, 1, 2).float().div_(255.0)
 
-        dis = self._dis(settings)
-
         def flow_pair(image0: np.ndarray, image1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            dis = self._dis(settings)  # one per call: the calls may run on several threads at once
             forward = torch.from_numpy(dis.calc(image0, image1, None))
             backward = torch.from_numpy(dis.calc(image1, image0, None))
             return (forward.permute(2, 0, 1).unsqueeze(0).contiguous(),
@@ -195,19 +202,41 @@ class FlowEngine:
 
         grey0 = cv2.cvtColor(rgb0, cv2.COLOR_RGB2GRAY)
         grey1 = cv2.cvtColor(rgb1, cv2.COLOR_RGB2GRAY)
-        flow01, flow10 = flow_pair(grey0, grey1)
-        if settings.colour_candidates:
+        if not settings.colour_candidates:
+            flow01, flow10 = flow_pair(grey0, grey1)
+        else:
             images = [(grey0, grey1)] + [
                 (np.ascontiguousarray(rgb0[:, :, c]), np.ascontiguousarray(rgb1[:, :, c])) for c in range(3)
             ]
-            candidates = [(flow01, flow10)] + [flow_pair(a, b) for a, b in images[1:]]
+            jobs = [(flow_pair, a, b) for a, b in images]
             if settings.mirrored_candidates:
-                candidates += [mirrored_flow_pair(a, b) for a, b in images]
+                jobs += [(mirrored_flow_pair, a, b) for a, b in images]
             if settings.shifted_candidates:
-                candidates += [shifted_flow_pair(a, b) for a, b in images]
+                jobs += [(shifted_flow_pair, a, b) for a, b in images]
+            candidates = self._run_jobs(jobs)  # in order: the grey candidate first
             flow01 = self._most_consistent([f for f, _ in candidates], work[0:1], work[1:2])
             flow10 = self._most_consistent([b for _, b in candidates], work[1:2], work[0:1])
         return flow01, flow10, work
+
+    def _run_jobs(self, jobs: list) -> list:
+        """Results of the independent DIS jobs [(function, image0, image1), ...], in order. They run on
+        `flow_workers` threads (OpenCV releases the GIL in DIS): in the high profile DIS is nearly all of
+        the engine's time, and each call, single-threaded inside, keeps one core busy."""
+        workers = min(len(jobs), self.flow_workers or os.cpu_count() or 1)
+        if workers <= 1:
+            return [function(a, b) for function, a, b in jobs]
+        if self._pool is None or self._pool_size != workers:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dainctl-dis")
+            self._pool_size = workers
+        futures = [self._pool.submit(function, a, b) for function, a, b in jobs]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:  # Ctrl-C or an error: drop the calls not started yet
+            for future in futures:
+                future.cancel()
+            raise
 
     def _most_consistent(
         self, candidates: list[torch.Tensor], image_a: torch.Tensor, image_b: torch.Tensor
