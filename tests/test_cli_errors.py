@@ -80,6 +80,8 @@ def test_empty_folder(capsys, tmp_path):
         (["--factor", "2", "--fps", "60"], "either"),
         (["--engine", "magic"], "engine"),
         (["--device", "tpu"], "device"),
+        (["--profile", "turbo"], "--profile"),
+        (["--engine", "dain", "--profile", "fast"], "weight-free engine"),
         (["--no-such-flag"], "no-such-flag"),
     ],
 )
@@ -209,3 +211,20 @@ def test_console_script_and_version():
     assert proc.returncode == 0
     assert proc.stdout.startswith("dainctl ")
     assert "torch" in proc.stdout and "PyAV" in proc.stdout and "CUDA" in proc.stdout
+
+
+@pytest.mark.parametrize("flags, expected", [([], "auto"), (["--profile", "fast"], "fast"), (["--profile", "high"], "high")])
+def test_profile_reaches_the_weight_free_engine(capsys, tmp_path, clip_factory, monkeypatch, flags, expected):
+    from dainctl.engines import flow
+
+    created = []
+    original = flow.FlowEngine.__init__
+
+    def recording_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        created.append(self.profile)
+
+    monkeypatch.setattr(flow.FlowEngine, "__init__", recording_init)
+    code, _, err = run_cli(capsys, "slowmo", clip_factory(frames=3), tmp_path / "out.mp4", "--quiet", *flags)
+    assert code == 0, err
+    assert created == [expected]

@@ -16,6 +16,10 @@ OutputArg = Annotated[
 ]
 FactorOpt = Annotated[Optional[int], typer.Option("--factor", "-x", help="Frames per input frame (integer >= 2); N-1 new frames per pair.", show_default=False)]
 EngineOpt = Annotated[str, typer.Option("--engine", help="Interpolation engine: flow (weight-free, default) or dain.")]
+ProfileOpt = Annotated[
+    str,
+    typer.Option("--profile", help="Weight-free engine: high (best quality, slow), fast (several times faster), or auto: high up to 640x480 pixels, fast above."),
+]
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="DAIN weights: a file made by `dainctl convert`, or the original best.pth.", show_default=False)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 PrecisionOpt = Annotated[

@@ -29,6 +29,7 @@ from .options import (
     PrecisionOpt,
     DedupOpt,
     MaxMemoryOpt,
+    ProfileOpt,
     DedupThresholdOpt,
     NoSceneDetectOpt,
     NoVerifyOpt,
@@ -47,6 +48,7 @@ def interpolate(
     factor: FactorOpt = None,
     fps: Annotated[Optional[str], typer.Option("--fps", help="Exact target rate: 60, 59.94, 60000/1001 ...", show_default=False)] = None,
     engine: EngineOpt = DEFAULT_ENGINE,
+    profile: ProfileOpt = "auto",
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     fp16: PrecisionOpt = None,
@@ -76,7 +78,7 @@ def interpolate(
         Job(input, output or default_output(input, tag), "interpolate", factor=factor, fps=rate, audio="copy",
             encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
             **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
-        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory,
+        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile,
     )
 
 
@@ -86,6 +88,7 @@ def slowmo(
     factor: FactorOpt = 2,
     audio: Annotated[str, typer.Option("--audio", help="drop the audio, or stretch it by the factor (pitch kept).")] = "drop",
     engine: EngineOpt = DEFAULT_ENGINE,
+    profile: ProfileOpt = "auto",
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     fp16: PrecisionOpt = None,
@@ -113,7 +116,7 @@ def slowmo(
         Job(input, output or default_output(input, f"slowmo{factor}x"), "slowmo", factor=factor, audio=audio,
             encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
             **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
-        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory,
+        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile,
     )
 
 
@@ -133,7 +136,7 @@ def _check_factor(factor: int | None) -> int | None:
     return factor
 
 
-def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, json_out, max_memory) -> None:
+def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile="auto") -> None:
     check_paths(job.input_path, job.output_path, overwrite)
     device = resolve_device(device)
     use_fp16 = device == "cuda" if fp16 is None else fp16  # half precision by default on CUDA only
@@ -142,7 +145,7 @@ def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, jso
         use_fp16 = False
     if device == "cpu":
         configure_cpu_threads(engine_name)
-    engine = create_engine(engine_name, device=device, fp16=use_fp16, weights=weights)
+    engine = create_engine(engine_name, device=device, fp16=use_fp16, weights=weights, profile=profile)
     if max_memory is not None or device == "cuda" or engine_name == "dain":
         # Tiles sized for the budget (or the GPU's free memory); an out-of-memory error retries the
         # same pair with smaller tiles instead of failing.

@@ -33,10 +33,19 @@ def resolve_precision(device: str, fp16: bool) -> bool:
     return fp16
 
 
-def create_engine(name: str, *, device: str = "auto", fp16: bool = False, weights: Path | None = None) -> Engine:
-    """Build the engine called `name` on `device` ("auto", "cpu" or "cuda")."""
+def create_engine(
+    name: str, *, device: str = "auto", fp16: bool = False, weights: Path | None = None, profile: str = "auto"
+) -> Engine:
+    """Build the engine called `name` on `device` ("auto", "cpu" or "cuda"); `profile` ("auto", "high" or
+    "fast") is the weight-free engine's speed/quality choice."""
     if name not in ENGINES:
         raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+    from .flow import PROFILES
+
+    if profile not in PROFILES:
+        raise UsageError(f"invalid --profile {profile!r}: use {', '.join(PROFILES)}")
+    if name != "flow" and profile != "auto":
+        raise UsageError("--profile applies to the weight-free engine (--engine flow) only")
     device = resolve_device(device)
     fp16 = resolve_precision(device, fp16)
     if name == "flow":
@@ -44,7 +53,7 @@ def create_engine(name: str, *, device: str = "auto", fp16: bool = False, weight
             raise UsageError("--weights is only used by --engine dain")
         from .flow import FlowEngine
 
-        return FlowEngine(device=device, fp16=fp16)
+        return FlowEngine(device=device, fp16=fp16, profile=profile)
     if weights is None:
         raise EngineError(
             "--engine dain needs --weights: bring the original DAIN best.pth (it cannot be downloaded here) "
