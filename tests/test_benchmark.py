@@ -104,6 +104,9 @@ def test_gpu_without_cuda_is_one_clear_line(capsys):
         (["--input", "missing.mp4"], 3, "not found"),
         (["--input", "missing.mp4", "--size", "64x48"], 2, "--size"),
         (["--engine", "dain", "--weights", "missing.safetensors"], 3, "not found"),
+        (["--profile", "turbo"], 2, "--profile"),
+        (["--engine", "dain", "--profile", "fast"], 2, "weight-free engine"),
+        (["quality", ".", "--profile", "turbo"], 2, "--profile"),
     ],
 )
 def test_bad_options_end_with_one_line_and_their_code(capsys, tmp_path, monkeypatch, args, code, words):
@@ -114,7 +117,7 @@ def test_bad_options_end_with_one_line_and_their_code(capsys, tmp_path, monkeypa
 
 
 def check_result_schema(item: dict) -> None:
-    keys = {"engine", "device", "precision", "width", "height", "input", "factor", "input_frames", "output_frames",
+    keys = {"engine", "profile", "device", "precision", "width", "height", "input", "factor", "input_frames", "output_frames",
             "interpolated_frames", "wall_seconds", "output_fps", "interpolated_fps", "stage_seconds", "alone_seconds",
             "overlap", "breakdown", "peak_rss_bytes", "process_peak_rss_bytes", "peak_gpu_bytes", "max_memory_bytes",
             "tiles"}
@@ -190,6 +193,21 @@ def test_quality_on_triplets_json(capsys, tmp_path):
     assert payload["mean_psnr"] == pytest.approx(sum(psnrs) / 2, abs=1e-3)
     assert payload["mean_ssim"] == pytest.approx(sum(i["ssim"] for i in payload["items"]) / 2, abs=1e-5)
     assert "mean of 2" in err
+    assert payload["profile"] == "auto"
+
+
+def test_quality_with_each_profile(capsys, tmp_path):
+    """--profile picks the weight-free engine's profile: the frames (and so the scores) differ, and the
+    JSON says which was used."""
+    write_triplets(tmp_path / "set", 1)
+    scores = {}
+    for profile in ("high", "fast"):
+        code, out, err = run_cli(capsys, "benchmark", "quality", tmp_path / "set", "--profile", profile, "--json", "--quiet")
+        assert code == 0, err
+        payload = json.loads(out)
+        assert payload["profile"] == profile
+        scores[profile] = payload["items"][0]["psnr"]
+    assert scores["high"] != scores["fast"]
 
 
 def test_quality_self_check_on_a_video(capsys, clip_factory):

@@ -260,6 +260,7 @@ class Case:
     factor: int = 2
     measure_alone: bool = True
     breakdown: bool = True
+    profile: str = "auto"  # the weight-free engine's profile
 
 
 @dataclass
@@ -303,7 +304,8 @@ def build_engine(case: Case, space: Workspace):
         weights = space.random_weights()
     if case.device == "cpu":
         configure_cpu_threads(case.engine)  # the thread policy of a real run, so the numbers match one
-    engine = create_engine(case.engine, device=case.device, fp16=case.precision == "fp16", weights=weights)
+    engine = create_engine(case.engine, device=case.device, fp16=case.precision == "fp16", weights=weights,
+                           profile=case.profile)
     # As `dainctl interpolate` does: a budget from --max-memory, else from the GPU's free memory (DAIN on
     # the CPU: from the host's available memory), so large frames are tiled instead of failing.
     if case.max_memory is not None or case.device == "cuda" or case.engine == "dain":
@@ -471,6 +473,7 @@ def run_case(case: Case, space: Workspace, log: Callable[[str], None] = lambda m
     grid = getattr(engine, "last_grid", None)
     return {
         "engine": case.engine,
+        "profile": case.profile,
         "device": case.device,
         "precision": case.precision,
         "width": width,

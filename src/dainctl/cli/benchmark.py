@@ -13,6 +13,7 @@ import typer
 
 from ..errors import InputError, UsageError
 from . import ui
+from .options import ProfileOpt
 
 app = typer.Typer(
     name="benchmark",
@@ -43,13 +44,14 @@ def _device(gpu: bool) -> str:
     return resolve_device("cuda" if gpu else "cpu")  # EngineError (one line) when --gpu has no CUDA
 
 
-def _check_engine(engine: str, weights: Optional[Path]) -> None:
-    from ..engines import ENGINES
+def _check_engine(engine: str, weights: Optional[Path], profile: str = "auto") -> None:
+    from ..engines import ENGINES, check_profile
 
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if weights is not None and engine != "dain":
         raise UsageError("--weights is only used by --engine dain")
+    check_profile(engine, profile)
 
 
 def _max_memory(text: Optional[str]) -> Optional[int]:
@@ -63,6 +65,7 @@ def throughput(
     ctx: typer.Context,
     gpu: GpuOpt = False,
     engine: EngineOpt = "flow",
+    profile: ProfileOpt = "auto",
     weights: WeightsOpt = None,
     size: Annotated[
         Optional[list[str]],
@@ -90,7 +93,7 @@ def throughput(
     """Throughput: per-stage times, output fps, overlap, peak RSS and GPU memory, fp16/fp32 ratios."""
     if ctx.invoked_subcommand is not None:
         return
-    cases = plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown)
+    cases = plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown, profile)
     from ..benchmark import throughput as measure
 
     report = measure(cases, log=lambda message: ui.info(f"benchmark: {message}", quiet=quiet))
@@ -100,11 +103,11 @@ def throughput(
         ui.emit_json(report)
 
 
-def plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown):
+def plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown, profile="auto"):
     """Check every option before any work starts; returns the list of `benchmark.Case`."""
     from ..benchmark import Case, parse_precisions, parse_sizes
 
-    _check_engine(engine, weights)
+    _check_engine(engine, weights, profile)
     if weights is not None and not weights.is_file():
         raise InputError(f"weights file not found: {weights}")
     if not 2 <= factor <= 64:
@@ -129,7 +132,8 @@ def plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max
     precisions = parse_precisions(precision, device)
     return [
         Case(engine=engine, device=device, precision=p, width=w, height=h, frames=frames, input_path=input,
-             weights=weights, max_memory=budget, factor=factor, measure_alone=alone, breakdown=breakdown)
+             weights=weights, max_memory=budget, factor=factor, measure_alone=alone, breakdown=breakdown,
+             profile=profile)
         for (w, h) in sizes
         for p in precisions
     ]
@@ -187,6 +191,7 @@ def run_command(
     ctx: typer.Context,
     gpu: GpuOpt = False,
     engine: EngineOpt = "flow",
+    profile: ProfileOpt = "auto",
     weights: WeightsOpt = None,
     size: Annotated[Optional[list[str]], typer.Option("--size", help="WIDTHxHEIGHT; repeat or comma-separate.", show_default="1280x720")] = None,
     frames: Annotated[Optional[int], typer.Option("--frames", help="Frames in the synthetic clip.", show_default="30")] = None,
@@ -199,7 +204,8 @@ def run_command(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    throughput(ctx, gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown, json_out, quiet)
+    throughput(ctx, gpu, engine, profile, weights, size, frames, precision, input, factor, max_memory, alone, breakdown,
+               json_out, quiet)
 
 
 @app.command("quality")
@@ -207,6 +213,7 @@ def quality(
     source: Annotated[Path, typer.Argument(help="A folder of triplets (Middlebury or UCF101 layout), or a video.", show_default=False)],
     gpu: GpuOpt = False,
     engine: EngineOpt = "flow",
+    profile: ProfileOpt = "auto",
     weights: WeightsOpt = None,
     fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="Half precision (needs --gpu).")] = False,
     max_memory: MaxMemoryOpt = None,
@@ -218,7 +225,7 @@ def quality(
     quiet: QuietOpt = False,
 ) -> None:
     """PSNR/SSIM per item and mean: triplets in a folder, or a video's every other frame re-created."""
-    _check_engine(engine, weights)
+    _check_engine(engine, weights, profile)
     if not source.exists():
         raise InputError(f"not found: {source}")
     if max_items is not None and max_items < 1:
@@ -229,7 +236,7 @@ def quality(
         raise UsageError("--fp16 needs a CUDA GPU: add --gpu")
     from ..engines import create_engine
 
-    model = create_engine(engine, device=device, fp16=fp16, weights=weights)
+    model = create_engine(engine, device=device, fp16=fp16, weights=weights, profile=profile)
     if budget is not None:
         from ..tiling import wrap_for_memory
 
@@ -261,7 +268,8 @@ def quality(
             kind = "video"
     from ..benchmark import QUALITY_SCHEMA
 
-    payload = {"schema": QUALITY_SCHEMA, "source": str(source), "kind": kind, "engine": engine, "device": device,
+    payload = {"schema": QUALITY_SCHEMA, "source": str(source), "kind": kind, "engine": engine, "profile": profile,
+               "device": device,
                "precision": "fp16" if fp16 else "fp32", **result}
     if not quiet:
         print_quality(payload)

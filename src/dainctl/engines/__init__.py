@@ -33,6 +33,16 @@ def resolve_precision(device: str, fp16: bool) -> bool:
     return fp16
 
 
+def check_profile(engine: str, profile: str) -> None:
+    """A UsageError unless `profile` is one of the weight-free engine's, given to that engine."""
+    from .flow import PROFILES
+
+    if profile not in PROFILES:
+        raise UsageError(f"invalid --profile {profile!r}: use {', '.join(PROFILES)}")
+    if engine != "flow" and profile != "auto":
+        raise UsageError("--profile applies to the weight-free engine (--engine flow) only")
+
+
 def create_engine(
     name: str, *, device: str = "auto", fp16: bool = False, weights: Path | None = None, profile: str = "auto"
 ) -> Engine:
@@ -40,12 +50,7 @@ def create_engine(
     "fast") is the weight-free engine's speed/quality choice."""
     if name not in ENGINES:
         raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
-    from .flow import PROFILES
-
-    if profile not in PROFILES:
-        raise UsageError(f"invalid --profile {profile!r}: use {', '.join(PROFILES)}")
-    if name != "flow" and profile != "auto":
-        raise UsageError("--profile applies to the weight-free engine (--engine flow) only")
+    check_profile(name, profile)
     device = resolve_device(device)
     fp16 = resolve_precision(device, fp16)
     if name == "flow":
