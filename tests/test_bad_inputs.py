@@ -13,8 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
-import time
 import zlib
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +23,7 @@ import pytest
 
 from dainctl.cli import main
 from dainctl.video import make_sample_clip, open_input
+from signal_helpers import signal_once_ready
 
 USAGE, INPUT, OUTPUT, WEIGHTS, INTERRUPTED, TERMINATED = 2, 3, 4, 6, 130, 143
 
@@ -54,13 +53,6 @@ def fingerprint(path: Path) -> dict[str, str]:
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".partial-" in p.name or ".unverified" in p.name)
-
-
-def default_signals() -> None:
-    """For a child process: SIGINT and SIGTERM at their defaults. A shell without job control starts
-    background commands (a CI job's, say) with SIGINT ignored, and the child would inherit that."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def error_line(err: str) -> str:
@@ -316,23 +308,12 @@ def test_signal_during_encode(tmp_path, signum, code, word):
     before = fingerprint(source)
     out = tmp_path / "out.mp4"
     env = {**os.environ, "DAINCTL_KERNELS": "ref"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dainctl", "interpolate", str(source), str(out), "--quiet"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, preexec_fn=default_signals,
+    code_got, _, err = signal_once_ready(
+        ["interpolate", str(source), str(out), "--quiet"],
+        lambda: any(".partial-" in p.name and p.stat().st_size > 0 for p in tmp_path.iterdir()),
+        signum, env=env,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not any(".partial-" in p.name and p.stat().st_size > 0 for p in tmp_path.iterdir()):
-            assert process.poll() is None, process.stderr.read()
-            assert time.monotonic() < deadline, "the run never started writing"
-            time.sleep(0.05)
-        process.send_signal(signum)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == code, err
+    assert code_got == code, err
     assert word in error_line(err)
     assert not out.exists() and leftovers(tmp_path) == []
     assert fingerprint(source) == before
@@ -347,23 +328,12 @@ def test_an_inherited_ignored_sigterm_stays_ignored(tmp_path):
     def ignore_sigterm() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dainctl", "interpolate", str(source), str(out), "--quiet"],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        env={**os.environ, "DAINCTL_KERNELS": "ref"}, preexec_fn=ignore_sigterm,
+    code, _, err = signal_once_ready(
+        ["interpolate", str(source), str(out), "--quiet"],
+        lambda: any(".partial-" in p.name for p in tmp_path.iterdir()),
+        signal.SIGTERM, env={**os.environ, "DAINCTL_KERNELS": "ref"}, preexec_fn=ignore_sigterm,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while not any(".partial-" in p.name for p in tmp_path.iterdir()) and process.poll() is None:
-            assert time.monotonic() < deadline, "the run never started writing"
-            time.sleep(0.02)
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err
+    assert code == 0, err
     assert out.exists() and leftovers(tmp_path) == []
 
 

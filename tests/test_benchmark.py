@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -26,6 +23,7 @@ from dainctl.benchmark import (
 )
 from dainctl.cli import main
 from dainctl.errors import UsageError
+from signal_helpers import signal_once_ready
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
 
@@ -244,35 +242,18 @@ def test_random_dain_weights_load_strictly(tmp_path):
     assert 0.2 <= float(heads.min()) and float(heads.max()) <= 0.3  # kernels start near 1/4
 
 
-def default_signals() -> None:
-    """For the child: SIGTERM at its default, whatever the test runner inherited."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def test_sigterm_removes_the_workspace(tmp_path):
     """SIGTERM during the pipelined run (a CI job's timeout, `kill`): exit 143 with one line, and the
     temporary folder with its clip and partial output is gone."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch), "DAINCTL_KERNELS": "ref"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dainctl", "benchmark", "--size", "160x96", "--frames", "600", "--no-alone",
-         "--no-breakdown", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_signals,
+    code, out, err = signal_once_ready(
+        ["benchmark", "--size", "160x96", "--frames", "600", "--no-alone", "--no-breakdown", "--json"],
+        lambda: any("out_" in p.name for p in scratch.glob("dainctl-bench-*/*")),
+        signal.SIGTERM, env=env, start_timeout=120,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not any("out_" in p.name for p in scratch.glob("dainctl-bench-*/*")):
-            assert process.poll() is None, process.stderr.read()
-            assert time.monotonic() < deadline, "the pipelined run never started"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143, err
+    assert code == 143, err
     assert err.strip().splitlines()[-1].startswith("dainctl: error: terminated") and "Traceback" not in err
     assert out == ""
     assert list(scratch.iterdir()) == []
