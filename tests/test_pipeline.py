@@ -90,7 +90,7 @@ def test_decode_and_encode_yield_to_an_engine_on_the_cpu(clip_factory, tmp_path,
 
 def test_lower_thread_priority_changes_only_the_calling_thread():
     if not sys.platform.startswith("linux"):
-        assert not lower_thread_priority(3)
+        assert not lower_thread_priority(3, threading.get_native_id())
         return
     main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     result = {}
@@ -98,7 +98,7 @@ def test_lower_thread_priority_changes_only_the_calling_thread():
     def work():
         tid = threading.get_native_id()
         before = os.getpriority(os.PRIO_PROCESS, tid)
-        result["done"] = lower_thread_priority(3)
+        result["done"] = lower_thread_priority(3, tid)
         result["delta"] = os.getpriority(os.PRIO_PROCESS, tid) - before
 
     thread = threading.Thread(target=work)
@@ -106,4 +106,4 @@ def test_lower_thread_priority_changes_only_the_calling_thread():
     thread.join()
     assert result == {"done": True, "delta": 3}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
-    assert not lower_thread_priority(0)
+    assert not lower_thread_priority(0, threading.get_native_id())

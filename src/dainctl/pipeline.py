@@ -96,13 +96,13 @@ class _Stop(Exception):
 BACKGROUND_NICE = 10
 
 
-def lower_thread_priority(increment: int, tid: int | None = None) -> bool:
-    """Nice one thread of this process (the calling one by default) by `increment`: Linux, where
-    niceness is per thread. Returns whether it was done; elsewhere, or when refused, nothing changes."""
+def lower_thread_priority(increment: int, tid: int) -> bool:
+    """Nice one thread of this process (native id `tid`) by `increment`: Linux, where niceness is per
+    thread and inherited by the threads it starts. Returns whether it was done; elsewhere, or when
+    refused (the thread has ended, say), nothing changes."""
     if increment <= 0 or not sys.platform.startswith("linux"):
         return False
     try:
-        tid = threading.get_native_id() if tid is None else tid
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + increment)
     except (OSError, AttributeError):
         return False
@@ -118,8 +118,9 @@ def _thread_ids() -> set[int]:
 
 @contextlib.contextmanager
 def niced_new_threads(increment: int) -> Iterator[None]:
-    """Nice, by `increment`, the threads this process starts while the block runs (Linux): a codec's
-    worker threads, started when the main thread opens it, which would otherwise keep normal priority."""
+    """Nice, by `increment`, the threads this process starts while the block runs (Linux): the decode and
+    encode stages, and a codec's worker threads, started when the main thread opens it. Threads those
+    start later inherit the niceness."""
     if increment <= 0 or not sys.platform.startswith("linux"):
         yield
         return
@@ -132,17 +133,14 @@ def niced_new_threads(increment: int) -> Iterator[None]:
 
 
 class _Stage(threading.Thread):
-    def __init__(self, name: str, target: Callable[[], None], failed: threading.Event, nice: int = 0):
+    def __init__(self, name: str, target: Callable[[], None], failed: threading.Event):
         super().__init__(name=name, daemon=True)
         self._target_fn = target
         self._failed = failed
-        self._nice = nice
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            # Before the target runs: FFmpeg starts its codec threads at the first decode or encode.
-            lower_thread_priority(self._nice)
             self._target_fn()
         except _Stop:
             pass
@@ -177,8 +175,10 @@ def configure_cpu_threads(engine_name: str, cpu_count: int | None = None) -> int
 
     The decoder and encoder run beside the engine. On a small machine, an engine that also takes every
     core oversubscribes it: measured on 2 cores, cockatoo.mp4 (720p) to 2x took 200-290 s with two
-    engine threads and 43-53 s with one. The weight-free engine leaves one core to decode and encode;
-    DAIN's convolutions dominate its runs, so it keeps them all.
+    engine threads and 43-53 s with one (and, with decoding and encoding niced, 33.2 s against 30.9 s).
+    The weight-free engine leaves one core to decode and encode; DAIN's convolutions dominate its runs,
+    so it keeps them all. (The high profile's independent DIS calls are the exception: they run on a
+    pool of one thread per core, `FlowEngine.flow_workers`, each call single-threaded inside.)
     """
     cores = cpu_count or os.cpu_count() or 1
     threads = cores if engine_name == "dain" else max(1, cores - 1)
@@ -387,14 +387,15 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
             writer.write(rgb, ts)
             stage_seconds["encode"] += time.perf_counter() - t0
 
-    decoder = _Stage("dainctl-decode", decode, stop, nice)
-    encoder = _Stage("dainctl-encode", encode, stop, nice)
+    decoder = _Stage("dainctl-decode", decode, stop)
+    encoder = _Stage("dainctl-encode", encode, stop)
     planner = FramePlanner(spec)
     end: Fraction | None = None
     try:
         # Started inside the try: a Ctrl-C landing here must still stop them before the input closes.
-        decoder.start()
-        encoder.start()
+        with niced_new_threads(nice):
+            decoder.start()
+            encoder.start()
         first_ts: Fraction | None = None
         previous: tuple[Fraction, np.ndarray] | None = None  # (time since the first frame, pixels)
         while True:
