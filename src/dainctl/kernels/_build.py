@@ -11,6 +11,11 @@ Variants: "cpu" (C++/OpenMP drivers) everywhere; "cuda" (CPU and CUDA drivers) w
 with CUDA, a GPU is visible and a CUDA toolkit is found. Only one variant can be loaded per process,
 since both register the same `dainctl::` ops.
 
+`DAINCTL_FORCE_CUDA_BUILD=1` builds (and loads) the CUDA variant where torch was built with CUDA and a
+toolkit is found but no GPU is visible: for checking the build on a machine without a GPU
+(`scripts/build_cuda_variant.sh`). It needs `TORCH_CUDA_ARCH_LIST` (e.g. "8.0;9.0"), since there is no
+GPU to take the architecture from; it is never the default.
+
 Cache root: `$DAINCTL_CACHE_DIR/kernels`, else `$XDG_CACHE_HOME/dainctl/kernels`, else
 `~/.cache/dainctl/kernels`. A failed build leaves its compiler output in `<cache>/build-<variant>-<digest>.log`.
 """
@@ -55,9 +60,7 @@ def load_library(need_cuda: bool = False) -> Path:
     with _lock:
         variant = "cuda" if _cuda_build_possible() else "cpu"
         if need_cuda and variant != "cuda":
-            raise EngineError(
-                "the compiled kernels cannot run on CUDA: no CUDA toolkit (nvcc) was found to build them"
-            )
+            raise EngineError(f"the compiled kernels cannot run on CUDA: {_no_cuda_reason()}")
         if variant in _loaded:
             return _loaded[variant]
         if variant in _failed:
@@ -98,12 +101,37 @@ def build_key(variant: str) -> str:
     return digest.hexdigest()[:20]
 
 
+FORCE_CUDA_ENV_VAR = "DAINCTL_FORCE_CUDA_BUILD"
+
+
+def _cuda_build_forced() -> bool:
+    """`DAINCTL_FORCE_CUDA_BUILD=1`: build the CUDA variant even where no GPU is visible (a build check)."""
+    return os.environ.get(FORCE_CUDA_ENV_VAR, "").strip().lower() in ("1", "true", "yes")
+
+
 def _cuda_build_possible() -> bool:
-    if torch.version.cuda is None or not torch.cuda.is_available():
+    if torch.version.cuda is None:
+        return False
+    forced = _cuda_build_forced()
+    if not forced and not torch.cuda.is_available():
         return False
     from torch.utils import cpp_extension
 
-    return cpp_extension.CUDA_HOME is not None
+    if cpp_extension.CUDA_HOME is None:
+        return False
+    if forced and not torch.cuda.is_available() and not os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip():
+        raise EngineError(
+            f"{FORCE_CUDA_ENV_VAR}=1 without a visible GPU needs TORCH_CUDA_ARCH_LIST (e.g. \"8.0;9.0\")"
+        )
+    return True
+
+
+def _no_cuda_reason() -> str:
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) was built without CUDA"
+    if not torch.cuda.is_available() and not _cuda_build_forced():
+        return f"no GPU is visible (only {FORCE_CUDA_ENV_VAR}=1 builds the CUDA variant without one)"
+    return "no CUDA toolkit (nvcc) was found to build them (set CUDA_HOME to the toolkit's folder)"
 
 
 def _build_and_load(variant: str) -> Path:
