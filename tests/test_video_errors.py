@@ -101,8 +101,13 @@ def test_bad_encoder_settings_are_usage_errors(tmp_path, settings, expected):
 
 def test_codec_that_does_not_fit_the_container(tmp_path):
     with pytest.raises(UsageError) as error:
-        open_output(tmp_path / "out.webm", width=64, height=48, rate=Fraction(24))
+        open_output(tmp_path / "out.webm", width=64, height=48, rate=Fraction(24), codec="libx264")
     assert "cannot hold libx264" in _one_line(error)
+
+
+def test_webm_gets_vp9_by_default(tmp_path):
+    with open_output(tmp_path / "out.webm", width=64, height=48, rate=Fraction(24)) as output:
+        assert output._stream.codec_context.name == "libvpx-vp9"
 
 
 def test_output_in_missing_folder(tmp_path):

@@ -11,9 +11,15 @@ import os
 import shutil
 from pathlib import Path
 
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, UsageError
 
+# Containers dainctl writes (the container follows the output's extension).
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".m4v", ".webm", ".avi")
+# Video containers dainctl reads but does not write: broadcast and camcorder transport streams, Flash,
+# program streams, Windows Media, Ogg, 3GPP. Their default output is MP4.
+INPUT_ONLY_VIDEO_EXTENSIONS = (".ts", ".m2ts", ".mts", ".m2t", ".tsv", ".flv", ".mpg", ".mpeg", ".vob", ".wmv",
+                               ".asf", ".ogv", ".ogg", ".3gp", ".3g2", ".mxf", ".y4m", ".dv", ".f4v", ".rm", ".nut")
+DEFAULT_VIDEO_EXTENSION = ".mp4"
 TEMP_MARKER = ".partial-"
 
 
@@ -23,14 +29,21 @@ def is_video_path(path: Path) -> bool:
 
 
 def default_output(input_path: Path, tag: str) -> Path:
-    """`in.mp4` -> `in.<tag>.mp4`; a folder `frames` -> `frames.<tag>` beside it."""
+    """`in.mp4` -> `in.<tag>.mp4`; `in.ts` -> `in.<tag>.mp4` (a container dainctl only reads); a folder
+    `frames` -> `frames.<tag>` beside it."""
     if input_path.is_dir():
         return input_path.parent / f"{input_path.name}.{tag}"
-    return input_path.with_name(f"{input_path.stem}.{tag}{input_path.suffix}")
+    suffix = input_path.suffix if input_path.suffix.lower() in VIDEO_EXTENSIONS else DEFAULT_VIDEO_EXTENSION
+    return input_path.with_name(f"{input_path.stem}.{tag}{suffix}")
 
 
 def check_paths(input_path: Path, output_path: Path, overwrite: bool) -> None:
     """Refuse, with one line, every input/output combination that could lose data."""
+    if output_path.suffix.lower() in INPUT_ONLY_VIDEO_EXTENSIONS and not output_path.is_dir():
+        raise UsageError(
+            f"dainctl does not write {output_path.suffix} files: name the output .mp4, .mov, .mkv or .webm "
+            f"(or a folder for images): {output_path}"
+        )
     if not input_path.exists():
         raise InputError(f"input not found: {input_path}")
     if not os.access(input_path, os.R_OK):

@@ -30,7 +30,7 @@ from .errors import InputError, VerifyError
 from .paths import commit_output, remove_path, temp_path_for
 from .plan import FramePlanner, OutputFrame, PlanSpec
 from .scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD, SceneTimeline
-from .verify import ExpectedOutput, expected_stream_durations, failure_message, verify_output
+from .verify import ExpectedOutput, expected_audio_durations, failure_message, verify_output
 
 _QUEUE_DEPTH = 8
 _POLL_SECONDS = 0.1
@@ -39,7 +39,7 @@ _END = object()
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    codec: str = "libx264"
+    codec: str | None = None  # None: the container's default (`dainctl.video.writer.default_video_codec`)
     crf: int = 18
     preset: str | None = None
     pix_fmt: str | None = None  # None: follow the input's bit depth
@@ -82,6 +82,7 @@ class RunResult:
     scene_cuts: list[dict] = field(default_factory=list)
     verification: dict | None = None
     notices: list[str] = field(default_factory=list)
+    subtitles: dict = field(default_factory=lambda: {"carried": [], "dropped": []})
 
 
 class _Stop(Exception):
@@ -265,7 +266,7 @@ def run(
                 crf=job.encode.crf,
                 preset=job.encode.preset or DEFAULT_PRESET,
                 pix_fmt=job.encode.pix_fmt,
-                audio_from=source if audio != "drop" else None,
+                audio_from=source,  # subtitles are carried even when the audio is dropped
                 audio=audio,
                 stretch=spec.stretch,
                 color=getattr(info, "color", None),
@@ -277,16 +278,19 @@ def run(
         counts, stage_seconds, end = _run_stages(
             source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline, nice
         )
-        end_ts = end * spec.stretch if hold_last else counts["output"] / spec.output_rate
+        # The plan's rule for the end: every output frame lasts one output frame period.
+        end_ts = spec.output_duration(counts["output"])
         close_started = time.perf_counter()
         writer.close(end_ts)
         stage_seconds["encode"] += time.perf_counter() - close_started
         notices = list(getattr(source, "notices", [])) + list(getattr(writer, "notices", []))
+        audio_plan = list(getattr(writer, "audio_plan", []))
+        subtitles = getattr(writer, "subtitles", {"carried": [], "dropped": []})
         writer = None
         source.close()
         if counts["input"] == 0:
             raise InputError(f"no frames could be decoded from {job.input_path}")
-        report = _verify(job, temp_path, spec, end, hold_last, counts, audio)
+        report = _verify(job, temp_path, spec, end, hold_last, counts, audio_plan, info.start)
         if not report.ok and job.verify:
             kept_unverified = _keep_unverified(temp_path, job.output_path)
             raise VerifyError(f"{failure_message(report)}; the output was kept as {kept_unverified} for inspection")
@@ -318,18 +322,20 @@ def run(
         scene_cuts=[{"input_frame": c.index, "time": float(c.ts) if not info.is_folder else float(c.ts / input_rate), "score": round(c.score, 3)} for c in timeline.cuts],
         verification=report.to_dict(),
         notices=notices,
+        subtitles=subtitles,
     )
 
 
-def _verify(job: Job, path: Path, spec: PlanSpec, end: Fraction, hold_last: bool, counts: dict, audio: str):
+def _verify(job: Job, path: Path, spec: PlanSpec, end: Fraction, hold_last: bool, counts: dict, audio_plan: list,
+            video_start: Fraction):
     """Re-open the written output and check it against the plan, computed anew from the input's end."""
     if hold_last:
         frames = spec.frame_count(end, hold_last=True)
-        audio_durations = () if audio == "drop" else expected_stream_durations(job.input_path, "audio", spec.stretch)
+        audio_durations = expected_audio_durations(job.input_path, audio_plan, video_start, spec.stretch)
     else:
         frames = counts["output"]
         audio_durations = ()
-    expected = ExpectedOutput(frames, spec.output_rate, frames / spec.output_rate if not hold_last else end * spec.stretch,
+    expected = ExpectedOutput(frames, spec.output_rate, spec.output_duration(frames),
                               audio_durations=audio_durations, subtitle_durations=None)
     return verify_output(path, expected)
 

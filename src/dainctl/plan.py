@@ -8,6 +8,22 @@ that hold the last input frame until the end of the input.
 Sampling happens on the *input* timeline at a fixed step; output timestamps are the sample times
 multiplied by `stretch` (1 for `interpolate`, N for `slowmo --factor N`). The k-th output frame is
 therefore at exactly `k * step * stretch`, computed from time, not accumulated from counters.
+
+The rules of the output's timeline (the README's "Timing" states them; the writer, the pipeline and the
+timing check all take them from here):
+
+- Time zero is the first video frame: the input's timestamps are taken relative to its first frame's.
+- The end: there is one output frame for every sample time `k * step` before the input's end (the end of
+  its last frame), and every output frame lasts exactly one output frame period. So the output is
+  constant-rate and lasts `frames / output_rate` (`PlanSpec.output_duration`): as long as the input (times
+  the stretch) when the rate divides it, else at most one output frame longer. The output never ends
+  before the input does, and the last input frame is shown for at least as long as the input showed it.
+- Audio and subtitles keep their offset to the first video frame exactly: whatever plays before it is cut
+  (it has no picture), a stream that starts later starts as late in the output, and a stream that outlasts
+  the video is carried whole (nothing the input plays after its first frame is lost). A carried stream's
+  presented length is therefore `carried_span` of its input start and end. Codec delay is not part of a
+  stream's length: AAC priming, Opus pre-skip and MP3 encoder padding are samples a player skips, marked
+  as such in the container (MP4 edit lists, Opus pre-skip, Matroska's codec delay) and measured so.
 """
 
 from __future__ import annotations
@@ -109,6 +125,10 @@ class PlanSpec:
         """`slowmo --factor N`: N-1 new frames per pair, played at the input rate (N times longer)."""
         return cls(step=1 / (input_rate * factor), stretch=Fraction(factor))
 
+    def output_duration(self, frames: int) -> Fraction:
+        """How long an output of `frames` frames lasts: each frame lasts one output frame period."""
+        return Fraction(frames) / self.output_rate
+
     def frame_count(self, end: Fraction, hold_last: bool, last_ts: Fraction | None = None) -> int:
         """Number of output frames for an input whose frames span [0, end).
 
@@ -120,6 +140,14 @@ class PlanSpec:
             return max(1, math.ceil(end / self.step))
         assert last_ts is not None
         return math.floor(last_ts / self.step) + 1
+
+
+def carried_span(start: Fraction, end: Fraction, video_start: Fraction, stretch: Fraction = Fraction(1)) -> Fraction:
+    """Presented length in the output of an audio or subtitle stream that plays from `start` to `end` in
+    the input, whose first video frame is at `video_start` (the module's rules): what plays before the
+    first video frame is cut, the rest is carried whole, times `stretch` (slow motion). 0 when the stream
+    ends before the video starts."""
+    return max(Fraction(0), end - max(start, video_start)) * stretch
 
 
 class FramePlanner:

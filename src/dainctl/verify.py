@@ -39,6 +39,7 @@ from typing import Literal
 import av
 
 from .errors import InputError, VerifyError
+from .plan import carried_span
 from .video.probe import StreamTiming, measure_streams
 
 CountMethod = Literal["packets", "decode"]
@@ -125,17 +126,68 @@ def subtitle_spans(path: str | os.PathLike) -> list[Fraction | None]:
 
 
 def expected_stream_durations(
-    input_path: str | os.PathLike, kind: str = "audio", stretch: Fraction = Fraction(1)
+    input_path: str | os.PathLike,
+    kind: str = "audio",
+    stretch: Fraction = Fraction(1),
+    video_start: Fraction | None = None,
 ) -> tuple[Fraction, ...]:
-    """Presented durations of the input's streams of `kind` ("audio" or "subtitle"), times `stretch`
-    (1 when they are copied, N for `slowmo --audio stretch`). Streams without timed packets count 0."""
+    """Presented durations in the output of the input's streams of `kind` ("audio" or "subtitle"), times
+    `stretch` (1 when they are copied, N for `slowmo --audio stretch`), by the plan's rule
+    (`dainctl.plan.carried_span`): what plays before the first video frame, at `video_start` (the input's
+    `info.start`; None: the video stream's first packet time), is cut. Streams without timed packets
+    count 0."""
     if kind == "subtitle":
         return tuple((span or Fraction(0)) * stretch for span in subtitle_spans(input_path))
+    timings = measure_streams(input_path)
+    if video_start is None:
+        video_start = next((t.start for t in timings if t.kind == "video" and t.start is not None), Fraction(0))
     return tuple(
-        (presented_duration(timing) or Fraction(0)) * stretch
-        for timing in measure_streams(input_path)
+        carried_span(max(timing.start, Fraction(0)), timing.end, video_start, stretch)
+        if timing.start is not None and timing.end is not None else Fraction(0)
+        for timing in timings
         if timing.kind == kind
     )
+
+
+def expected_audio_durations(
+    input_path: str | os.PathLike,
+    carried: list,
+    video_start: Fraction,
+    stretch: Fraction = Fraction(1),
+) -> tuple[Fraction, ...]:
+    """Presented durations in the output of the input's audio streams as the writer carried them
+    (`dainctl.video.audio.CarriedAudio`, in output order), by the plan's rule (`carried_span`): a stream
+    cut to the sample ("copy" with an edit list, "encode") loses exactly what plays before the first video
+    frame; one cut at a packet boundary ("copy-packets") starts at its first packet carried
+    (`keeps_copied_packet`). Re-encoded streams are slowed by `stretch`, copies never."""
+    from .video.audio import keeps_copied_packet, opus_pre_skip
+
+    timings = {t.index: t for t in measure_streams(input_path)}
+    first_kept: dict[int, Fraction] = {}
+    by_packets = [c.source_index for c in carried if c.mode == "copy-packets"]
+    if by_packets:
+        with av.open(str(input_path), metadata_errors="replace") as container:
+            streams = [container.streams[i] for i in by_packets]
+            heads = {s.index: opus_pre_skip(s) for s in streams}
+            for packet in container.demux(*streams):
+                ticks = packet.pts if packet.pts is not None else packet.dts
+                if packet.size == 0 or ticks is None:
+                    continue
+                start = ticks * Fraction(packet.time_base)
+                index = packet.stream.index
+                if keeps_copied_packet(start - video_start, heads[index], False, Fraction(packet.time_base)):
+                    first_kept[index] = min(first_kept.get(index, start), start)
+    durations = []
+    for item in carried:
+        timing = timings.get(item.source_index)
+        if timing is None or timing.start is None or timing.end is None:
+            durations.append(Fraction(0))
+            continue
+        start = max(timing.start, Fraction(0))
+        if item.mode == "copy-packets":
+            start = first_kept.get(item.source_index, timing.end)
+        durations.append(carried_span(start, timing.end, video_start, stretch if item.mode == "encode" else Fraction(1)))
+    return tuple(durations)
 
 
 def _check(name: str, unit: str, expected, actual, tolerance) -> Check:

@@ -26,7 +26,10 @@ PrecisionOpt = Annotated[
     Optional[bool],
     typer.Option("--fp16/--fp32", help="Half precision on CUDA (default there); fp32 elsewhere.", show_default=False),
 ]
-CodecOpt = Annotated[str, typer.Option("--codec", help="Video encoder (libx264, libx265, ...).")]
+CodecOpt = Annotated[
+    Optional[str],
+    typer.Option("--codec", help="Video encoder (libx264, libx265, libvpx-vp9, ...); default: libx264, libvpx-vp9 for WebM.", show_default=False),
+]
 CrfOpt = Annotated[int, typer.Option("--crf", help="Constant rate factor (quality; lower is better).")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Encoder preset (libx264: ultrafast ... veryslow); default: the writer's.", show_default=False)]
 PixFmtOpt = Annotated[

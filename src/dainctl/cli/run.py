@@ -52,7 +52,7 @@ def interpolate(
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     fp16: PrecisionOpt = None,
-    codec: CodecOpt = "libx264",
+    codec: CodecOpt = None,
     crf: CrfOpt = 18,
     preset: PresetOpt = None,
     pix_fmt: PixFmtOpt = None,
@@ -92,7 +92,7 @@ def slowmo(
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     fp16: PrecisionOpt = None,
-    codec: CodecOpt = "libx264",
+    codec: CodecOpt = None,
     crf: CrfOpt = 18,
     preset: PresetOpt = None,
     pix_fmt: PixFmtOpt = None,
@@ -228,6 +228,7 @@ def _report(result: RunResult, engine, engine_name: str, device: str, quiet: boo
                 "tiles": _tiles(engine),
                 "verification": verification,
                 "notices": result.notices,
+                "subtitles": result.subtitles,
             }
         )
 

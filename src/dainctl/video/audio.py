@@ -9,6 +9,7 @@ Every source timestamp is shifted by the video's start offset, so A/V sync is ex
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -58,31 +59,156 @@ def container_accepts(output, codec_name: str) -> bool:
         return False
 
 
+def _format_name(output) -> str:
+    return output.format.name.split(",")[0]
+
+
+# FFmpeg muxers that can start a stream before time zero and mark the head to be skipped (MP4/MOV edit
+# lists): copied packets there keep the input's timing to the sample. Elsewhere (Matroska, WebM, AVI) a
+# copied stream can only be cut at packet boundaries.
+_EDIT_LIST_FORMATS = {"mov", "mp4", "m4a", "3gp", "3g2", "ipod", "ismv", "f4v", "psp"}
+# Codecs FFmpeg's table lists for a muxer but that its header writing refuses (QuickTime .mov and Opus
+# or Vorbis; text subtitles other than mov_text in the MP4 family; WebM takes WebVTT only).
+_REFUSED = {
+    "mov": {"opus", "vorbis"},
+}
+_TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "text", "webvtt", "mov_text"}
+
+
+def can_copy(output, codec_name: str, kind: str) -> bool:
+    """Whether a stream of this codec can be stream-copied into `output` (and the file then written)."""
+    fmt = _format_name(output)
+    if codec_name in _REFUSED.get(fmt, ()):
+        return False
+    if kind == "subtitle":
+        if fmt in _EDIT_LIST_FORMATS:
+            return codec_name == "mov_text"
+        if fmt == "webm":
+            return codec_name == "webvtt"
+    return container_accepts(output, codec_name)
+
+
+def subtitle_target(output, codec_name: str) -> str | None:
+    """The text subtitle codec a source subtitle stream is converted to for `output` (SRT/ASS/WebVTT to
+    mov_text for MP4/MOV, to WebVTT for WebM, to SubRip elsewhere); None when it cannot be (bitmap
+    subtitles)."""
+    if codec_name not in _TEXT_SUBTITLES:
+        return None
+    fmt = _format_name(output)
+    for target in ("mov_text",) if fmt in _EDIT_LIST_FORMATS else ("webvtt",) if fmt == "webm" else ("subrip", "webvtt"):
+        if container_accepts(output, target):
+            return target
+    return None
+
+
+def opus_pre_skip(stream) -> Fraction:
+    """Seconds an Opus stream's decoder discards at its start (OpusHead's pre-skip, at 48 kHz); else 0."""
+    context = stream.codec_context
+    if context is None or context.name != "opus":
+        return Fraction(0)
+    extradata = context.extradata or b""
+    if len(extradata) >= 12 and extradata[:8] == b"OpusHead":
+        return Fraction(int.from_bytes(extradata[10:12], "little"), 48_000)
+    return Fraction(0)
+
+
+def keeps_copied_packet(start: Fraction, skippable_head: Fraction, edit_list: bool, time_base: Fraction) -> bool:
+    """Whether a copied packet that plays from output time `start` is carried (the plan's rule: what
+    plays before the first video frame is cut). With an edit list (MP4/MOV) every packet is kept and the
+    container cuts the head to the sample; elsewhere a packet that starts before 0 is dropped, unless it
+    lies within the codec's own skipped head (Opus pre-skip, which the container marks), as far as the
+    source's `time_base` can tell (Matroska's milliseconds round it)."""
+    if edit_list or start >= 0:
+        return True
+    head_ticks = -(-skippable_head // time_base)  # the head rounded up to whole ticks
+    return start >= -head_ticks * time_base
+
+
 class _CopiedStream:
     """Packets of one source stream copied into one output stream, shifted and scaled in time."""
 
-    def __init__(self, source_stream, output_stream, start: Fraction, stretch: Fraction):
+    def __init__(self, source_stream, output_stream, start: Fraction, stretch: Fraction, edit_list: bool = True):
         self.source = source_stream
         self.output = output_stream
         self.time_base = Fraction(source_stream.time_base)
-        self.shift_ticks = round(start / self.time_base)
+        self.start = start
         self.stretch = stretch
+        self.edit_list = edit_list
+        self.skippable_head = opus_pre_skip(source_stream)
 
-    def retime(self, ticks: int | None) -> int | None:
+    def retime(self, ticks: int | None, time_base: Fraction) -> int | None:
+        """Source ticks -> ticks of `time_base` on the output timeline, exactly then rounded once (a source
+        time base can be as coarse as one audio packet: AVI)."""
         if ticks is None:
             return None
-        shifted = ticks - self.shift_ticks
-        return shifted if self.stretch == 1 else round(shifted * self.stretch)
+        return round((ticks * self.time_base - self.start) * self.stretch / time_base)
 
     def carry(self, packet, container) -> None:
-        # Packets before time 0 are kept: they are usually the codec's priming (AAC, MP3), which the
-        # decoder needs and the container marks to be skipped.
-        packet.pts = self.retime(packet.pts)
-        packet.dts = self.retime(packet.dts)
-        if self.stretch != 1 and packet.duration:
-            packet.duration = round(packet.duration * self.stretch)
+        # Packets before time 0 are kept where the container can mark them to be skipped (the codec's
+        # priming, which the decoder needs, or audio before the first video frame); elsewhere they are
+        # dropped (`keeps_copied_packet`).
+        ticks = packet.pts if packet.pts is not None else packet.dts
+        if ticks is not None and not keeps_copied_packet(
+            ticks * self.time_base - self.start, self.skippable_head, self.edit_list, self.time_base
+        ):
+            return
+        packet = self.transform(packet)
+        out_base = Fraction(self.output.time_base) if self.output.time_base else self.time_base
+        pts, dts = self.retime(packet.pts, out_base), self.retime(packet.dts, out_base)
+        duration = round(packet.duration * self.time_base * self.stretch / out_base) if packet.duration else 0
+        packet.time_base = out_base
+        packet.pts, packet.dts = pts, dts
+        if duration:
+            packet.duration = duration
         packet.stream = self.output
         container.mux(packet)
+
+    def transform(self, packet):
+        """The packet as the output stream takes it (copied unchanged)."""
+        return packet
+
+
+class _ConvertedSubtitles(_CopiedStream):
+    """A text subtitle stream converted cue by cue to another text codec (SRT/ASS to mov_text or WebVTT),
+    timed like a copy."""
+
+    def __init__(self, source_stream, output_stream, start: Fraction, stretch: Fraction, target: str):
+        super().__init__(source_stream, output_stream, start, stretch, edit_list=True)
+        self.source_codec = source_stream.codec_context.name
+        self.target = target
+
+    def transform(self, packet):
+        text = cue_text(bytes(packet), self.source_codec)
+        if self.target == "mov_text":
+            data = text.encode("utf-8")
+            data = len(data).to_bytes(2, "big") + data
+        else:
+            data = text.encode("utf-8")
+        converted = av.Packet(data)
+        converted.pts, converted.dts, converted.duration = packet.pts, packet.dts, packet.duration
+        converted.time_base = packet.time_base
+        return converted
+
+
+def cue_text(data: bytes, codec: str) -> str:
+    """The plain text of one subtitle cue: SubRip/WebVTT text with its markup tags removed, the Text field
+    of a Matroska ASS event without override codes ({...}) and with its line breaks, or a mov_text
+    sample's text."""
+    import re
+
+    if codec == "mov_text":
+        length = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
+        text = data[2 : 2 + length].decode("utf-8", "replace")
+    else:
+        text = data.decode("utf-8", "replace")
+    if codec in ("ass", "ssa"):
+        # Matroska stores ASS events as ReadOrder,Layer,Style,Name,MarginL,MarginR,MarginV,Effect,Text.
+        fields = text.split(",", 8)
+        text = fields[8] if len(fields) == 9 else text
+        text = re.sub(r"\{[^}]*\}", "", text).replace("\\N", "\n").replace("\\n", "\n").replace("\\h", " ")
+    else:
+        text = re.sub(r"</?[a-zA-Z][^>]*>", "", text)
+    return text.strip("\r\n")
 
 
 class _StretchedAudio:
@@ -168,6 +294,10 @@ class _StretchedAudio:
                     pts = frame.pts
                     frame = _truncated(frame, remaining)
                     frame.pts = pts
+            if source_time < 0:
+                # The plan's rule: what plays before the first video frame is cut, to the sample.
+                frame = _dropped_head(frame, round(-source_time * frame.sample_rate))
+                source_time = Fraction(0)
             if self._graph is None:
                 self._build_graph(frame)
                 # The output clock starts where the first kept sample plays, scaled by the stretch; then it
@@ -243,6 +373,16 @@ def _silence_like(frame, samples: int):
     return silent
 
 
+def _dropped_head(frame, samples: int):
+    """An audio frame without its first `samples` samples, as a new frame."""
+    data = frame.to_ndarray()
+    channels = frame.layout.nb_channels
+    data = data[:, samples:] if frame.format.is_planar else data[:, samples * channels:]
+    cut = av.AudioFrame.from_ndarray(data.copy(), format=frame.format.name, layout=frame.layout.name)
+    cut.sample_rate = frame.sample_rate
+    return cut
+
+
 def _truncated(frame, samples: int):
     """The first `samples` samples of an audio frame, as a new frame."""
     data = frame.to_ndarray()
@@ -251,6 +391,16 @@ def _truncated(frame, samples: int):
     cut = av.AudioFrame.from_ndarray(data.copy(), format=frame.format.name, layout=frame.layout.name)
     cut.sample_rate = frame.sample_rate
     return cut
+
+
+@dataclass(frozen=True)
+class CarriedAudio:
+    """How one input audio stream was carried: "copy" (packets, the head cut to the sample by an edit
+    list), "copy-packets" (packets, cut at a packet boundary) or "encode" (decoded, cut to the sample and
+    re-encoded, stretched in slow motion). `dainctl.verify.expected_audio_durations` reads it."""
+
+    source_index: int
+    mode: str
 
 
 class StreamCarrier:
@@ -274,6 +424,9 @@ class StreamCarrier:
         if audio not in AUDIO_MODES:
             raise ValueError(f"audio must be one of {AUDIO_MODES}, got {audio!r}")
         self.notices: list[str] = []
+        self.audio_plan: list[CarriedAudio] = []
+        self.subtitles_carried: list[str] = []
+        self.subtitles_dropped: list[str] = []
         self.stretch = Fraction(stretch)
         self._source = av.open(str(source_path), metadata_errors="replace")
         self._carried: dict[int, _CopiedStream | _StretchedAudio] = {}
@@ -300,9 +453,11 @@ class StreamCarrier:
             if codec_name is None:
                 self.notices.append(f"audio stream {stream.index} has a codec FFmpeg cannot decode; it is left out")
                 continue
-            if audio == "copy" and container_accepts(output, codec_name):
+            if audio == "copy" and can_copy(output, codec_name, "audio"):
                 out_stream = output.add_stream_from_template(stream)
-                self._carried[stream.index] = _CopiedStream(stream, out_stream, start, Fraction(1))
+                edit_list = _format_name(output) in _EDIT_LIST_FORMATS
+                self._carried[stream.index] = _CopiedStream(stream, out_stream, start, Fraction(1), edit_list)
+                self.audio_plan.append(CarriedAudio(stream.index, "copy" if edit_list else "copy-packets"))
                 continue
             # Stretching re-encodes; so does a copy the container cannot hold (losing the audio would be worse).
             encoder = self._stretch_encoder(output)
@@ -320,6 +475,7 @@ class StreamCarrier:
             stream.thread_type = "AUTO"
             stretch = self.stretch if audio == "stretch" else Fraction(1)
             self._carried[stream.index] = _StretchedAudio(stream, output, start, stretch, encoder)
+            self.audio_plan.append(CarriedAudio(stream.index, "encode"))
 
     @staticmethod
     def _stretch_encoder(output) -> str | None:
@@ -337,14 +493,26 @@ class StreamCarrier:
     def _add_subtitles(self, output, start: Fraction) -> None:
         for stream in self._source.streams.subtitles:
             codec_name = stream.codec_context.name if stream.codec_context else None
-            if codec_name is None or not container_accepts(output, codec_name):
+            if codec_name is not None and can_copy(output, codec_name, "subtitle"):
+                out_stream = output.add_stream_from_template(stream)
+                self._carried[stream.index] = _CopiedStream(stream, out_stream, start, self.stretch)
+                self.subtitles_carried.append(f"{codec_name} copied")
+                continue
+            target = subtitle_target(output, codec_name) if codec_name else None
+            if target is None:
                 self.notices.append(
                     f"subtitle stream {stream.index} ({codec_name}) does not fit the "
-                    f"{output.format.name} container; it is left out"
+                    f"{_format_name(output)} container and cannot be converted; it is left out"
                 )
+                self.subtitles_dropped.append(codec_name or "unknown")
                 continue
-            out_stream = output.add_stream_from_template(stream)
-            self._carried[stream.index] = _CopiedStream(stream, out_stream, start, self.stretch)
+            out_stream = output.add_mux_stream(target)
+            out_stream.time_base = stream.time_base
+            if stream.language:
+                out_stream.metadata["language"] = stream.language
+            self._carried[stream.index] = _ConvertedSubtitles(stream, out_stream, start, self.stretch, target)
+            self.notices.append(f"subtitle stream {stream.index} ({codec_name}) converted to {target} for {_format_name(output)}")
+            self.subtitles_carried.append(f"{codec_name} converted to {target}")
 
     def _output_time(self, packet) -> Fraction | None:
         ticks = packet.pts if packet.pts is not None else packet.dts
@@ -385,6 +553,4 @@ class StreamCarrier:
 
 def carried_start(carried: _CopiedStream | _StretchedAudio) -> Fraction:
     """The source time that maps to output time 0 for a carried stream."""
-    if isinstance(carried, _CopiedStream):
-        return carried.shift_ticks * carried.time_base
     return carried.start

@@ -14,15 +14,18 @@ import av
 
 from dainctl.errors import InputError
 
+_MOV_FAMILY = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "ipod", "psp", "ismv", "f4v"}
+
 
 @dataclass(frozen=True)
 class StreamTiming:
     """One stream of a file, measured from its packets; times are seconds in the container's timeline.
 
     start: earliest packet pts (negative for an audio encoder's priming samples).
-    end: where playback of the stream stops: for containers that state a stream duration (MP4/MOV, where
-        it is the edit list's and packet durations follow decode order), the later of 0 and the first
-        pts plus that duration; otherwise the latest packet pts + duration (Matroska).
+    end: where playback of the stream stops: in MP4/MOV, which state a stream duration (the edit list's;
+        packet durations follow decode order there), the later of 0 and the first pts plus that duration;
+        otherwise the latest packet pts + duration (Matroska, AVI, MPEG-TS: what they declare, if anything,
+        is an estimate).
     packets: packets with data (for video: frames).
     declared_duration: the stream duration the container header states, or None.
     """
@@ -50,6 +53,9 @@ def measure_streams(path: str | os.PathLike) -> list[StreamTiming]:
     except (av.FFmpegError, OSError) as error:
         raise InputError(f"cannot open {path}: {error}") from None
     with container:
+        # Only MP4/MOV state stream durations that can be trusted (their edit lists); elsewhere (AVI,
+        # MPEG-TS) a declared duration is an estimate or counts an empty packet, and packets tell the truth.
+        trusts_declared = container.format.name.split(",")[0] in _MOV_FAMILY or "mp4" in container.format.name
         streams = list(container.streams)
         starts: dict[int, int] = {}
         ends: dict[int, int] = {}
@@ -69,7 +75,7 @@ def measure_streams(path: str | os.PathLike) -> list[StreamTiming]:
             declared = stream.duration * time_base if stream.duration else None
             start = starts[index] * time_base if index in starts else None
             end = ends[index] * time_base if index in ends else None
-            if declared is not None and start is not None:
+            if declared is not None and start is not None and trusts_declared:
                 end = max(start, Fraction(0)) + declared
             timings.append(
                 StreamTiming(

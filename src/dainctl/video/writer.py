@@ -51,7 +51,7 @@ def open_output(
     width: int,
     height: int,
     rate: Fraction,
-    codec: str = "libx264",
+    codec: str | None = None,
     crf: int | None = DEFAULT_CRF,
     preset: str | None = DEFAULT_PRESET,
     pix_fmt: str | None = None,
@@ -97,6 +97,8 @@ def open_output(
         raise UsageError(f"rotation must be a multiple of 90 degrees, got {rotation}")
     if folder:
         return ImageFolderOutput(Path(path), width=width, height=height, rotation=rotation)
+    if codec is None:
+        codec = default_video_codec(path)
     if pix_fmt is None:
         pix_fmt = default_pix_fmt(codec, bit_depth)
     return VideoOutput(
@@ -116,6 +118,11 @@ def open_output(
         sample_aspect_ratio=sample_aspect_ratio,
         options=options or {},
     )
+
+
+def default_video_codec(path: str | os.PathLike) -> str:
+    """The encoder used when none is asked for: H.264, or VP9 for WebM (which cannot hold H.264)."""
+    return "libvpx-vp9" if Path(path).suffix.lower() == ".webm" else "libx264"
 
 
 def default_pix_fmt(codec: str, bit_depth: int) -> str:
@@ -253,6 +260,18 @@ class VideoOutput:
         return self._carrier.carried_until if self._carrier is not None else None
 
     @property
+    def audio_plan(self) -> list:
+        """How each audio stream written was carried (`dainctl.video.audio.CarriedAudio`), in output order."""
+        return list(self._carrier.audio_plan) if self._carrier is not None else []
+
+    @property
+    def subtitles(self) -> dict:
+        """Subtitle streams carried ("subrip copied", "ass converted to mov_text") and dropped (codecs)."""
+        if self._carrier is None:
+            return {"carried": [], "dropped": []}
+        return {"carried": list(self._carrier.subtitles_carried), "dropped": list(self._carrier.subtitles_dropped)}
+
+    @property
     def audio_streams(self) -> int:
         """Number of audio streams written (copied or stretched)."""
         return self._carrier.audio_streams if self._carrier is not None else 0
@@ -274,6 +293,10 @@ class VideoOutput:
                 encoder_options["b"] = "0"  # constant quality needs the bit-rate cap off for VP8/VP9
         if preset is not None and encoder.name in _PRESET_ENCODERS:
             encoder_options["preset"] = str(preset)
+        if encoder.name.startswith("libvpx"):
+            # libvpx's defaults (deadline "good", cpu-used 0) are its slowest; 5 with row threading is
+            # several times faster at a small cost in size.
+            encoder_options.update({"deadline": "good", "cpu-used": "5", "row-mt": "1"})
         if encoder.name == "libx265":
             encoder_options["x265-params"] = "log-level=error"  # x265 prints its statistics to stderr itself
         encoder_options.update({str(k): str(v) for k, v in options.items()})

@@ -1,0 +1,79 @@
+"""Run the conformance matrix (input variants x operations) through the CLI and print pass counts.
+
+    .venv/bin/python scripts/conformance_matrix.py [--variants a,b] [--operations x2,fps60] [--json FILE]
+
+Each input variant of `tests/conformance_clips.py` is generated in a temporary folder; every operation runs
+through `dainctl.cli.main` in this process (`--profile fast --quiet --json`); a run passes when it exits 0,
+its own timing check passed, and an independent reading of the output with PyAV agrees with the documented
+rules (`conformance_problems`). The same matrix runs in `tests/test_conformance.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "src"))
+
+from conformance_clips import OPERATIONS, VARIANTS, conformance_problems, make_clip, output_extension  # noqa: E402
+
+from dainctl.cli import main  # noqa: E402
+
+
+def run_one(spec, source: Path, operation: str, folder: Path) -> tuple[bool, str]:
+    out = folder / f"{spec.name}.{operation}{output_extension(spec, operation)}"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main([*OPERATIONS[operation][:1], str(source), str(out), *OPERATIONS[operation][1:],
+                     "--profile", "fast", "--quiet", "--json", "--overwrite"])
+    if code != 0:
+        return False, f"exit {code}: {stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else ''}"
+    problems = conformance_problems(spec, source, out, operation)
+    return (not problems), "; ".join(problems)
+
+
+def main_() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default="")
+    parser.add_argument("--operations", default="")
+    parser.add_argument("--json", dest="json_path", default=None)
+    args = parser.parse_args()
+    variants = [v for v in VARIANTS if not args.variants or v.name in args.variants.split(",")]
+    operations = [o for o in OPERATIONS if not args.operations or o in args.operations.split(",")]
+    results: dict[str, dict[str, str]] = {}
+    passed = total = 0
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="dainctl-conformance-") as tmp:
+        folder = Path(tmp)
+        for spec in variants:
+            source = make_clip(spec, folder / f"{spec.name}{spec.ext}")
+            results[spec.name] = {}
+            for operation in operations:
+                ok, why = run_one(spec, source, operation, folder)
+                results[spec.name][operation] = "pass" if ok else why
+                passed += ok
+                total += 1
+                print(f"{spec.name:24s} {operation:15s} {'pass' if ok else 'FAIL ' + why}", flush=True)
+    width = max(len(v.name) for v in variants)
+    print()
+    print(" " * width + " | " + " | ".join(operations) + " | passed")
+    for spec in variants:
+        row = results[spec.name]
+        cells = ["ok".center(len(op)) if row[op] == "pass" else "FAIL".center(len(op)) for op in operations]
+        print(f"{spec.name:{width}s} | " + " | ".join(cells) + f" | {sum(r == 'pass' for r in row.values())}/{len(row)}")
+    print(f"\n{passed} passed, {total - passed} failed ({time.perf_counter() - started:.0f} s)")
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(results, indent=2))
+    return 0 if passed == total else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main_())
