@@ -40,11 +40,40 @@ def run_one(spec, source: Path, operation: str, folder: Path) -> tuple[bool, str
     return (not problems), "; ".join(problems)
 
 
+def print_sync_offsets(operations) -> None:
+    """Beep minus flash, in ms, for each sync clip of tests/test_conformance.py: input, then each
+    operation (stretched slow motion: the beep's centre, against the input's centre offset times 2)."""
+    from fractions import Fraction
+
+    from test_conformance import SYNC_CLIPS
+    from conformance_clips import flash_and_beep_times
+
+    ops = [op for op in operations if not op.startswith("x2-") and op != "slowmo-drop"]
+    print("\nA/V sync, beep minus flash (ms); slowmo-stretch: beep centre minus flash, minus 2x the input's")
+    print(f"{'clip':12s} {'input':>8s} " + " ".join(f"{op:>15s}" for op in ops))
+    with tempfile.TemporaryDirectory(prefix="dainctl-sync-") as tmp:
+        for name, spec in SYNC_CLIPS.items():
+            source = make_clip(spec, Path(tmp) / f"{name}{spec.ext}")
+            flash, beep, centre = flash_and_beep_times(source)
+            cells = []
+            for op in ops:
+                out = Path(tmp) / f"{name}.{op}.mp4"
+                with contextlib.redirect_stderr(io.StringIO()):
+                    main([*OPERATIONS[op][:1], str(source), str(out), *OPERATIONS[op][1:], "--profile", "fast", "--quiet"])
+                f2, b2, c2 = flash_and_beep_times(out)
+                if "stretch" in op:
+                    cells.append(1000 * ((c2 - float(f2)) - 2 * (centre - float(flash))))
+                else:
+                    cells.append(1000 * float((b2 - f2) - (beep - flash)))
+            print(f"{name:12s} {1000 * float(beep - flash):8.1f} " + " ".join(f"{c:15.1f}" for c in cells))
+
+
 def main_() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="")
     parser.add_argument("--operations", default="")
     parser.add_argument("--json", dest="json_path", default=None)
+    parser.add_argument("--sync", action="store_true", help="also measure flash/beep offsets of the sync clips")
     args = parser.parse_args()
     variants = [v for v in VARIANTS if not args.variants or v.name in args.variants.split(",")]
     operations = [o for o in OPERATIONS if not args.operations or o in args.operations.split(",")]
@@ -70,6 +99,8 @@ def main_() -> int:
         cells = ["ok".center(len(op)) if row[op] == "pass" else "FAIL".center(len(op)) for op in operations]
         print(f"{spec.name:{width}s} | " + " | ".join(cells) + f" | {sum(r == 'pass' for r in row.values())}/{len(row)}")
     print(f"\n{passed} passed, {total - passed} failed ({time.perf_counter() - started:.0f} s)")
+    if args.sync:
+        print_sync_offsets(operations)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=2))
     return 0 if passed == total else 1

@@ -45,6 +45,7 @@ class ClipSpec:
     audio: tuple[AudioSpec, ...] = (AudioSpec(),)
     subtitles: str | None = None  # "subrip" or "ass": two cues
     format: str | None = None  # container format name when the extension is not enough
+    flash_frame: int | None = None  # sync clip: dark frames, this one white, and a beep starting with it
 
     @property
     def timestamps(self) -> list[Fraction]:
@@ -123,7 +124,10 @@ def make_clip(spec: ClipSpec, path: Path) -> Path:
                 container.mux(packet)
 
         for index, ts in enumerate(timestamps):
-            rgb = render_sample_frame(WIDTH, HEIGHT, float(ts * 24))
+            if spec.flash_frame is None:
+                rgb = render_sample_frame(WIDTH, HEIGHT, float(ts * 24))
+            else:
+                rgb = np.full((HEIGHT, WIDTH, 3), 255 if index == spec.flash_frame else 16, np.uint8)
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts = round((ts + spec.video_start) / time_base)
             frame.time_base = time_base
@@ -158,6 +162,10 @@ class _AudioFeeder:
         self.total = round(length * audio.sample_rate)
         self.first = round((spec.video_start + audio.offset) * audio.sample_rate)
         self.offset = audio.offset
+        self.beep = None
+        if spec.flash_frame is not None:  # the beep's first and last sample, on this stream's clock
+            onset = round((spec.timestamps[spec.flash_frame] - audio.offset) * audio.sample_rate)
+            self.beep = (onset, onset + audio.sample_rate // 10)
         self.done = 0
         frame_size = stream.codec_context.frame_size or 1024
         self.chunk = frame_size
@@ -168,6 +176,10 @@ class _AudioFeeder:
             count = min(self.chunk, self.total - self.done)
             t = (np.arange(self.done, self.done + count) / self.audio.sample_rate).astype(np.float64)
             tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            if self.beep is not None:
+                index = np.arange(self.done, self.done + count)
+                tone = np.where((index >= self.beep[0]) & (index < self.beep[1]), 0.5 * np.sin(2 * np.pi * 1000 * t), 0.0)
+                tone = tone.astype(np.float32)
             channels = self.audio.channels
             fmt = self.stream.codec_context.format.name
             data = np.tile(tone, (channels, 1))
@@ -392,3 +404,42 @@ def conformance_problems(spec: ClipSpec, source: Path, output: Path, operation: 
     if len(reading.subtitles) != len(source_reading.subtitles):
         problems.append(f"{len(reading.subtitles)} subtitle streams, expected {len(source_reading.subtitles)}")
     return problems
+
+
+BEEP_SECONDS = Fraction(1, 10)
+
+
+def flash_and_beep_times(path: Path) -> tuple[Fraction, Fraction, float]:
+    """(time of the flash frame, time of the beep's first loud sample, time of the beep's energy centroid)
+    of a sync clip on the file's own timeline, by decoding with PyAV (the decoder applies the container's
+    skip of priming). The centroid is where a listener hears a time-stretched beep: a stretch smears
+    its onset but keeps its centre."""
+    with av.open(str(path)) as container:
+        # The brightest frame (the first of equals): the flash itself, or where no output time falls on
+        # it (24 to 60 fps), the frame nearest to it.
+        levels = [(frame.to_ndarray(format="gray").mean(), frame.pts * Fraction(frame.time_base))
+                  for frame in container.decode(video=0)]
+        peak = max(level for level, _ in levels)
+        flash = min(ts for level, ts in levels if level >= peak - 1)
+    with av.open(str(path)) as container:
+        chunks, first_pts, sample_rate = [], None, None
+        for frame in container.decode(audio=0):
+            data = frame.to_ndarray().astype(np.float64)
+            name = frame.format.name
+            if name.startswith("s16"):
+                data /= 32768.0
+            elif name.startswith("s32"):
+                data /= 2147483648.0
+            data = data if frame.format.is_planar else data.reshape(-1, frame.layout.nb_channels).T
+            if first_pts is None:
+                first_pts, sample_rate = frame.pts * Fraction(frame.time_base), frame.sample_rate
+            chunks.append(np.abs(data).max(axis=0))
+    level = np.concatenate(chunks)
+    loud = np.flatnonzero(level > 0.1)
+    assert flash is not None and loud.size, (flash, loud.size)
+    onset = first_pts + Fraction(int(loud[0]), sample_rate)
+    # Energy centroid of the beep: the loud region from its onset over twice its longest stretched length.
+    lo, hi = int(loud[0]), int(loud[0]) + int(sample_rate * 0.5)
+    energy = level[lo:hi] ** 2
+    centroid = float(first_pts) + (lo + float((np.arange(energy.size) * energy).sum() / energy.sum())) / sample_rate
+    return flash, onset, centroid
