@@ -27,28 +27,13 @@ elapsed() { echo $(( $(date +%s) - started )); }
 skip() { echo "build_cuda_variant: SKIPPED (not a failure): $* ($(elapsed) s)"; exit 0; }
 fail() { echo "build_cuda_variant: FAILED: $* ($(elapsed) s)" >&2; exit 1; }
 
-# The CUDA toolkit: torch's own guess from the nvcc on the PATH can be a prefix without the headers.
-find_cuda_home() {
-    local candidates=() nvcc dir
-    [ -n "${CUDA_HOME:-}" ] && candidates+=("$CUDA_HOME")
-    if nvcc=$(command -v nvcc 2>/dev/null); then
-        candidates+=("$(dirname "$(dirname "$(readlink -f "$nvcc")")")")
-    fi
-    candidates+=(/usr/local/cuda)
-    for dir in $(ls -d /usr/local/cuda-* 2>/dev/null | sort -rV); do candidates+=("$dir"); done
-    for dir in "${candidates[@]}"; do
-        if [ -f "$dir/include/cuda_runtime_api.h" ] && [ -x "$dir/bin/nvcc" ]; then
-            echo "$dir"
-            return 0
-        fi
-    done
-    return 1
-}
-if ! CUDA_HOME=$(find_cuda_home); then
-    [ -n "${CUDA_HOME:-}" ] && fail "CUDA_HOME=$CUDA_HOME has no include/cuda_runtime_api.h and bin/nvcc"
-    skip "no CUDA toolkit found (no nvcc with include/cuda_runtime_api.h; set CUDA_HOME)"
-fi
-export CUDA_HOME
+found=0
+cuda_home=$(bash scripts/find_cuda_home.sh 2>/dev/null) || found=$?
+case $found in
+    0) export CUDA_HOME=$cuda_home ;;
+    1) skip "no CUDA toolkit found (no nvcc with include/cuda_runtime_api.h; set CUDA_HOME)" ;;
+    *) fail "CUDA_HOME=$CUDA_HOME is not a CUDA toolkit folder (no include/cuda_runtime_api.h and bin/nvcc)" ;;
+esac
 export PATH="$CUDA_HOME/bin:$PATH"
 
 # The environment: reused while its stamp (the spec it was made for) matches and torch imports.
