@@ -132,21 +132,30 @@ def bench_cpu(repeats: int, context: bool) -> list[dict]:
 
 
 def bench_cuda(repeats: int, context: bool) -> list[dict]:
+    return bench_device("cuda", (torch.float32, torch.float16), 1080, 1920, repeats, context)
+
+
+def bench_device(device: str, dtypes, height: int, width: int, repeats: int, context: bool,
+                 reference: bool = True) -> list[dict]:
+    """Time per call of each compiled op (and, with `reference`, its reference) at `width`x`height`, with
+    the bandwidth achieved against the bytes the op must move. `scripts/gpu_check.py` calls this too."""
     rows = []
-    print(f"\nCUDA ({torch.cuda.get_device_name()}), 1920x1080, median of {repeats}")
+    where = f"CUDA ({torch.cuda.get_device_name()})" if device == "cuda" else "CPU"
+    print(f"\n{where}, {width}x{height}, median of {repeats}")
     print(f"{'op':34s} {'dtype':>8s} {'compiled ms':>12s} {'GB/s':>8s} {'reference ms':>13s}")
-    for dtype in (torch.float32, torch.float16):
-        for case in make_cases("cuda", dtype, 1080, 1920, context):
-            compiled, _ = median_seconds(lambda: case.run("compiled"), repeats, "cuda")
-            reference, _ = median_seconds(lambda: case.run("ref"), repeats, "cuda")
+    for dtype in dtypes:
+        for case in make_cases(device, dtype, height, width, context):
+            compiled, _ = median_seconds(lambda: case.run("compiled"), repeats, device)
+            ref = median_seconds(lambda: case.run("ref"), repeats, device)[0] if reference else math.nan
             bandwidth = case.min_bytes / compiled / 1e9
             print(
                 f"{case.name:34s} {str(dtype)[6:]:>8s} {compiled * 1e3:12.3f} {bandwidth:8.0f} "
-                f"{reference * 1e3:13.3f}"
+                f"{ref * 1e3:13.3f}"
             )
             rows.append(
-                {"device": "cuda", "dtype": str(dtype), "op": case.name, "compiled_s": compiled,
-                 "reference_s": reference, "min_bytes": case.min_bytes, "achieved_GBps": bandwidth}
+                {"device": device, "dtype": str(dtype), "op": case.name, "compiled_s": compiled,
+                 "reference_s": None if math.isnan(ref) else ref, "min_bytes": case.min_bytes,
+                 "achieved_GBps": bandwidth}
             )
     return rows
 
