@@ -307,6 +307,8 @@ def report(work: Path, out: Path, started: float) -> dict:
 
 
 def _git_commit() -> str | None:
+    if os.environ.get("GPU_CHECK_COMMIT"):
+        return os.environ["GPU_CHECK_COMMIT"]
     try:
         result = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, timeout=10)
