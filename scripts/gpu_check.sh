@@ -111,10 +111,16 @@ pytest_cuda() {
     return $rc
 }
 
-benchmark() {  # benchmark NAME ARGS...: dainctl benchmark --json into $WORK/NAME.json
-    local name=$1
+benchmark() {  # benchmark NAME ARGS...: dainctl benchmark --json into $WORK/NAME.json (its error line there on failure)
+    local name=$1 rc=0
     shift
-    "$PY" -m dainctl benchmark "$@" --json >"$WORK/$name.json"
+    "$PY" -m dainctl benchmark "$@" --json >"$WORK/$name.json" 2> >(tee "$WORK/$name.err" >&2) || rc=$?
+    if ((rc != 0)); then
+        sleep 0.2  # let tee finish writing the error line
+        "$PY" -c 'import json, sys; print(json.dumps({"error": sys.argv[1]}))' \
+            "$(grep -v '^\s*$' "$WORK/$name.err" | tail -n 1)" >"$WORK/$name.json"
+    fi
+    return $rc
 }
 
 run_steps() {

@@ -82,7 +82,7 @@ def _section(title: str, step: dict | None, fragment, body) -> list[str]:
 
 
 def _has_content(fragment: dict) -> bool:
-    return any(key in fragment for key in ("ops", "rows", "cases", "tests"))
+    return any(fragment.get(key) for key in ("ops", "rows", "cases", "tests"))
 
 
 def _build(fragment: dict) -> list[str]:
