@@ -408,7 +408,7 @@ def main() -> int:
     except StepSkipped as skipped:
         write(args.out, {"step_skipped": str(skipped)})
         print(f"gpu_check {args.command}: skipped: {skipped}")
-        return 3
+        return 77  # scripts/gpu_check.sh: skipped
     except StepError as error:
         write(args.out, {**(error.fragment or {}), "error": str(error)})
         print(f"gpu_check {args.command}: FAILED: {error}", file=sys.stderr)

@@ -75,7 +75,7 @@ step() {  # step NAME BUDGET_S COMMAND...: COMMAND under its own time budget; ne
     timeout -k 10 "$budget" "$@" || rc=$?
     case $rc in
         0) status=ok ;;
-        3) status=skipped ;;
+        77) status=skipped ;;  # the step said why it skipped (gpu_check.py, install_pyav)
         124 | 137) status=timeout ;;
         *) status=failed ;;
     esac
@@ -90,7 +90,7 @@ install_pyav() {
     if [ ! -f "${wheels[0]}" ]; then
         if "$PY" -c "import av" 2>/dev/null; then
             echo "no .whl/av-*.whl, and PyAV is already importable"
-            return 3
+            return 77
         fi
         echo "no .whl/av-*.whl: fetch it here as README.md's 'GPU check' section says, and carry .whl" >&2
         return 1
