@@ -101,7 +101,7 @@ def make_clip(spec: ClipSpec, path: Path) -> Path:
             stream = container.add_stream(audio.codec, rate=audio.sample_rate)
             stream.codec_context.layout = "stereo" if audio.channels == 2 else "mono"
             stream.codec_context.time_base = Fraction(1, audio.sample_rate)
-            if audio.codec in ("aac", "ac3", "libmp3lame", "libopus", "mp2"):
+            if audio.codec in ("aac", "ac3", "libmp3lame", "libopus", "mp2", "wmav2"):
                 stream.codec_context.bit_rate = 96_000
             audio_streams.append(stream)
         subtitle_stream = None
@@ -231,6 +231,28 @@ VARIANTS: tuple[ClipSpec, ...] = (
              frames=26, bframes=False),
     ClipSpec("mkv-hevc10", ext=".mkv", codec="libx265", pix_fmt="yuv420p10le", frames=24),
     ClipSpec("mov-no-audio", ext=".mov", rate=Fraction(50), frames=51, audio=()),
+    # Older, professional and phone formats, rates and edge cases.
+    ClipSpec("mpg-mpeg2-mp2", ext=".mpg", codec="mpeg2video", rate=Fraction(25), frames=27,
+             audio=(AudioSpec("mp2"),), format="vob"),
+    ClipSpec("wmv-no-audio", ext=".wmv", codec="wmv2", rate=Fraction(25), frames=26, bframes=False, audio=()),
+    ClipSpec("3gp-phone-15", ext=".3gp", rate=Fraction(15), frames=17, audio=(AudioSpec(channels=1, sample_rate=44_100),)),
+    ClipSpec("mov-prores-pcm", ext=".mov", codec="prores_ks", pix_fmt="yuv422p10le", rate=Fraction(24000, 1001),
+             frames=25, bframes=False, audio=(AudioSpec("pcm_s16le"),)),
+    ClipSpec("mkv-flac-2398", ext=".mkv", rate=Fraction(24000, 1001), frames=25, audio=(AudioSpec("flac", sample_rate=44_100),)),
+    ClipSpec("mp4-ac3-120", rate=Fraction(120), frames=61, audio=(AudioSpec("ac3"),)),
+    ClipSpec("ts-audio-late", ext=".ts", rate=Fraction(25), frames=40, audio=(AudioSpec(offset=Fraction(1, 2)),)),
+    ClipSpec("ts-video-late", ext=".ts", rate=Fraction(25), frames=40,
+             audio=(AudioSpec(offset=Fraction(-3, 10), length=Fraction(19, 10)),)),
+    ClipSpec("mp4-one-frame", frames=1, audio=(AudioSpec(length=Fraction(1, 24)),)),
+    ClipSpec("mp4-two-frames", frames=2),
+    ClipSpec("mp4-vfr-bframes", frame_durations=(Fraction(1, 30), Fraction(1, 20), Fraction(1, 24)), rate=Fraction(24),
+             frames=26),
+    ClipSpec("mkv-vfr", ext=".mkv", frame_durations=(Fraction(1, 25), Fraction(1, 50), Fraction(3, 100)), rate=Fraction(30),
+             frames=31, bframes=False),
+    ClipSpec("avi-mjpeg-pcm", ext=".avi", codec="mjpeg", pix_fmt="yuvj420p", rate=Fraction(30), frames=31, bframes=False,
+             audio=(AudioSpec("pcm_s16le", sample_rate=32_000, channels=1),)),
+    ClipSpec("nut-ffv1", ext=".nut", codec="ffv1", rate=Fraction(50), frames=26, bframes=False,
+             audio=(AudioSpec("pcm_s16le"),)),
 )
 
 
@@ -298,6 +320,9 @@ def probe_clip(path: Path) -> ClipReading:
         video = container.streams.video[0]
         rate = video.average_rate
         video_index = video.index
+        # MP4/MOV state each stream's duration (edit lists); packet durations there follow decode order.
+        mov = container.format.name.split(",")[0] in ("mov", "mp4", "m4a", "3gp", "3g2", "mj2")
+        declared = {s.index: s.duration * Fraction(s.time_base) for s in container.streams if mov and s.duration}
         starts: dict[int, Fraction] = {}
         ends: dict[int, Fraction] = {}
         for packet in container.demux():
@@ -305,13 +330,19 @@ def probe_clip(path: Path) -> ClipReading:
                 continue
             tb = Fraction(packet.time_base)
             start = packet.pts * tb
-            end = start + (packet.duration or 0) * tb
+            duration = packet.duration * tb if packet.duration else Fraction(0)
+            if not duration and packet.stream.type == "video" and rate:
+                duration = 1 / Fraction(rate)  # ASF leaves the last frame's duration unset
+            end = start + duration
             idx = packet.stream.index
             starts[idx] = min(starts.get(idx, start), start)
             ends[idx] = max(ends.get(idx, end), end)
         kinds = {s.index: (s.type, s.codec_context.name if s.codec_context else "?") for s in container.streams}
     with av.open(str(path)) as container:
         frames = sum(1 for _ in container.decode(video=0))
+    for index, duration in declared.items():
+        if index in starts:
+            ends[index] = max(starts[index], Fraction(0)) + duration
     readings = {i: StreamReading(kinds[i][0], kinds[i][1], starts[i], ends[i]) for i in starts}
     return ClipReading(
         frames=frames,
@@ -346,8 +377,8 @@ def output_rate(spec: ClipSpec, reading: ClipReading, operation: str) -> tuple[F
     """(output rate, time stretch) an operation promises, from the independent reading of the input."""
     args = OPERATIONS[operation]
     input_rate = spec.rate
-    if spec.frame_durations is not None:  # variable rate: --factor multiplies the average rate
-        input_rate = reading.frames / (reading.video.end - reading.video.start)
+    if spec.frame_durations is not None:  # variable rate: --factor multiplies FFmpeg's average rate
+        input_rate = reading.rate
     if args[0] == "slowmo":
         return input_rate, Fraction(int(args[2]))
     if args[1] == "--fps":

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import av
 
+from dainctl.video.probe import is_mov_family
+
 AUDIO_MODES = ("copy", "drop", "stretch")
 
 # The atempo filter accepts tempos in [0.5, 100]; slower tempos are built as a chain of stages.
@@ -63,10 +65,9 @@ def _format_name(output) -> str:
     return output.format.name.split(",")[0]
 
 
-# FFmpeg muxers that can start a stream before time zero and mark the head to be skipped (MP4/MOV edit
+# MP4/MOV (`is_mov_family`) can start a stream before time zero and mark the head to be skipped (edit
 # lists): copied packets there keep the input's timing to the sample. Elsewhere (Matroska, WebM, AVI) a
 # copied stream can only be cut at packet boundaries.
-_EDIT_LIST_FORMATS = {"mov", "mp4", "m4a", "3gp", "3g2", "ipod", "ismv", "f4v", "psp"}
 # Codecs FFmpeg's table lists for a muxer but that its header writing refuses (QuickTime .mov and Opus
 # or Vorbis; text subtitles other than mov_text in the MP4 family; WebM takes WebVTT only).
 _REFUSED = {
@@ -81,7 +82,7 @@ def can_copy(output, codec_name: str, kind: str) -> bool:
     if codec_name in _REFUSED.get(fmt, ()):
         return False
     if kind == "subtitle":
-        if fmt in _EDIT_LIST_FORMATS:
+        if is_mov_family(output):
             return codec_name == "mov_text"
         if fmt == "webm":
             return codec_name == "webvtt"
@@ -95,7 +96,7 @@ def subtitle_target(output, codec_name: str) -> str | None:
     if codec_name not in _TEXT_SUBTITLES:
         return None
     fmt = _format_name(output)
-    for target in ("mov_text",) if fmt in _EDIT_LIST_FORMATS else ("webvtt",) if fmt == "webm" else ("subrip", "webvtt"):
+    for target in ("mov_text",) if is_mov_family(output) else ("webvtt",) if fmt == "webm" else ("subrip", "webvtt"):
         if container_accepts(output, target):
             return target
     return None
@@ -110,6 +111,37 @@ def opus_pre_skip(stream) -> Fraction:
     if len(extradata) >= 12 and extradata[:8] == b"OpusHead":
         return Fraction(int.from_bytes(extradata[10:12], "little"), 48_000)
     return Fraction(0)
+
+
+def copy_works(output_format: str, source_path: Path, stream_index: int) -> bool:
+    """Whether FFmpeg's `output_format` muxer really takes a stream copy of this source stream: its header,
+    a few packets and its trailer are written to memory. FFmpeg's codec tables accept combinations that
+    its muxers then refuse (PCM or WMA into MP4, FLAC into .mov ...); those are re-encoded instead."""
+    import io
+
+    try:
+        with av.open(str(source_path), metadata_errors="replace") as source:
+            stream = source.streams[stream_index]
+            buffer = io.BytesIO()
+            with av.open(buffer, "w", format=output_format) as trial:
+                out = trial.add_stream_from_template(stream)
+                trial.start_encoding()
+                sent = 0
+                first = None
+                for packet in source.demux(stream):
+                    if packet.size == 0 or packet.pts is None:
+                        continue
+                    first = packet.pts if first is None else first
+                    packet.pts -= first
+                    packet.dts = packet.pts if packet.dts is None else packet.dts - first
+                    packet.stream = out
+                    trial.mux(packet)
+                    sent += 1
+                    if sent == 3:
+                        break
+        return True
+    except (av.FFmpegError, ValueError, OSError):
+        return False
 
 
 def keeps_copied_packet(start: Fraction, skippable_head: Fraction, edit_list: bool, time_base: Fraction) -> bool:
@@ -211,6 +243,9 @@ def cue_text(data: bytes, codec: str) -> str:
     return text.strip("\r\n")
 
 
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
 class _StretchedAudio:
     """One audio stream decoded, slowed by `stretch` through atempo (pitch preserved) and re-encoded."""
 
@@ -228,8 +263,12 @@ class _StretchedAudio:
             # Opus only encodes at 48 kHz (and a few divisors); resample instead of failing.
             sample_rate = 48_000 if 48_000 in codec.audio_rates else max(codec.audio_rates)
         self.sample_rate = sample_rate
-        layout = decoder.layout.name if decoder.layout.name else "stereo"
         channels = decoder.channels or 2
+        layout = decoder.layout.name
+        if not layout or layout.endswith("channels"):
+            # An unordered layout ("2 channels": PCM in NUT, WMA) is one encoders refuse: take the usual
+            # layout for that many channels.
+            layout = _DEFAULT_LAYOUTS.get(channels, "stereo")
         self.output = output_container.add_stream(encoder, rate=sample_rate)
         self.output.codec_context.layout = layout
         self.output.codec_context.time_base = Fraction(1, sample_rate)
@@ -277,7 +316,10 @@ class _StretchedAudio:
         self._input_format = (frame.sample_rate, frame.format.name, frame.layout.name)
 
     def carry(self, packet, container) -> None:
-        for frame in packet.decode():
+        self._take(packet.decode(), container)
+
+    def _take(self, frames, container) -> None:
+        for frame in frames:
             if frame.pts is None:
                 continue
             frame_time = frame.pts * self.time_base
@@ -331,6 +373,11 @@ class _StretchedAudio:
             container.mux(self.output.encode(filtered))
 
     def finish(self, container) -> None:
+        # A frame-threaded decoder (FLAC, MP2 ...) still holds the last frames: flush it first.
+        try:
+            self._take(self.source.codec_context.decode(None), container)
+        except av.FFmpegError:
+            pass
         if self._graph is not None:
             # atempo keeps up to a window of samples when flushed; feed silence past the end and cut the
             # output at exactly stretch x the input's length, so the audio ends where the video does.
@@ -348,8 +395,9 @@ class _StretchedAudio:
 
 
 def _declared_end(stream) -> Fraction | None:
-    """Where the container says a stream's playback ends (MP4 edit lists), in source seconds; else None."""
-    if not stream.duration:
+    """Where the container says a stream's playback ends (MP4 edit lists), in source seconds; else None
+    (other containers' declared durations are estimates)."""
+    if not stream.duration or not is_mov_family(stream.container):
         return None
     time_base = Fraction(stream.time_base)
     first = stream.start_time * time_base if stream.start_time is not None else Fraction(0)
@@ -428,6 +476,7 @@ class StreamCarrier:
         self.subtitles_carried: list[str] = []
         self.subtitles_dropped: list[str] = []
         self.stretch = Fraction(stretch)
+        self._source_path = source_path
         self._source = av.open(str(source_path), metadata_errors="replace")
         self._carried: dict[int, _CopiedStream | _StretchedAudio] = {}
         try:
@@ -453,9 +502,11 @@ class StreamCarrier:
             if codec_name is None:
                 self.notices.append(f"audio stream {stream.index} has a codec FFmpeg cannot decode; it is left out")
                 continue
-            if audio == "copy" and can_copy(output, codec_name, "audio"):
+            if audio == "copy" and can_copy(output, codec_name, "audio") and copy_works(
+                _format_name(output), self._source_path, stream.index
+            ):
                 out_stream = output.add_stream_from_template(stream)
-                edit_list = _format_name(output) in _EDIT_LIST_FORMATS
+                edit_list = is_mov_family(output)
                 self._carried[stream.index] = _CopiedStream(stream, out_stream, start, Fraction(1), edit_list)
                 self.audio_plan.append(CarriedAudio(stream.index, "copy" if edit_list else "copy-packets"))
                 continue
@@ -493,7 +544,9 @@ class StreamCarrier:
     def _add_subtitles(self, output, start: Fraction) -> None:
         for stream in self._source.streams.subtitles:
             codec_name = stream.codec_context.name if stream.codec_context else None
-            if codec_name is not None and can_copy(output, codec_name, "subtitle"):
+            if codec_name is not None and can_copy(output, codec_name, "subtitle") and copy_works(
+                _format_name(output), self._source_path, stream.index
+            ):
                 out_stream = output.add_stream_from_template(stream)
                 self._carried[stream.index] = _CopiedStream(stream, out_stream, start, self.stretch)
                 self.subtitles_carried.append(f"{codec_name} copied")

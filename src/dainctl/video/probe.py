@@ -14,7 +14,15 @@ import av
 
 from dainctl.errors import InputError
 
-_MOV_FAMILY = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "ipod", "psp", "ismv", "f4v"}
+# FFmpeg muxers and demuxers of the QuickTime/MP4 family (format names as `av` reports them; a demuxer's
+# name lists them all: "mov,mp4,m4a,3gp,3g2,mj2"). Their stream durations are exact (edit lists), and
+# their edit lists can start a stream before time zero with the head marked to be skipped.
+MOV_FAMILY = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "ipod", "psp", "ismv", "f4v"})
+
+
+def is_mov_family(container) -> bool:
+    """Whether an open PyAV container (input or output) is of the QuickTime/MP4 family."""
+    return container.format.name.split(",")[0] in MOV_FAMILY
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ def measure_streams(path: str | os.PathLike) -> list[StreamTiming]:
     with container:
         # Only MP4/MOV state stream durations that can be trusted (their edit lists); elsewhere (AVI,
         # MPEG-TS) a declared duration is an estimate or counts an empty packet, and packets tell the truth.
-        trusts_declared = container.format.name.split(",")[0] in _MOV_FAMILY or "mp4" in container.format.name
+        trusts_declared = is_mov_family(container)
         streams = list(container.streams)
         starts: dict[int, int] = {}
         ends: dict[int, int] = {}

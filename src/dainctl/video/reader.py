@@ -26,6 +26,7 @@ import numpy as np
 
 from dainctl.errors import InputError
 from dainctl.video import yuv
+from dainctl.video.probe import is_mov_family
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -298,10 +299,11 @@ class VideoInput:
     def _stream_end(self, time_base: Fraction, rate: Fraction | None) -> Fraction | None:
         """Seconds at which the last video frame stops being displayed, or None if unknown."""
         stream = self._stream
-        if stream.duration:
+        if stream.duration and is_mov_family(self._container):
             first = stream.start_time or 0
             return (first + stream.duration) * time_base
-        # Matroska and friends record no per-stream duration: read the last packets' timestamps instead.
+        # Matroska and friends record no per-stream duration, and what AVI, ASF or MPEG-TS declare is an
+        # estimate: read the last packets' timestamps instead.
         return _scan_stream_end(self.path, stream.index, rate)
 
     def frames(self) -> Iterator[tuple[Fraction, np.ndarray]]:

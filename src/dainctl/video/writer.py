@@ -21,6 +21,7 @@ from dainctl.errors import OutputError, UsageError
 from dainctl.paths import is_video_path
 from dainctl.video import yuv
 from dainctl.video.audio import AUDIO_MODES, StreamCarrier, container_accepts
+from dainctl.video.probe import is_mov_family
 from dainctl.video.reader import ColorInfo, VideoInput
 from dainctl.video.yuv import rgb_to_planar_yuv
 
@@ -36,8 +37,6 @@ _CRF_ENCODERS = {"libx264", "libx264rgb", "libx265", "libvpx", "libvpx-vp9", "li
 _PRESET_ENCODERS = {"libx264", "libx264rgb", "libx265", "libsvtav1"}
 
 _UNSPECIFIED_COLORSPACE = 2
-# FFmpeg muxers of the QuickTime/MP4 family (format names as `av` reports them).
-_MOV_FAMILY = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "ipod", "psp", "ismv", "f4v"}
 
 
 def is_folder_output(path: str | os.PathLike) -> bool:
@@ -241,7 +240,7 @@ class VideoOutput:
                     )
                     self.notices.extend(self._carrier.notices)
             self._open_encoder(encoder.name, crf, preset)
-            if self._container.format.name.split(",")[0] in _MOV_FAMILY:
+            if is_mov_family(self._container):
                 sample_rates = [stream.codec_context.sample_rate for stream in self._container.streams.audio]
                 timescale = movie_timescale(rate, sample_rates)
                 if timescale is not None:
@@ -390,7 +389,7 @@ class VideoOutput:
         self._held_packet = None
         if packet is None:
             return
-        if self._container.format.name.split(",")[0] in _MOV_FAMILY and packet.dts is not None:
+        if is_mov_family(self._container) and packet.dts is not None:
             # MP4/MOV store decode-order sample durations, and the track lasts from the first packet's dts to
             # the last packet's dts + duration (shown from the first pts, as the edit list says). With
             # B-frames the last packet in decode order is not the last one displayed, so its own duration
