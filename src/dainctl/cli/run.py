@@ -190,6 +190,9 @@ def _report(result: RunResult, engine, engine_name: str, device: str, quiet: boo
         f"{result.elapsed:.1f} s ({speed:.1f} fps) -> {result.output_path}",
         quiet=quiet,
     )
+    profile, profile_reason = _profile(engine_stats)
+    if profile is not None:
+        ui.info(f"profile {profile}: {profile_reason}", quiet=quiet)
     for notice in result.notices:
         ui.info(f"note: {notice}", quiet=quiet)
     if result.scene_cuts:
@@ -224,6 +227,8 @@ def _report(result: RunResult, engine, engine_name: str, device: str, quiet: boo
                 "audio": result.audio,
                 "elapsed_seconds": round(result.elapsed, 3),
                 "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
+                "profile": profile,
+                "profile_reason": profile_reason,
                 "engine_stats": engine_stats,
                 "tiles": _tiles(engine),
                 "verification": verification,
@@ -231,6 +236,16 @@ def _report(result: RunResult, engine, engine_name: str, device: str, quiet: boo
                 "subtitles": result.subtitles,
             }
         )
+
+
+def _profile(engine_stats: dict) -> tuple[str | None, str | None]:
+    """The weight-free engine's profile of the last pair and why it ran (None, None for other engines or
+    when no pair was interpolated)."""
+    profile = engine_stats.get("profile")
+    if profile is None:
+        return None, None
+    auto = engine_stats.get("auto")
+    return profile, (f"chosen by --profile auto, {auto['reason']}" if auto else "asked for with --profile")
 
 
 def _tiles(engine) -> dict | None:

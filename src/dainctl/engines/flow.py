@@ -26,6 +26,7 @@ are stored and warped in half precision and blended in float32.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Sequence
@@ -59,6 +60,12 @@ class FlowSettings:
     # Average the frame with the one made from the mirrored pair (mirrored back): errors of the two are
     # partly independent, so the mean is closer to the truth.
     mirror_average: bool = False
+    # Work size: the long side is capped at this many pixels for flow, consistency and projection (the
+    # warps and blend always run at full size); None = the frame's own size.
+    max_side: int | None = None
+    min_side: int | None = None  # smaller frames are upscaled (bicubic) to this long side for the flow
+    patch_size: int = 8
+    variational_alpha: float | None = None  # None = OpenCV's default smoothness weight (20)
 
 
 # "high" was tuned on the Middlebury and UCF101 triplets. Middlebury means: 34.68 dB with grey and
@@ -72,8 +79,89 @@ PROFILE_SETTINGS = {
                          colour_candidates=True, mirrored_candidates=True, shifted_candidates=True,
                          mirror_average=True),
     "fast": FlowSettings(finest_scale=1, patch_stride=3, gradient_descent_iterations=25, refine_iterations=5,
-                         colour_candidates=False),
+                         colour_candidates=False, max_side=320),
 }
+
+
+# ------------------------------------------------------------------------------- auto: chosen by time
+# The profiles auto chooses among, best quality first; the last one is the floor (and the one the
+# calibration pair runs in).
+AUTO_ORDER = ("high", "fast")
+# Cost model, measured on the reference machine (docs/benchmarks.md, 2-core AMD EPYC, one OpenCV/torch
+# thread as the CLI runs there): engine seconds per pair = flow seconds per work megapixel x the work
+# size + warp seconds per frame megapixel x the frame size x the timesteps; twice that with the mirror
+# average. The calibration on the first pair scales it to the machine it runs on.
+REFERENCE_FLOW_S_PER_MPX = {"high": 20.0, "fast": 0.5}
+REFERENCE_WARP_S_PER_MPX = 0.05
+# auto's budget: engine seconds per new frame and frame megapixel. FFmpeg minterpolate (issue 2's
+# settings) took 0.59-0.75 s per new frame and megapixel on the reference machine, end to end
+# (docs/benchmarks.md, 2026-12-01); auto spends at most half of that in the engine, which leaves the
+# decode, encode and start-up of a whole run within minterpolate's time.
+AUTO_BUDGET_S_PER_MPX = 0.3
+
+
+def work_scale(height: int, width: int, settings: FlowSettings, max_flow_side: int | None = None) -> float:
+    """Work size / frame size (<= 1): the long side capped at `max_flow_side` when given, else at the
+    settings' `max_side`."""
+    cap = max_flow_side if max_flow_side is not None else settings.max_side
+    long_side = max(height, width)
+    if settings.min_side is not None and long_side < settings.min_side and max_flow_side is None:
+        return settings.min_side / long_side
+    return 1.0 if cap is None else min(1.0, cap / long_side)
+
+
+def reference_seconds(height: int, width: int, timesteps: int, settings: FlowSettings,
+                      max_flow_side: int | None = None) -> float:
+    """Predicted engine seconds for one pair on the reference machine (the cost model above)."""
+    profile = next(name for name, known in PROFILE_SETTINGS.items() if known is settings)
+    frame_mpx = height * width / 1e6
+    work_mpx = frame_mpx * work_scale(height, width, settings, max_flow_side) ** 2
+    seconds = REFERENCE_FLOW_S_PER_MPX[profile] * work_mpx + REFERENCE_WARP_S_PER_MPX * frame_mpx * timesteps
+    return seconds * (2 if settings.mirror_average else 1)
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """auto's decision for one frame size: the profile, its predicted engine seconds per new frame on this
+    machine, and the budget it had to fit."""
+
+    profile: str
+    height: int
+    width: int
+    predicted_s_per_frame: float
+    budget_s_per_frame: float
+    speed_factor: float
+
+    @property
+    def reason(self) -> str:
+        fits = self.predicted_s_per_frame <= self.budget_s_per_frame
+        better = AUTO_ORDER[: AUTO_ORDER.index(self.profile)]
+        why = (f"the best profile predicted within the budget" if fits
+               else "the cheapest profile; none is predicted within the budget")
+        if better and fits:
+            why += f" ({', '.join(better)} would not fit)"
+        return (f"{why}: predicted {self.predicted_s_per_frame:.3f} s per new {self.width}x{self.height} frame, "
+                f"budget {self.budget_s_per_frame:.3f} s; this machine ran the calibration pair at "
+                f"{self.speed_factor:.2f}x the reference machine's time")
+
+    def as_dict(self) -> dict:
+        return {"profile": self.profile, "width": self.width, "height": self.height,
+                "predicted_s_per_frame": round(self.predicted_s_per_frame, 4),
+                "budget_s_per_frame": round(self.budget_s_per_frame, 4),
+                "speed_factor": round(self.speed_factor, 3), "reason": self.reason}
+
+
+def choose_profile(height: int, width: int, timesteps: int, speed_factor: float, budget_s_per_mpx: float,
+                   max_flow_side: int | None = None) -> AutoChoice:
+    """The best profile of AUTO_ORDER whose predicted engine time per new frame (the reference cost
+    model x `speed_factor`) fits `budget_s_per_mpx` x the frame's megapixels; the last one otherwise."""
+    budget = budget_s_per_mpx * height * width / 1e6
+    for profile in AUTO_ORDER:
+        predicted = speed_factor * reference_seconds(height, width, timesteps, PROFILE_SETTINGS[profile],
+                                                     max_flow_side) / max(1, timesteps)
+        if predicted <= budget or profile == AUTO_ORDER[-1]:
+            return AutoChoice(profile, height, width, predicted, budget, speed_factor)
+    raise AssertionError("unreachable")
 
 
 class FlowEngine:
@@ -105,8 +193,9 @@ class FlowEngine:
         device: str = "cpu",
         fp16: bool = False,
         profile: str = "auto",
-        high_max_pixels: int = 640 * 480,
-        max_flow_side: int = 320,
+        budget_s_per_mpx: float | None = None,
+        speed_factor: float | None = None,
+        max_flow_side: int | None = None,
         consistency_scale: float = 1.0,
         occlusion_strength: float = 0.9,
         hole_radius: int = 1,
@@ -118,12 +207,15 @@ class FlowEngine:
             raise EngineError(f"unknown flow profile {profile!r} (choose from {', '.join(PROFILES)})")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise EngineError("device cuda requested but CUDA is not available")
-        if max_flow_side < 16:
+        if max_flow_side is not None and max_flow_side < 16:
             raise EngineError(f"max_flow_side must be at least 16, got {max_flow_side}")
         self.device = torch.device(device)
         self.dtype = torch.float16 if (fp16 and self.device.type == "cuda") else torch.float32
         self.profile = profile
-        self.high_max_pixels = high_max_pixels
+        self.budget_s_per_mpx = AUTO_BUDGET_S_PER_MPX if budget_s_per_mpx is None else budget_s_per_mpx
+        self.speed_factor = speed_factor
+        self._choices: dict[tuple[int, int, int], AutoChoice] = {}
+        self.stats: dict = {"pairs": 0, "profile": None, "auto": None}
         self.max_flow_side = max_flow_side
         self.consistency_scale = consistency_scale
         self.occlusion_strength = occlusion_strength
@@ -135,24 +227,38 @@ class FlowEngine:
         self._pool_size = 0
 
     # ----------------------------------------------------------------------------------------- pair
+    def profile_for(self, height: int, width: int, timesteps: int = 1) -> str:
+        """The profile that runs for frames of this size: the one asked for, or auto's choice (which
+        needs the speed factor: given, or measured on the first pair by `interpolate`)."""
+        if self.profile != "auto":
+            return self.profile
+        if self.speed_factor is None:
+            raise EngineError("profile auto chooses after its calibration on the first pair")
+        return self.auto_choice(height, width, timesteps).profile
+
+    def auto_choice(self, height: int, width: int, timesteps: int = 1) -> "AutoChoice":
+        key = (height, width, timesteps)
+        if key not in self._choices:
+            self._choices[key] = choose_profile(height, width, timesteps, self.speed_factor, self.budget_s_per_mpx,
+                                                self.max_flow_side)
+        return self._choices[key]
+
     def settings_for(self, height: int, width: int) -> FlowSettings:
         """The DIS settings used for frames of this size."""
-        profile = self.profile
-        if profile == "auto":
-            profile = "high" if height * width <= self.high_max_pixels else "fast"
-        return PROFILE_SETTINGS[profile]
+        return PROFILE_SETTINGS[self.profile_for(height, width)]
 
-    def work_scale(self, height: int, width: int) -> float:
-        """Work size / frame size (<= 1): the high profile works at full size, the fast profile caps
-        the long side at `max_flow_side`."""
-        if self.settings_for(height, width) is PROFILE_SETTINGS["high"]:
-            return 1.0
-        return min(1.0, self.max_flow_side / max(height, width))
+    def work_scale(self, height: int, width: int, settings: FlowSettings | None = None) -> float:
+        """Work size / frame size (<= 1): the long side capped at the settings' `max_side`, or at
+        `max_flow_side` when the engine was given one."""
+        return work_scale(height, width, settings or self.settings_for(height, width), self.max_flow_side)
 
     @staticmethod
     def _dis(settings: FlowSettings) -> cv2.DISOpticalFlow:
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         dis.setFinestScale(settings.finest_scale)
+        dis.setPatchSize(settings.patch_size)
+        if settings.variational_alpha is not None:
+            dis.setVariationalRefinementAlpha(settings.variational_alpha)
         dis.setPatchStride(settings.patch_stride)
         dis.setGradientDescentIterations(settings.gradient_descent_iterations)
         dis.setVariationalRefinementIterations(settings.refine_iterations)
@@ -160,20 +266,24 @@ class FlowEngine:
 
     @staticmethod
     def _work_rgb(frame: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-        """(3,H,W) float RGB in [0,1] -> (h,w,3) uint8 at `size` = (w, h), area-averaged when smaller."""
-        if (frame.shape[2], frame.shape[1]) != size:
+        """(3,H,W) float RGB in [0,1] -> (h,w,3) uint8 at `size` = (w, h), area-averaged when smaller,
+        bicubic when larger."""
+        if size[0] > frame.shape[2]:
+            frame = F.interpolate(frame.float().unsqueeze(0), size=(size[1], size[0]), mode="bicubic",
+                                  align_corners=False)[0]
+        elif (frame.shape[2], frame.shape[1]) != size:
             # Downscale first (one read of the full frame), then convert only the small copy.
             frame = F.interpolate(frame.float().unsqueeze(0), size=(size[1], size[0]), mode="area")[0]
         return frame.permute(1, 2, 0).mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8).numpy()
 
     def pair_flows(
-        self, frame0: torch.Tensor, frame1: torch.Tensor
+        self, frame0: torch.Tensor, frame1: torch.Tensor, settings: FlowSettings | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Flows F01 and F10 at the work size, each (1,2,h,w) float32 in work pixels, and the two work
         frames as (2,3,h,w) float32 RGB in [0,1] (on the CPU)."""
         height, width = frame0.shape[1:]
-        settings = self.settings_for(height, width)
-        scale = self.work_scale(height, width)
+        settings = settings or self.settings_for(height, width)
+        scale = self.work_scale(height, width, settings)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         rgb0, rgb1 = self._work_rgb(frame0, size), self._work_rgb(frame1, size)
         work = torch.from_numpy(np.stack([rgb0, rgb1])).permute(0, 3, 1, 2).float().div_(255.0)
@@ -299,19 +409,47 @@ class FlowEngine:
         """
         if frame0.shape != frame1.shape or frame0.dim() != 3 or frame0.shape[0] != 3:
             raise EngineError(f"frames must both be (3,H,W), got {tuple(frame0.shape)} and {tuple(frame1.shape)}")
-        frames = self._interpolate_once(frame0, frame1, timesteps)
-        if self.settings_for(*frame0.shape[1:]).mirror_average:
-            mirrored = self._interpolate_once(frame0.flip(-1), frame1.flip(-1), timesteps)
+        height, width = frame0.shape[1:]
+        if self.profile == "auto" and self.speed_factor is None:
+            self.speed_factor = self._calibrate(frame0, frame1, timesteps)
+        profile = self.profile_for(height, width, len(timesteps))
+        self.stats["pairs"] += 1
+        self.stats["profile"] = profile
+        if self.profile == "auto":
+            self.stats["auto"] = self.auto_choice(height, width, len(timesteps)).as_dict()
+        return self._interpolate_with(PROFILE_SETTINGS[profile], frame0, frame1, timesteps)
+
+    def _interpolate_with(
+        self, settings: FlowSettings, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]
+    ) -> list[torch.Tensor]:
+        frames = self._interpolate_once(settings, frame0, frame1, timesteps)
+        if settings.mirror_average:
+            mirrored = self._interpolate_once(settings, frame0.flip(-1), frame1.flip(-1), timesteps)
             with section("projection_warping"):
                 frames = [(direct + other.flip(-1)).mul_(0.5) for direct, other in zip(frames, mirrored)]
         return frames
 
+    def _calibrate(self, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]) -> float:
+        """This machine's speed against the reference one: the first pair in the cheapest profile, timed
+        twice (the first run also pays one-time set-up costs; the faster run counts), over the cost
+        model's prediction for it. The calibration frames are discarded; auto's choice makes the real ones."""
+        height, width = frame0.shape[1:]
+        settings = PROFILE_SETTINGS[AUTO_ORDER[-1]]
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            self._interpolate_with(settings, frame0, frame1, timesteps)
+            seconds.append(time.perf_counter() - start)
+        predicted = reference_seconds(height, width, len(timesteps), settings, self.max_flow_side)
+        self.stats["calibration_seconds"] = round(min(seconds), 4)
+        return max(min(seconds) / predicted, 1e-3)
+
     def _interpolate_once(
-        self, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]
+        self, settings: FlowSettings, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]
     ) -> list[torch.Tensor]:
         height, width = frame0.shape[1:]
         with section("flow"):
-            flow01, flow10, _work_frames = self.pair_flows(frame0, frame1)
+            flow01, flow10, _work_frames = self.pair_flows(frame0, frame1, settings)
         with section("upload"):
             flow01, flow10 = flow01.to(self.device), flow10.to(self.device)
             frames = [frame.to(self.device, self.dtype).unsqueeze(0) for frame in (frame0, frame1)]

@@ -1,0 +1,144 @@
+"""Quality and cost of weight-free engine variants on the shared triplets (issue 11's frontier search).
+
+    python benchmarks/flow_frontier.py NAME [NAME ...]      # variants by name (see VARIANTS), or `all`
+
+For each variant: mean PSNR on ../shared/data/middlebury and ../shared/data/ucf101 (as `dainctl
+benchmark quality` scores it), and the engine's seconds per pair: the median over the first 4
+Middlebury 640x480 pairs and the first 4 UCF101 320x240 pairs (one run each, after the quality pass), with OpenCV and torch on one thread as the CLI
+runs on 2 cores (the DIS pool of candidate profiles uses one thread per core). One JSON line per variant.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import torch
+
+from dainctl.engines.flow import PROFILE_SETTINGS, FlowEngine, FlowSettings
+from dainctl.quality import evaluate_triplets, find_triplets, load_rgb  # noqa: F401
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+FAST = PROFILE_SETTINGS["fast"]
+HIGH = PROFILE_SETTINGS["high"]
+
+FULL = replace(FAST, max_side=None)
+COLOUR = replace(FULL, colour_candidates=True)
+FS0 = replace(FULL, finest_scale=0)
+VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
+    "fast": (FAST, {}),
+    "high": (HIGH, {}),
+    # the fast profile's work size cap and finest level
+    "fast-cap480": (replace(FAST, max_side=480), {}),
+    "fast-full": (FULL, {}),
+    "fast-cap320-fs0": (replace(FAST, finest_scale=0), {}),
+    "fast-full-fs0": (replace(FULL, finest_scale=0), {}),
+    # DIS parameters at full size
+    "full-stride2": (replace(FULL, patch_stride=2), {}),
+    "full-stride4": (replace(FULL, patch_stride=4), {}),
+    "full-gd12": (replace(FULL, gradient_descent_iterations=12), {}),
+    "full-gd40": (replace(FULL, gradient_descent_iterations=40), {}),
+    "full-refine0": (replace(FULL, refine_iterations=0), {}),
+    "full-refine10": (replace(FULL, refine_iterations=10), {}),
+    "full-patch12": (replace(FULL, patch_size=12), {}),
+    "full-patch6": (replace(FULL, patch_size=6), {}),
+    "full-alpha10": (replace(FULL, variational_alpha=10.0), {}),
+    "full-alpha40": (replace(FULL, variational_alpha=40.0), {}),
+    # candidates and averaging with the fast DIS parameters at full size
+    "full-mirroravg": (replace(FULL, mirror_average=True), {}),
+    "full-colour": (COLOUR, {}),
+    "full-colour-mirrored": (replace(COLOUR, mirrored_candidates=True), {}),
+    "full-colour-mirrored-avg": (replace(COLOUR, mirrored_candidates=True, mirror_average=True), {}),
+    "full-colour-mirroravg": (replace(COLOUR, mirror_average=True), {}),
+    # the high profile without its most expensive parts
+    "high-noshift": (replace(HIGH, shifted_candidates=False), {}),
+    "high-noshift-noavg": (replace(HIGH, shifted_candidates=False, mirror_average=False), {}),
+    "high-colour-only": (replace(HIGH, shifted_candidates=False, mirrored_candidates=False, mirror_average=False), {}),
+    # the fast DIS parameters at full size and finest level 0
+    "fs0-colour": (replace(FS0, colour_candidates=True), {}),
+    "fs0-mirroravg": (replace(FS0, mirror_average=True), {}),
+    "fs0-upscale480": (replace(FS0, min_side=480), {}),
+    "fs0-upscale640": (replace(FS0, min_side=640), {}),
+    "fs0-patch12": (replace(FS0, patch_size=12), {}),
+    "fs0-stride4": (replace(FS0, patch_stride=4), {}),
+    "fs0-gd12": (replace(FS0, gradient_descent_iterations=12), {}),
+    "fs0-refine0": (replace(FS0, refine_iterations=0), {}),
+    "fs0-refine2": (replace(FS0, refine_iterations=2), {}),
+    "fs0-colour-mirrored": (replace(FS0, colour_candidates=True, mirrored_candidates=True), {}),
+    # cheaper work sizes and levels around the fast profile
+    "cap320-fs0-refine0": (replace(FAST, finest_scale=0, refine_iterations=0), {}),
+    "cap256-fs0": (replace(FAST, finest_scale=0, max_side=256), {}),
+    "cap400-fs1": (replace(FAST, max_side=400), {}),
+    "cap400-fs0": (replace(FAST, finest_scale=0, max_side=400), {}),
+    "cap320-fs0-stride4": (replace(FAST, finest_scale=0, patch_stride=4), {}),
+    "cap320-fs0-mirroravg": (replace(FAST, finest_scale=0, mirror_average=True), {}),
+    "cap320-fs0-upscale480": (replace(FAST, finest_scale=0, min_side=480), {}),
+    # without variational refinement (cheaper, and better at finest level 0)
+    "fs0-refine0-gd12": (replace(FS0, refine_iterations=0, gradient_descent_iterations=12), {}),
+    "fs0-refine0-stride4": (replace(FS0, refine_iterations=0, patch_stride=4), {}),
+    "fs0-refine0-stride2": (replace(FS0, refine_iterations=0, patch_stride=2), {}),
+    "cap480-fs0-refine0": (replace(FAST, finest_scale=0, refine_iterations=0, max_side=480), {}),
+    "cap400-fs0-refine0": (replace(FAST, finest_scale=0, refine_iterations=0, max_side=400), {}),
+    "cap320-fs0-refine0-gd12": (replace(FAST, finest_scale=0, refine_iterations=0, gradient_descent_iterations=12), {}),
+    "cap320-fs0-refine0-stride4": (replace(FAST, finest_scale=0, refine_iterations=0, patch_stride=4), {}),
+    "fs0-refine0-mirroravg": (replace(FS0, refine_iterations=0, mirror_average=True), {}),
+    "fs0-refine0-colour": (replace(FS0, refine_iterations=0, colour_candidates=True), {}),
+    # engine options on the fast DIS flow at full size
+    "full-consistency2": (FULL, {"consistency_scale": 2.0}),
+    "full-consistency0.5": (FULL, {"consistency_scale": 0.5}),
+    "full-occlusion0.6": (FULL, {"occlusion_strength": 0.6}),
+}
+
+
+TIMED = True
+
+
+def engine_for(name: str, settings: FlowSettings, options: dict) -> FlowEngine:
+    """An engine running `settings` as a profile of its own (registered under the variant's name)."""
+    PROFILE_SETTINGS.setdefault(f"variant:{name}", settings)
+    engine = FlowEngine(profile="fast", **options)
+    engine.profile = f"variant:{name}"
+    return engine
+
+
+def seconds_per_pair(engine: FlowEngine, folder: Path, width: int) -> float | None:
+    pairs = [(load_rgb(t.first), load_rgb(t.last)) for t in find_triplets(folder)]
+    pairs = [pair for pair in pairs if pair[0].shape[2] == width][:4]
+    times = []
+    for frame0, frame1 in pairs:
+        start = time.perf_counter()
+        engine.interpolate(frame0, frame1, [0.5])
+        times.append(time.perf_counter() - start)
+    return round(statistics.median(times), 4) if times else None
+
+
+def measure(name: str) -> dict:
+    settings, options = VARIANTS[name]
+    engine = engine_for(name, settings, options)
+    row = {"variant": name}
+    for dataset in ("middlebury", "ucf101"):
+        row[dataset] = round(evaluate_triplets(engine, DATA / dataset).mean_psnr, 3)
+    if TIMED:
+        row["s_per_pair_640x480"] = seconds_per_pair(engine, DATA / "middlebury", 640)
+        row["s_per_pair_320x240"] = seconds_per_pair(engine, DATA / "ucf101", 320)
+    return row
+
+
+def main(names: list[str]) -> None:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    global TIMED
+    if "--no-time" in names:
+        names.remove("--no-time")
+        TIMED = False
+    for name in (list(VARIANTS) if names == ["all"] else names):
+        print(json.dumps(measure(name)), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

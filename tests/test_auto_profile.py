@@ -1,0 +1,108 @@
+"""`--profile auto`: the weight-free engine's profile chosen by predicted time, after a calibration pair."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from dainctl.cli import main
+from dainctl.engines import create_engine
+from dainctl.engines.flow import (
+    AUTO_BUDGET_S_PER_MPX,
+    AUTO_ORDER,
+    PROFILE_SETTINGS,
+    FlowEngine,
+    choose_profile,
+    reference_seconds,
+)
+from dainctl.errors import EngineError
+
+from test_flow_engine import textured_frame
+
+
+def test_order_runs_from_best_to_the_fast_floor():
+    assert AUTO_ORDER[0] == "high" and AUTO_ORDER[-1] == "fast"
+    assert set(AUTO_ORDER) <= set(PROFILE_SETTINGS)
+
+
+def test_cost_model_grows_with_size_and_quality():
+    for profile in AUTO_ORDER:
+        settings = PROFILE_SETTINGS[profile]
+        assert reference_seconds(480, 640, 1, settings) < reference_seconds(1080, 1920, 1, settings)
+        # more timesteps share the pair's flow: cheaper per frame
+        assert reference_seconds(480, 640, 4, settings) / 4 < reference_seconds(480, 640, 1, settings)
+    costs = [reference_seconds(480, 640, 1, PROFILE_SETTINGS[profile]) for profile in AUTO_ORDER]
+    assert costs == sorted(costs, reverse=True)
+
+
+def test_choice_is_the_best_profile_within_the_budget():
+    # A machine as fast as the reference one with the default budget: the predicted time fits.
+    choice = choose_profile(360, 640, 1, 1.0, AUTO_BUDGET_S_PER_MPX)
+    assert choice.predicted_s_per_frame <= choice.budget_s_per_frame
+    assert choice.budget_s_per_frame == pytest.approx(AUTO_BUDGET_S_PER_MPX * 640 * 360 / 1e6)
+    # Any budget: the first profile in the order whose prediction fits, else the floor.
+    for budget in (0.0, 0.05, 0.3, 1.0, 3.0, 30.0, 1e6):
+        choice = choose_profile(480, 640, 1, 1.0, budget)
+        fitting = [p for p in AUTO_ORDER
+                   if reference_seconds(480, 640, 1, PROFILE_SETTINGS[p]) <= budget * 640 * 480 / 1e6]
+        assert choice.profile == (fitting[0] if fitting else AUTO_ORDER[-1])
+    assert choose_profile(480, 640, 1, 1.0, 1e6).profile == "high"
+    assert choose_profile(480, 640, 1, 1.0, 0.0).profile == "fast"
+    # A machine 100x slower than the reference one gets the floor; its reason says none fits.
+    slow = choose_profile(480, 640, 1, 100.0, AUTO_BUDGET_S_PER_MPX)
+    assert slow.profile == "fast" and "none is predicted within the budget" in slow.reason
+    assert "calibration pair" in slow.reason and "100.00x" in slow.reason
+
+
+def test_auto_calibrates_on_the_first_pair_and_reports_its_choice():
+    frame0 = textured_frame(96, 128, 0.0, 0.0)
+    frame1 = textured_frame(96, 128, 2.5, -1.5)
+    engine = FlowEngine(profile="auto")
+    with pytest.raises(EngineError, match="calibration"):
+        engine.profile_for(96, 128)
+    frames = engine.interpolate(frame0, frame1, [0.5])
+    assert engine.speed_factor is not None and engine.speed_factor > 0
+    assert engine.stats["calibration_seconds"] > 0
+    chosen = engine.stats["profile"]
+    assert chosen in AUTO_ORDER and engine.stats["auto"]["profile"] == chosen
+    assert engine.stats["auto"]["reason"] and engine.stats["pairs"] == 1
+    # The frames are exactly those of the chosen profile (the calibration frames are discarded).
+    (expected,) = FlowEngine(profile=chosen).interpolate(frame0, frame1, [0.5])
+    assert torch.equal(frames[0], expected)
+    # Later pairs reuse the calibration.
+    factor = engine.speed_factor
+    engine.interpolate(frame1, frame0, [0.25, 0.75])
+    assert engine.speed_factor == factor and engine.stats["pairs"] == 2
+
+
+@pytest.mark.parametrize("speed_factor, expected", [(1e-6, "high"), (1e6, "fast")])
+def test_a_given_speed_factor_skips_the_calibration(speed_factor, expected):
+    engine = FlowEngine(profile="auto", speed_factor=speed_factor)
+    frame = textured_frame(48, 64, 0.0, 0.0)
+    engine.interpolate(frame, frame, [0.5])
+    assert "calibration_seconds" not in engine.stats
+    assert engine.stats["profile"] == expected
+
+
+def test_named_profiles_do_not_calibrate():
+    engine = create_engine("flow", device="cpu", profile="fast")
+    frame = textured_frame(48, 64, 0.0, 0.0)
+    engine.interpolate(frame, frame, [0.5])
+    assert engine.speed_factor is None and engine.stats["profile"] == "fast" and engine.stats["auto"] is None
+
+
+@pytest.mark.parametrize("flags, auto", [([], True), (["--profile", "fast"], False)])
+def test_summary_and_json_say_which_profile_ran_and_why(capsys, tmp_path, clip_factory, flags, auto):
+    code = main(["interpolate", str(clip_factory(frames=4)), str(tmp_path / "out.mp4"), "--json", *flags])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["profile"] in AUTO_ORDER
+    if auto:
+        assert payload["profile_reason"].startswith("chosen by --profile auto")
+        assert payload["engine_stats"]["auto"]["profile"] == payload["profile"]
+    else:
+        assert payload["profile"] == "fast" and payload["profile_reason"] == "asked for with --profile"
+    assert f"profile {payload['profile']}: {payload['profile_reason']}" in " ".join(err.split())
