@@ -41,30 +41,31 @@ def run_one(spec, source: Path, operation: str, folder: Path) -> tuple[bool, str
 
 
 def print_sync_offsets(operations) -> None:
-    """Beep minus flash, in ms, for each sync clip of tests/test_conformance.py: input, then each
-    operation (stretched slow motion: the beep's centre, against the input's centre offset times 2)."""
+    """Beep onset minus flash, in ms, for each sync clip of tests/test_conformance.py: the input's, then
+    for each operation the output's minus the input's times the slow-motion factor."""
     from fractions import Fraction
 
     from test_conformance import SYNC_CLIPS
     from conformance_clips import flash_and_beep_times
 
-    ops = [op for op in operations if not op.startswith("x2-") and op != "slowmo-drop"]
-    print("\nA/V sync, beep minus flash (ms); slowmo-stretch: beep centre minus flash, minus 2x the input's")
+    from test_conformance import SYNC_OPERATIONS
+
+    ops = [op for op in operations if not op.startswith("x2-") and op != "slowmo-drop"] + ["slowmo4-stretch"]
+    print("\nA/V sync: (beep onset - flash) in the output minus the input's times the slow-motion factor, ms")
     print(f"{'clip':12s} {'input':>8s} " + " ".join(f"{op:>15s}" for op in ops))
     with tempfile.TemporaryDirectory(prefix="dainctl-sync-") as tmp:
         for name, spec in SYNC_CLIPS.items():
             source = make_clip(spec, Path(tmp) / f"{name}{spec.ext}")
-            flash, beep, centre = flash_and_beep_times(source)
+            flash, beep, _ = flash_and_beep_times(source)
             cells = []
             for op in ops:
                 out = Path(tmp) / f"{name}.{op}.mp4"
+                args = SYNC_OPERATIONS[op]
                 with contextlib.redirect_stderr(io.StringIO()):
-                    main([*OPERATIONS[op][:1], str(source), str(out), *OPERATIONS[op][1:], "--profile", "fast", "--quiet"])
-                f2, b2, c2 = flash_and_beep_times(out)
-                if "stretch" in op:
-                    cells.append(1000 * ((c2 - float(f2)) - 2 * (centre - float(flash))))
-                else:
-                    cells.append(1000 * float((b2 - f2) - (beep - flash)))
+                    main([*args[:1], str(source), str(out), *args[1:], "--profile", "fast", "--quiet"])
+                f2, b2, _ = flash_and_beep_times(out)
+                stretch = int(args[2]) if args[0] == "slowmo" else 1
+                cells.append(1000 * float((b2 - f2) - (beep - flash) * stretch))
             print(f"{name:12s} {1000 * float(beep - flash):8.1f} " + " ".join(f"{c:15.1f}" for c in cells))
 
 

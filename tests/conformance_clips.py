@@ -470,7 +470,7 @@ def flash_and_beep_times(path: Path) -> tuple[Fraction, Fraction, float]:
     assert flash is not None and loud.size, (flash, loud.size)
     onset = first_pts + Fraction(int(loud[0]), sample_rate)
     # Energy centroid of the beep: the loud region from its onset over twice its longest stretched length.
-    lo, hi = int(loud[0]), int(loud[0]) + int(sample_rate * 0.5)
+    lo, hi = int(loud[0]), int(loud[0]) + int(sample_rate * 1.5)  # the clips are silent after the beep
     energy = level[lo:hi] ** 2
     centroid = float(first_pts) + (lo + float((np.arange(energy.size) * energy).sum() / energy.sum())) / sample_rate
     return flash, onset, centroid

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 
 import av
@@ -243,6 +244,62 @@ def cue_text(data: bytes, codec: str) -> str:
     return text.strip("\r\n")
 
 
+@lru_cache(maxsize=32)
+def atempo_lead(sample_rate: int, stretch: Fraction) -> Fraction:
+    """Seconds by which the atempo chain that slows audio by `stretch` makes sounds start early, measured
+    on this FFmpeg: a train of short tone bursts goes through the same chain, and the median shift of
+    their onsets (first sample above a tenth of the burst's peak) from `stretch` x their input times is
+    the lead (0 when none). atempo's overlap-add fades a sound in up to a window before it starts, per
+    stage, compounding (docs/benchmarks.md has the measured leads and the A/V offsets with and without)."""
+    import numpy as np
+
+    if stretch == 1:
+        return Fraction(0)
+    # Tone bursts of 0.1 s (a sound event) at irregular times (a golden-ratio sequence), so that they
+    # meet atempo's windows at every phase and the median is not one phase's.
+    spacing, count, burst = 0.5, 16, sample_rate // 10
+    signal = np.zeros(int(sample_rate * spacing * (count + 1)), np.float32)
+    onsets = []
+    for index in range(count):
+        start = int(sample_rate * spacing * (index + 0.4 + 0.2 * ((index * 0.6180339887) % 1)))
+        signal[start : start + burst] = np.sin(2 * np.pi * 1000 * np.arange(burst) / sample_rate)
+        onsets.append(start / sample_rate)
+    graph = av.filter.Graph()
+    nodes = [graph.add_abuffer(sample_rate=sample_rate, format="flt", layout="mono", time_base=Fraction(1, sample_rate))]
+    nodes += [graph.add("atempo", f"{float(tempo):.12g}") for tempo in atempo_chain(stretch)]
+    nodes.append(graph.add("abuffersink"))
+    graph.link_nodes(*nodes).configure()
+    out = []
+
+    def drain() -> None:
+        while True:
+            try:
+                out.append(graph.pull().to_ndarray().reshape(-1))
+            except (av.BlockingIOError, av.EOFError):
+                return
+
+    for offset in range(0, signal.size, 1024):
+        chunk = av.AudioFrame.from_ndarray(signal[None, offset : offset + 1024].copy(), format="flt", layout="mono")
+        chunk.sample_rate, chunk.pts, chunk.time_base = sample_rate, offset, Fraction(1, sample_rate)
+        graph.push(chunk)
+        drain()
+    graph.push(None)
+    drain()
+    level = np.abs(np.concatenate(out)) if out else np.zeros(0)
+    factor, shifts = float(stretch), []
+    for onset in onsets:
+        low = int((onset - 0.3 * spacing) * factor * sample_rate)
+        window = level[low : int((onset + 0.3 * spacing) * factor * sample_rate)]
+        if window.size and window.max() > 0:
+            # Where the burst is first heard: its first sample above a tenth of its peak.
+            first = int(np.flatnonzero(window > 0.1 * window.max())[0])
+            shifts.append((low + first) / sample_rate - onset * factor)
+    if not shifts:
+        return Fraction(0)
+    lead = -float(np.median(shifts))
+    return Fraction(round(lead * sample_rate), sample_rate) if lead > 0 else Fraction(0)
+
+
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
@@ -346,6 +403,14 @@ class _StretchedAudio:
                 # advances by samples, as atempo produces them.
                 self._next_pts = round(source_time * self.stretch * self.sample_rate)
                 self._first_pts = self._next_pts
+                # atempo places content early (`atempo_lead`): silence pushed ahead of the first samples
+                # delays everything by that much, and the end is still cut at stretch x the input.
+                lead = round(atempo_lead(frame.sample_rate, self.stretch) / self.stretch * frame.sample_rate)
+                if lead > 0:
+                    silence = _silence_like(frame, lead)
+                    silence.pts = round(source_time * frame.sample_rate) - lead
+                    silence.time_base = Fraction(1, frame.sample_rate)
+                    self._graph.push(silence)
             elif (frame.sample_rate, frame.format.name, frame.layout.name) != self._input_format:
                 raise ValueError("audio format changes mid-stream")
             frame.pts = round(source_time * frame.sample_rate)
