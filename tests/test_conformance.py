@@ -214,3 +214,11 @@ def test_carried_span_cuts_only_what_plays_before_the_video(start, length, video
         assert span == (end - video_start) * stretch
     else:
         assert span == 0
+
+
+def test_image_folder_output_says_the_audio_is_not_written(capsys, tmp_path, variant_clips):
+    source = variant_clips(VARIANTS[0])
+    summary = run_cli(capsys, "x2", source, tmp_path / "frames")
+    assert summary["audio"] == "drop"
+    assert any("no sound" in notice for notice in summary["notices"])
+    assert len(list((tmp_path / "frames").glob("*.png"))) == summary["output_frames"]

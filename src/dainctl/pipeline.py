@@ -232,6 +232,7 @@ def run(
     `on_plan(summary)` once before the first frame, with the planned rates and frame count.
     """
     from .video import DEFAULT_PRESET, open_input, open_output  # PyAV is only needed once a run starts
+    from .video.writer import is_folder_output
 
     started = time.perf_counter()
     nice = BACKGROUND_NICE if _computes_on_cpu(engine) else 0
@@ -256,6 +257,12 @@ def run(
                 }
             )
         audio = job.audio if (not info.is_folder and info.audio_streams) else "drop"
+        run_notices: list[str] = []
+        if audio != "drop" and is_folder_output(job.output_path):
+            audio = "drop"
+            run_notices.append(
+                f"an image folder holds no sound: the input's {info.audio_streams} audio stream(s) are not written"
+            )
         with niced_new_threads(nice):  # the codec's worker threads start when it is opened
             writer = open_output(
                 temp_path,
@@ -283,7 +290,7 @@ def run(
         close_started = time.perf_counter()
         writer.close(end_ts)
         stage_seconds["encode"] += time.perf_counter() - close_started
-        notices = list(getattr(source, "notices", [])) + list(getattr(writer, "notices", []))
+        notices = run_notices + list(getattr(source, "notices", [])) + list(getattr(writer, "notices", []))
         audio_plan = list(getattr(writer, "audio_plan", []))
         subtitles = getattr(writer, "subtitles", {"carried": [], "dropped": []})
         writer = None
