@@ -223,6 +223,7 @@ def quality(
     ] = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
+    summary: Annotated[bool, typer.Option("--summary", help="One line with the means instead of the table.")] = False,
 ) -> None:
     """PSNR/SSIM per item and mean: triplets in a folder, or a video's every other frame re-created."""
     _check_engine(engine, weights, profile)
@@ -271,10 +272,25 @@ def quality(
     payload = {"schema": QUALITY_SCHEMA, "source": str(source), "kind": kind, "engine": engine, "profile": profile,
                "device": device,
                "precision": "fp16" if fp16 else "fp32", **result}
-    if not quiet:
+    profile_ran = (getattr(model, "stats", None) or {}).get("profile")
+    if profile_ran is not None:
+        payload["profile_ran"] = profile_ran
+    if summary:
+        ui.info(quality_line(payload), quiet=quiet)
+    elif not quiet:
         print_quality(payload)
     if json_out:
         ui.emit_json(payload)
+
+
+def quality_line(payload: dict) -> str:
+    """The means in one line: what `--summary` prints."""
+    what = "frames re-created from their neighbours" if payload["kind"] == "video" else "triplets"
+    mean = payload["mean_psnr"]
+    psnr = "identical" if mean is None else f"mean PSNR {mean:.2f} dB"
+    ran = f", profile {payload['profile_ran']}" if payload.get("profile_ran") else ""
+    return (f"quality self-check: {payload['source']}: {len(payload['items'])} {what}, {psnr}, "
+            f"SSIM {payload['mean_ssim']:.4f} (engine {payload['engine']}{ran})")
 
 
 def _finite(value: float) -> float | None:

@@ -40,7 +40,7 @@ from dainctl import kernels
 from dainctl.errors import EngineError
 from dainctl.profiling import section
 
-PROFILES = ("auto", "high", "fast")
+PROFILES = ("auto", "high", "balanced", "fast")
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class FlowSettings:
     # warps and blend always run at full size); None = the frame's own size.
     max_side: int | None = None
     min_side: int | None = None  # smaller frames are upscaled (bicubic) to this long side for the flow
+    scale: float = 1.0  # work size / frame size below the cap (1 = the frame's own size)
     patch_size: int = 8
     variational_alpha: float | None = None  # None = OpenCV's default smoothness weight (20)
 
@@ -71,13 +72,17 @@ class FlowSettings:
 # "high" was tuned on the Middlebury and UCF101 triplets. Middlebury means: 34.68 dB with grey and
 # colour candidates alone; 34.97 with the mirrored candidates added; 34.99 with the shifted ones too;
 # 35.02 with the mirror average on top, at about six times the flow cost of the first.
-# "fast" measured 34.28 / 33.43 dB (Middlebury / UCF101) at native size and 33.84 / 33.43 dB with the
-# default work size cap (long side 320, which halves Middlebury), for a flow many times cheaper; it
-# serves frames above 640x480.
+# "balanced" came out of the frontier search of issue 11 (docs/benchmarks.md, 2026-12-01): the grey flow
+# alone at 0.6 of the frame size, refined down to that work size's own pixels (finest level 0) and
+# without variational refinement, which measured better there than with it: 34.57 / 34.26 dB.
+# "fast" measured 34.28 / 33.43 dB (Middlebury / UCF101) at native size and 33.83 / 33.43 dB with the
+# work size cap (long side 320, which halves Middlebury), for a flow many times cheaper.
 PROFILE_SETTINGS = {
     "high": FlowSettings(finest_scale=0, patch_stride=2, gradient_descent_iterations=40, refine_iterations=5,
                          colour_candidates=True, mirrored_candidates=True, shifted_candidates=True,
                          mirror_average=True),
+    "balanced": FlowSettings(finest_scale=0, patch_stride=3, gradient_descent_iterations=25, refine_iterations=0,
+                             colour_candidates=False, scale=0.6, max_side=480),
     "fast": FlowSettings(finest_scale=1, patch_stride=3, gradient_descent_iterations=25, refine_iterations=5,
                          colour_candidates=False, max_side=320),
 }
@@ -86,18 +91,21 @@ PROFILE_SETTINGS = {
 # ------------------------------------------------------------------------------- auto: chosen by time
 # The profiles auto chooses among, best quality first; the last one is the floor (and the one the
 # calibration pair runs in).
-AUTO_ORDER = ("high", "fast")
-# Cost model, measured on the reference machine (docs/benchmarks.md, 2-core AMD EPYC, one OpenCV/torch
-# thread as the CLI runs there): engine seconds per pair = flow seconds per work megapixel x the work
-# size + warp seconds per frame megapixel x the frame size x the timesteps; twice that with the mirror
-# average. The calibration on the first pair scales it to the machine it runs on.
-REFERENCE_FLOW_S_PER_MPX = {"high": 20.0, "fast": 0.5}
-REFERENCE_WARP_S_PER_MPX = 0.05
+AUTO_ORDER = ("high", "balanced", "fast")
+# Cost model, measured on the reference machine (docs/benchmarks.md, 2026-12-01: 2-core AMD EPYC, one
+# OpenCV/torch thread as the CLI runs there, `python benchmarks/auto_cost_model.py`): engine seconds per
+# pair = flow seconds per work megapixel x the work size + warp seconds per frame megapixel x the frame
+# size x the timesteps (projection, warps and blend); twice that with the mirror average. "high" is
+# from its documented 6 s per 640x360 pair (DIS calls on the 2-thread pool). The calibration on the first
+# pair scales the model to the machine it runs on.
+REFERENCE_FLOW_S_PER_MPX = {"high": 13.0, "balanced": 0.7, "fast": 0.32}
+REFERENCE_WARP_S_PER_MPX = 0.10
 # auto's budget: engine seconds per new frame and frame megapixel. FFmpeg minterpolate (issue 2's
-# settings) took 0.59-0.75 s per new frame and megapixel on the reference machine, end to end
-# (docs/benchmarks.md, 2026-12-01); auto spends at most half of that in the engine, which leaves the
-# decode, encode and start-up of a whole run within minterpolate's time.
-AUTO_BUDGET_S_PER_MPX = 0.3
+# settings) took 0.59 s (640x360) to 0.75 s (1280x720) per new frame and megapixel end to end on the
+# reference machine (docs/benchmarks.md, 2026-12-01); auto spends at most 0.45 s in the engine, which
+# leaves the rest of minterpolate's time for decoding, encoding and start-up (on clips of a few seconds
+# at 640x360 the start-up of about 3 s is more than that: see docs/benchmarks.md).
+AUTO_BUDGET_S_PER_MPX = 0.45
 
 
 def work_scale(height: int, width: int, settings: FlowSettings, max_flow_side: int | None = None) -> float:
@@ -107,7 +115,7 @@ def work_scale(height: int, width: int, settings: FlowSettings, max_flow_side: i
     long_side = max(height, width)
     if settings.min_side is not None and long_side < settings.min_side and max_flow_side is None:
         return settings.min_side / long_side
-    return 1.0 if cap is None else min(1.0, cap / long_side)
+    return min(1.0, settings.scale) if cap is None else min(1.0, settings.scale, cap / long_side)
 
 
 def reference_seconds(height: int, width: int, timesteps: int, settings: FlowSettings,
