@@ -253,6 +253,11 @@ VARIANTS: tuple[ClipSpec, ...] = (
              audio=(AudioSpec("pcm_s16le", sample_rate=32_000, channels=1),)),
     ClipSpec("nut-ffv1", ext=".nut", codec="ffv1", rate=Fraction(50), frames=26, bframes=False,
              audio=(AudioSpec("pcm_s16le"),)),
+    ClipSpec("mkv-start-offset", ext=".mkv", rate=Fraction(30000, 1001), frames=29, video_start=Fraction(1),
+             audio=(AudioSpec("libopus", offset=Fraction(-1, 50)),)),
+    ClipSpec("mp4-8k-mono", rate=Fraction(25), frames=25, audio=(AudioSpec(sample_rate=8_000, channels=1),)),
+    ClipSpec("mov-96k-ac3-late", ext=".mov", rate=Fraction(60), frames=59,
+             audio=(AudioSpec("ac3", offset=Fraction(1, 3)), AudioSpec("pcm_s16le", sample_rate=96_000))),
 )
 
 
@@ -353,6 +358,19 @@ def probe_clip(path: Path) -> ClipReading:
     )
 
 
+def _last_packet_end(path: Path, audio_index: int) -> Fraction:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[audio_index]
+        frame = Fraction(stream.codec_context.frame_size or 0, stream.codec_context.sample_rate)
+        return max(p.pts * Fraction(p.time_base) + max((p.duration or 0) * Fraction(p.time_base), frame)
+                   for p in container.demux(stream) if p.size and p.pts is not None)
+
+
+def _sample_rate(path: Path, audio_index: int) -> int:
+    with av.open(str(path)) as container:
+        return container.streams.audio[audio_index].codec_context.sample_rate
+
+
 def _first_packet_at_or_after(path: Path, audio_index: int, time: Fraction) -> Fraction:
     with av.open(str(path)) as container:
         stream = container.streams.audio[audio_index]
@@ -420,11 +438,17 @@ def conformance_problems(spec: ClipSpec, source: Path, output: Path, operation: 
     for index, a in enumerate([] if dropped else source_reading.audio):
         start = max(a.start, vstart)
         copied = not stretched and index < len(reading.audio) and reading.audio[index].codec == a.codec
+        end = a.end
         if copied and output.suffix in (".mkv", ".webm"):
-            # Without an edit list a copy is cut at a packet boundary: it starts with its first packet
-            # at or after the first video frame (a packet inside Opus's pre-skip counts as at it).
+            # Without an edit list a copy is cut at packet boundaries: it starts with its first packet
+            # at or after the first video frame (a packet inside Opus's pre-skip counts as at it) and
+            # ends with its last packet.
             start = max(start, _first_packet_at_or_after(source, index, vstart))
-        expected_audio.append((a.end - start) * stretch)
+            end = _last_packet_end(source, index)
+        late = (not copied) and start > vstart and reading.audio[index].codec == "aac" if index < len(reading.audio) else False
+        # A re-encoded stream that starts after the video shows its encoder's priming (AAC: 1024 samples).
+        priming = Fraction(1024, _sample_rate(output, index)) if late else Fraction(0)
+        expected_audio.append((end - start) * stretch + priming)
     if len(reading.audio) != len(expected_audio):
         problems.append(f"{len(reading.audio)} audio streams, expected {len(expected_audio)}")
     else:

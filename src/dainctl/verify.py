@@ -164,11 +164,15 @@ def expected_audio_durations(
 
     timings = {t.index: t for t in measure_streams(input_path)}
     first_kept: dict[int, Fraction] = {}
+    last_end: dict[int, Fraction] = {}
     by_packets = [c.source_index for c in carried if c.mode == "copy-packets"]
     if by_packets:
         with av.open(str(input_path), metadata_errors="replace") as container:
             streams = [container.streams[i] for i in by_packets]
             heads = {s.index: opus_pre_skip(s) for s in streams}
+            # A packet lasts at least its codec's frame (an MP4 demuxer shortens the last one to the edit
+            # list's end; the containers that cut at packets keep it whole).
+            frames = {s.index: Fraction(s.codec_context.frame_size or 0, s.codec_context.sample_rate or 1) for s in streams}
             for packet in container.demux(*streams):
                 ticks = packet.pts if packet.pts is not None else packet.dts
                 if packet.size == 0 or ticks is None:
@@ -177,16 +181,24 @@ def expected_audio_durations(
                 index = packet.stream.index
                 if keeps_copied_packet(start - video_start, heads[index], False, Fraction(packet.time_base)):
                     first_kept[index] = min(first_kept.get(index, start), start)
+                end = start + max((packet.duration or 0) * Fraction(packet.time_base), frames[index])
+                last_end[index] = max(last_end.get(index, end), end)
     durations = []
     for item in carried:
         timing = timings.get(item.source_index)
         if timing is None or timing.start is None or timing.end is None:
             durations.append(Fraction(0))
             continue
-        start = max(timing.start, Fraction(0))
+        start, end = max(timing.start, Fraction(0)), timing.end
         if item.mode == "copy-packets":
+            # Whole packets: from the first carried to the last one's end (an MP4 input's edit list may
+            # end the stream inside its last packet; these containers cannot).
             start = first_kept.get(item.source_index, timing.end)
-        durations.append(carried_span(start, timing.end, video_start, stretch if item.mode == "encode" else Fraction(1)))
+            end = last_end.get(item.source_index, timing.end)
+        span = carried_span(start, end, video_start, stretch if item.mode == "encode" else Fraction(1))
+        if item.mode == "encode" and start > video_start:
+            span += item.priming  # it starts after time zero, where no container can hide the priming
+        durations.append(span)
     return tuple(durations)
 
 

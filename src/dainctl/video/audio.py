@@ -342,6 +342,15 @@ class _StretchedAudio:
         self._samples_in = 0
         self._sample_limit: int | None = None
         self._source_end = _declared_end(source_stream)
+        self.first_packet_pts: int | None = None
+
+    @property
+    def priming(self) -> Fraction:
+        """Seconds of encoder priming (AAC: 1024 samples) ahead of the first sample written; a container
+        hides them only when they fall before time zero."""
+        if self.first_packet_pts is None or self._first_pts is None:
+            return Fraction(0)
+        return Fraction(max(0, self._first_pts - self.first_packet_pts), self.sample_rate)
 
     def _build_graph(self, frame) -> None:
         graph = av.filter.Graph()
@@ -435,7 +444,10 @@ class _StretchedAudio:
             filtered.pts = self._next_pts
             filtered.time_base = Fraction(1, self.sample_rate)
             self._next_pts += filtered.samples
-            container.mux(self.output.encode(filtered))
+            packets = self.output.encode(filtered)
+            if self.first_packet_pts is None and packets and packets[0].pts is not None:
+                self.first_packet_pts = packets[0].pts  # the encoder's time base is 1/sample_rate
+            container.mux(packets)
 
     def finish(self, container) -> None:
         # A frame-threaded decoder (FLAC, MP2 ...) still holds the last frames: flush it first.
@@ -510,10 +522,12 @@ def _truncated(frame, samples: int):
 class CarriedAudio:
     """How one input audio stream was carried: "copy" (packets, the head cut to the sample by an edit
     list), "copy-packets" (packets, cut at a packet boundary) or "encode" (decoded, cut to the sample and
-    re-encoded, stretched in slow motion). `dainctl.verify.expected_audio_durations` reads it."""
+    re-encoded, stretched in slow motion; `priming` is the encoder's, which a container shows when the
+    stream starts after time zero). `dainctl.verify.expected_audio_durations` reads it."""
 
     source_index: int
     mode: str
+    priming: Fraction = Fraction(0)  # "encode": the encoder's priming ahead of the first sample
 
 
 class StreamCarrier:
@@ -537,7 +551,7 @@ class StreamCarrier:
         if audio not in AUDIO_MODES:
             raise ValueError(f"audio must be one of {AUDIO_MODES}, got {audio!r}")
         self.notices: list[str] = []
-        self.audio_plan: list[CarriedAudio] = []
+        self._audio_entries: list[tuple[int, str]] = []
         self.subtitles_carried: list[str] = []
         self.subtitles_dropped: list[str] = []
         self.stretch = Fraction(stretch)
@@ -558,6 +572,16 @@ class StreamCarrier:
         # Output time of the latest packet carried so far (None before the first).
         self.carried_until: Fraction | None = None
 
+    @property
+    def audio_plan(self) -> list[CarriedAudio]:
+        """How each audio stream was carried, in output order (complete once `finish` has run)."""
+        plan = []
+        for index, mode in self._audio_entries:
+            carried = self._carried[index]
+            priming = carried.priming if isinstance(carried, _StretchedAudio) else Fraction(0)
+            plan.append(CarriedAudio(index, mode, priming))
+        return plan
+
     def _add_audio(self, output, start: Fraction, audio: str) -> None:
         sources = list(self._source.streams.audio)
         if not sources or audio == "drop":
@@ -573,7 +597,7 @@ class StreamCarrier:
                 out_stream = output.add_stream_from_template(stream)
                 edit_list = is_mov_family(output)
                 self._carried[stream.index] = _CopiedStream(stream, out_stream, start, Fraction(1), edit_list)
-                self.audio_plan.append(CarriedAudio(stream.index, "copy" if edit_list else "copy-packets"))
+                self._audio_entries.append((stream.index, "copy" if edit_list else "copy-packets"))
                 continue
             # Stretching re-encodes; so does a copy the container cannot hold (losing the audio would be worse).
             encoder = self._stretch_encoder(output)
@@ -591,7 +615,7 @@ class StreamCarrier:
             stream.thread_type = "AUTO"
             stretch = self.stretch if audio == "stretch" else Fraction(1)
             self._carried[stream.index] = _StretchedAudio(stream, output, start, stretch, encoder)
-            self.audio_plan.append(CarriedAudio(stream.index, "encode"))
+            self._audio_entries.append((stream.index, "encode"))
 
     @staticmethod
     def _stretch_encoder(output) -> str | None:
