@@ -1,6 +1,8 @@
 """Quality and cost of weight-free engine variants on the shared triplets (issue 11's frontier search).
 
     python benchmarks/flow_frontier.py NAME [NAME ...]      # variants by name (see VARIANTS), or `all`
+    python benchmarks/flow_frontier.py --no-time NAME ...   # the PSNR means only
+    python benchmarks/flow_frontier.py --pair Urban2 NAME ... # seconds per pair on one Middlebury pair only
 
 For each variant: mean PSNR on ../shared/data/middlebury and ../shared/data/ucf101 (as `dainctl
 benchmark quality` scores it), and the engine's seconds per pair: the median over the first 4
@@ -21,7 +23,7 @@ import cv2
 import torch
 
 from dainctl.engines.flow import PROFILE_SETTINGS, FlowEngine, FlowSettings
-from dainctl.quality import evaluate_triplets, find_triplets, load_rgb  # noqa: F401
+from dainctl.quality import evaluate_triplets, find_triplets, load_rgb
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FAST = PROFILE_SETTINGS["fast"]
@@ -52,13 +54,6 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     # candidates and averaging with the fast DIS parameters at full size
     "full-mirroravg": (replace(FULL, mirror_average=True), {}),
     "full-colour": (COLOUR, {}),
-    "full-colour-mirrored": (replace(COLOUR, mirrored_candidates=True), {}),
-    "full-colour-mirrored-avg": (replace(COLOUR, mirrored_candidates=True, mirror_average=True), {}),
-    "full-colour-mirroravg": (replace(COLOUR, mirror_average=True), {}),
-    # the high profile without its most expensive parts
-    "high-noshift": (replace(HIGH, shifted_candidates=False), {}),
-    "high-noshift-noavg": (replace(HIGH, shifted_candidates=False, mirror_average=False), {}),
-    "high-colour-only": (replace(HIGH, shifted_candidates=False, mirrored_candidates=False, mirror_average=False), {}),
     # the fast DIS parameters at full size and finest level 0
     "fs0-colour": (replace(FS0, colour_candidates=True), {}),
     "fs0-mirroravg": (replace(FS0, mirror_average=True), {}),
@@ -68,7 +63,6 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     "fs0-stride4": (replace(FS0, patch_stride=4), {}),
     "fs0-gd12": (replace(FS0, gradient_descent_iterations=12), {}),
     "fs0-refine0": (replace(FS0, refine_iterations=0), {}),
-    "fs0-refine2": (replace(FS0, refine_iterations=2), {}),
     "fs0-colour-mirrored": (replace(FS0, colour_candidates=True, mirrored_candidates=True), {}),
     # cheaper work sizes and levels around the fast profile
     "cap320-fs0-refine0": (replace(FAST, finest_scale=0, refine_iterations=0), {}),
@@ -103,7 +97,6 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     "high-scale0.6-refine0": (replace(HIGH, scale=0.6, refine_iterations=0), {}),
     "high-scale0.6-refine0-fastdis": (replace(HIGH, scale=0.6, refine_iterations=0, patch_stride=3,
                                               gradient_descent_iterations=25), {}),
-    "high-refine0-fastdis": (replace(HIGH, refine_iterations=0, patch_stride=3, gradient_descent_iterations=25), {}),
     "scale0.6-colour-mirrored-avg": (replace(FS0, refine_iterations=0, scale=0.6, colour_candidates=True,
                                              mirrored_candidates=True, mirror_average=True), {}),
     # engine options on the fast DIS flow at full size
@@ -147,9 +140,30 @@ def measure(name: str) -> dict:
     return row
 
 
+def time_pair(sequence: str, names: list[str]) -> None:
+    """Median of 3 timed `interpolate` calls (t = 0.5, after one warm-up) on one Middlebury pair."""
+    frame0 = load_rgb(DATA / "middlebury" / sequence / "frame10.png")
+    frame1 = load_rgb(DATA / "middlebury" / sequence / "frame11.png")
+    for name in names:
+        settings, options = VARIANTS[name]
+        engine = engine_for(name, settings, options)
+        engine.interpolate(frame0, frame1, [0.5])
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            engine.interpolate(frame0, frame1, [0.5])
+            times.append(time.perf_counter() - start)
+        print(json.dumps({"variant": name, "size": f"{frame0.shape[2]}x{frame0.shape[1]}",
+                          "s_per_pair": round(statistics.median(times), 4),
+                          "runs": [round(t, 3) for t in times]}), flush=True)
+
+
 def main(names: list[str]) -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    if names[:1] == ["--pair"]:
+        time_pair(names[1], names[2:])
+        return
     global TIMED
     if "--no-time" in names:
         names.remove("--no-time")

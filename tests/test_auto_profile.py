@@ -106,3 +106,25 @@ def test_summary_and_json_say_which_profile_ran_and_why(capsys, tmp_path, clip_f
     else:
         assert payload["profile"] == "fast" and payload["profile_reason"] == "asked for with --profile"
     assert f"profile {payload['profile']}: {payload['profile_reason']}" in " ".join(err.split())
+
+
+@pytest.mark.parametrize("profile", ["auto", "balanced", "fast"])
+def test_one_flow_per_pair_for_every_timestep(monkeypatch, profile):
+    """Slow motion and --fps ask for many t per pair: the pair's flows are computed once for all of them
+    (auto's calibration adds its two passes on the first pair only, at one t)."""
+    engine = FlowEngine(profile=profile)
+    calls = []
+    original = FlowEngine.pair_flows
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FlowEngine, "pair_flows", counting)
+    frame0 = textured_frame(48, 64, 0.0, 0.0)
+    frame1 = textured_frame(48, 64, 1.5, 0.5)
+    first = 2 if profile == "auto" else 0
+    assert len(engine.interpolate(frame0, frame1, [0.125 * k for k in range(1, 8)])) == 7
+    assert len(calls) == first + 1
+    engine.interpolate(frame1, frame0, [0.25, 0.5, 0.75])
+    assert len(calls) == first + 2

@@ -182,7 +182,7 @@ def test_real_triplets_do_not_regress(shared_reports, profile, dataset):
     report = _report_for(shared_reports, profile, dataset)
     floor = MEASURED_FLOORS[profile][dataset]
     assert report.mean_psnr >= floor, f"{profile}, {dataset}: mean PSNR {report.mean_psnr:.3f} dB"
-    assert report.mean_ssim > 0.93
+    assert report.mean_ssim > (0.93 if profile == "fast" else 0.94)
 
 
 @pytest.mark.slow

@@ -285,11 +285,12 @@ def quality(
 
 def quality_line(payload: dict) -> str:
     """The means in one line: what `--summary` prints."""
-    what = "frames re-created from their neighbours" if payload["kind"] == "video" else "triplets"
+    video = payload["kind"] == "video"
+    what = "frames re-created from their neighbours" if video else "triplets"
     mean = payload["mean_psnr"]
     psnr = "identical" if mean is None else f"mean PSNR {mean:.2f} dB"
     ran = f", profile {payload['profile_ran']}" if payload.get("profile_ran") else ""
-    return (f"quality self-check: {payload['source']}: {len(payload['items'])} {what}, {psnr}, "
+    return (f"{'quality self-check' if video else 'quality'}: {payload['source']}: {len(payload['items'])} {what}, {psnr}, "
             f"SSIM {payload['mean_ssim']:.4f} (engine {payload['engine']}{ran})")
 
 

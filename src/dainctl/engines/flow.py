@@ -74,7 +74,8 @@ class FlowSettings:
 # 35.02 with the mirror average on top, at about six times the flow cost of the first.
 # "balanced" came out of the frontier search of issue 11 (docs/benchmarks.md, 2026-12-01): the grey flow
 # alone at 0.6 of the frame size, refined down to that work size's own pixels (finest level 0) and
-# without variational refinement, which measured better there than with it: 34.57 / 34.26 dB.
+# without variational refinement, which measured better there than with it: 34.57 / 34.26 dB. Its long
+# side is capped at 384 (0.6 of 640: no Middlebury or UCF101 frame is capped) so that big frames stay cheap.
 # "fast" measured 34.28 / 33.43 dB (Middlebury / UCF101) at native size and 33.83 / 33.43 dB with the
 # work size cap (long side 320, which halves Middlebury), for a flow many times cheaper.
 PROFILE_SETTINGS = {
@@ -82,7 +83,7 @@ PROFILE_SETTINGS = {
                          colour_candidates=True, mirrored_candidates=True, shifted_candidates=True,
                          mirror_average=True),
     "balanced": FlowSettings(finest_scale=0, patch_stride=3, gradient_descent_iterations=25, refine_iterations=0,
-                             colour_candidates=False, scale=0.6, max_side=480),
+                             colour_candidates=False, scale=0.6, max_side=384),
     "fast": FlowSettings(finest_scale=1, patch_stride=3, gradient_descent_iterations=25, refine_iterations=5,
                          colour_candidates=False, max_side=320),
 }
@@ -101,10 +102,11 @@ AUTO_ORDER = ("high", "balanced", "fast")
 REFERENCE_FLOW_S_PER_MPX = {"high": 13.0, "balanced": 0.7, "fast": 0.32}
 REFERENCE_WARP_S_PER_MPX = 0.10
 # auto's budget: engine seconds per new frame and frame megapixel. FFmpeg minterpolate (issue 2's
-# settings) took 0.59 s (640x360) to 0.75 s (1280x720) per new frame and megapixel end to end on the
-# reference machine (docs/benchmarks.md, 2026-12-01); auto spends at most 0.45 s in the engine, which
-# leaves the rest of minterpolate's time for decoding, encoding and start-up (on clips of a few seconds
-# at 640x360 the start-up of about 3 s is more than that: see docs/benchmarks.md).
+# settings) took 0.52-0.55 s per new frame and megapixel end to end on the idle reference machine at
+# 640x360, 1280x720 and 1920x1080 (docs/benchmarks.md, 2026-12-01); auto spends at most 0.45 s in the
+# engine. Decoding and encoding overlap the engine, but dainctl's start-up (about 3 s: Python, torch,
+# the calibration, the check of the written file) does not: on clips of a few seconds at 640x360 the
+# whole run takes longer than minterpolate's (measured there).
 AUTO_BUDGET_S_PER_MPX = 0.45
 
 
@@ -438,17 +440,18 @@ class FlowEngine:
         return frames
 
     def _calibrate(self, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]) -> float:
-        """This machine's speed against the reference one: the first pair in the cheapest profile, timed
-        twice (the first run also pays one-time set-up costs; the faster run counts), over the cost
-        model's prediction for it. The calibration frames are discarded; auto's choice makes the real ones."""
+        """This machine's speed against the reference one: the first pair in the cheapest profile at its
+        first timestep, timed twice (the first run also pays one-time set-up costs; the faster run
+        counts), over the cost model's prediction for it. The calibration frames are discarded; auto's
+        choice makes the real ones."""
         height, width = frame0.shape[1:]
         settings = PROFILE_SETTINGS[AUTO_ORDER[-1]]
         seconds = []
         for _ in range(2):
             start = time.perf_counter()
-            self._interpolate_with(settings, frame0, frame1, timesteps)
+            self._interpolate_with(settings, frame0, frame1, timesteps[:1])
             seconds.append(time.perf_counter() - start)
-        predicted = reference_seconds(height, width, len(timesteps), settings, self.max_flow_side)
+        predicted = reference_seconds(height, width, 1, settings, self.max_flow_side)
         self.stats["calibration_seconds"] = round(min(seconds), 4)
         return max(min(seconds) / predicted, 1e-3)
 
