@@ -48,7 +48,7 @@ def print_sync_offsets(operations) -> None:
     from test_conformance import SYNC_CLIPS
     from conformance_clips import flash_and_beep_times
 
-    from test_conformance import SYNC_OPERATIONS
+    from conformance_clips import ALL_OPERATIONS
 
     ops = [op for op in operations if not op.startswith("x2-") and op != "slowmo-drop"] + ["slowmo4-stretch"]
     print("\nA/V sync: (beep onset - flash) in the output minus the input's times the slow-motion factor, ms")
@@ -60,7 +60,7 @@ def print_sync_offsets(operations) -> None:
             cells = []
             for op in ops:
                 out = Path(tmp) / f"{name}.{op}.mp4"
-                args = SYNC_OPERATIONS[op]
+                args = ALL_OPERATIONS[op]
                 with contextlib.redirect_stderr(io.StringIO()):
                     main([*args[:1], str(source), str(out), *args[1:], "--profile", "fast", "--quiet"])
                 f2, b2, _ = flash_and_beep_times(out)

@@ -286,6 +286,20 @@ OPERATIONS: dict[str, list[str]] = {
 }
 
 
+# More factors, rates and slow-motion factors, run on a few variants (tests/test_conformance.py).
+EXTRA_OPERATIONS: dict[str, list[str]] = {
+    "x4": ["interpolate", "--factor", "4"],
+    "x5": ["interpolate", "--factor", "5"],
+    "fps23.976": ["interpolate", "--fps", "24000/1001"],
+    "fps25": ["interpolate", "--fps", "25"],
+    "fps30": ["interpolate", "--fps", "30"],
+    "fps120": ["interpolate", "--fps", "120"],
+    "slowmo4-stretch": ["slowmo", "--factor", "4", "--audio", "stretch"],
+    "slowmo8-stretch": ["slowmo", "--factor", "8", "--audio", "stretch"],
+}
+ALL_OPERATIONS = {**OPERATIONS, **EXTRA_OPERATIONS}
+
+
 def output_extension(spec: ClipSpec, operation: str = "") -> str:
     """Where a matrix run writes: the container the operation names, else the input's own when dainctl
     writes it, else MP4."""
@@ -358,6 +372,15 @@ def probe_clip(path: Path) -> ClipReading:
     )
 
 
+def _opus_pre_skip(path: Path, audio_index: int) -> Fraction:
+    with av.open(str(path)) as container:
+        context = container.streams.audio[audio_index].codec_context
+        extradata = context.extradata or b""
+        if context.name == "opus" and extradata[:8] == b"OpusHead":
+            return Fraction(int.from_bytes(extradata[10:12], "little"), 48_000)
+    return Fraction(0)
+
+
 def _last_packet_end(path: Path, audio_index: int) -> Fraction:
     with av.open(str(path)) as container:
         stream = container.streams.audio[audio_index]
@@ -393,7 +416,7 @@ def ceil_frames(duration: Fraction, rate: Fraction) -> int:
 
 def output_rate(spec: ClipSpec, reading: ClipReading, operation: str) -> tuple[Fraction, Fraction]:
     """(output rate, time stretch) an operation promises, from the independent reading of the input."""
-    args = OPERATIONS[operation]
+    args = ALL_OPERATIONS[operation]
     input_rate = spec.rate
     if spec.frame_durations is not None:  # variable rate: --factor multiplies FFmpeg's average rate
         input_rate = reading.rate
@@ -431,12 +454,13 @@ def conformance_problems(spec: ClipSpec, source: Path, output: Path, operation: 
         problems.append(f"video duration {float(video_duration):.4f} s, expected {float(frames * frame_time):.4f} s")
     if abs(reading.video.start) > frame_time / 2:
         problems.append(f"video starts at {float(reading.video.start):.4f} s, not 0")
-    dropped = OPERATIONS[operation][0] == "slowmo" and "stretch" not in OPERATIONS[operation]
-    stretched = "stretch" in OPERATIONS[operation]
+    dropped = ALL_OPERATIONS[operation][0] == "slowmo" and "stretch" not in ALL_OPERATIONS[operation]
+    stretched = "stretch" in ALL_OPERATIONS[operation]
     vstart = source_reading.video.start
     expected_audio = []
     for index, a in enumerate([] if dropped else source_reading.audio):
-        start = max(a.start, vstart)
+        # Opus's pre-skip is codec delay: outside MP4/MOV the first packet comes that much before the sound.
+        start = max(a.start + (_opus_pre_skip(source, index) if source.suffix not in (".mp4", ".mov", ".m4v", ".3gp") else 0), vstart)
         copied = not stretched and index < len(reading.audio) and reading.audio[index].codec == a.codec
         end = a.end
         if copied and output.suffix in (".mkv", ".webm"):

@@ -19,6 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance_clips import (
+    ALL_OPERATIONS,
+    EXTRA_OPERATIONS,
     OPERATIONS,
     VARIANTS,
     AudioSpec,
@@ -46,12 +48,8 @@ def variant_clips(tmp_path_factory):
     return get
 
 
-# Slow motion at 4x for the sync test (atempo's lead compounds per stage), beside the matrix's operations.
-SYNC_OPERATIONS = {**OPERATIONS, "slowmo4-stretch": ["slowmo", "--factor", "4", "--audio", "stretch"]}
-
-
 def run_cli(capsys, operation: str, source: Path, out: Path, *extra: str) -> dict:
-    args = SYNC_OPERATIONS[operation]
+    args = ALL_OPERATIONS[operation]
     code = main([args[0], str(source), str(out), *args[1:], "--profile", "fast", "--quiet", "--json", *extra])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -67,6 +65,23 @@ def test_matrix(capsys, tmp_path, variant_clips, spec, operation):
     assert summary["verification"]["ok"]
     assert conformance_problems(spec, source, out, operation) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # nothing else left behind
+
+
+# More factors, rates and slow-motion factors (8x stretched Opus was the failing case) on the
+# variants that carry the most timing situations.
+EXTRA_VARIANTS = ["mp4-24-odd", "mkv-opus", "webm-vp9-opus", "ts-ntsc-aac", "mp4-start-offset", "mkv-two-audio-srt",
+                  "mp4-vfr", "avi-mpeg4-mp3"]
+
+
+@pytest.mark.parametrize("operation", list(EXTRA_OPERATIONS))
+@pytest.mark.parametrize("name", EXTRA_VARIANTS)
+def test_more_operations(capsys, tmp_path, variant_clips, name, operation):
+    spec = next(v for v in VARIANTS if v.name == name)
+    source = variant_clips(spec)
+    out = tmp_path / f"out{output_extension(spec, operation)}"
+    summary = run_cli(capsys, operation, source, out)
+    assert summary["verification"]["ok"]
+    assert conformance_problems(spec, source, out, operation) == []
 
 
 # A/V sync: a white flash frame and a beep at the same instant stay together within one output frame
@@ -91,7 +106,7 @@ def test_flash_and_beep_stay_together(capsys, tmp_path, variant_clips, clip, ope
     out = tmp_path / "out.mp4"
     summary = run_cli(capsys, operation, source, out)
     frame = 1 / float(Fraction(summary["output_rate"]))
-    args = SYNC_OPERATIONS[operation]
+    args = ALL_OPERATIONS[operation]
     stretch = int(args[2]) if args[0] == "slowmo" else 1
     out_flash, out_beep, _ = flash_and_beep_times(out)
     # Where the beep is first heard, against the flash: as in the input, the input's offset scaled by

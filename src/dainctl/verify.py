@@ -161,13 +161,18 @@ def expected_audio_durations(
     frame; one cut at a packet boundary ("copy-packets") starts at its first packet carried
     (`keeps_copied_packet`). Re-encoded streams are slowed by `stretch`, copies never."""
     from .video.audio import keeps_copied_packet, opus_pre_skip
+    from .video.probe import is_mov_family
 
     timings = {t.index: t for t in measure_streams(input_path)}
     first_kept: dict[int, Fraction] = {}
     last_end: dict[int, Fraction] = {}
     by_packets = [c.source_index for c in carried if c.mode == "copy-packets"]
-    if by_packets:
-        with av.open(str(input_path), metadata_errors="replace") as container:
+    with av.open(str(input_path), metadata_errors="replace") as container:
+        # Opus's pre-skip is codec delay, not sound: outside MP4/MOV (whose edit list already ends the
+        # stream where its sound ends) the first packet's time is the sound's start minus it.
+        mov = is_mov_family(container)
+        pre_skips = {c.source_index: Fraction(0) if mov else opus_pre_skip(container.streams[c.source_index]) for c in carried}
+        if by_packets:
             streams = [container.streams[i] for i in by_packets]
             heads = {s.index: opus_pre_skip(s) for s in streams}
             # A packet lasts at least its codec's frame (an MP4 demuxer shortens the last one to the edit
@@ -189,7 +194,7 @@ def expected_audio_durations(
         if timing is None or timing.start is None or timing.end is None:
             durations.append(Fraction(0))
             continue
-        start, end = max(timing.start, Fraction(0)), timing.end
+        start, end = max(timing.start + pre_skips.get(item.source_index, Fraction(0)), Fraction(0)), timing.end
         if item.mode == "copy-packets":
             # Whole packets: from the first carried to the last one's end (an MP4 input's edit list may
             # end the stream inside its last packet; these containers cannot).
