@@ -90,6 +90,8 @@ install_pyav() {
     if [ ! -f "${wheels[0]}" ]; then
         if "$PY" -c "import av" 2>/dev/null; then
             echo "no .whl/av-*.whl, and PyAV is already importable"
+            # The report takes a skipped step's reason from its JSON fragment.
+            echo '{"step_skipped": "no .whl/av-*.whl, and PyAV is already importable"}' >"$WORK/install_pyav.json"
             return 77
         fi
         echo "no .whl/av-*.whl: fetch it here as README.md's 'GPU check' section says, and carry .whl" >&2

@@ -484,7 +484,8 @@ def run_case(case: Case, space: Workspace, log: Callable[[str], None] = lambda m
         "output_frames": result.output_frames,
         "interpolated_frames": result.interpolated_frames,
         "wall_seconds": round(wall, 4),
-        "output_fps": round(result.output_frames / wall, 4) if wall > 0 else None,
+        # From the rounded wall time, so that the report agrees with itself even for runs of milliseconds.
+        "output_fps": round(result.output_frames / round(wall, 4), 4) if round(wall, 4) > 0 else None,
         "interpolated_fps": round(result.interpolated_frames / stage_seconds["interpolate"], 4)
         if stage_seconds.get("interpolate") else None,
         "stage_seconds": {name: round(value, 4) for name, value in stage_seconds.items()},
