@@ -132,21 +132,20 @@ def expected_stream_durations(
     video_start: Fraction | None = None,
 ) -> tuple[Fraction, ...]:
     """Presented durations in the output of the input's streams of `kind` ("audio" or "subtitle"), times
-    `stretch` (1 when they are copied, N for `slowmo --audio stretch`), by the plan's rule
-    (`dainctl.plan.carried_span`): what plays before the first video frame, at `video_start` (the input's
-    `info.start`; None: the video stream's first packet time), is cut. Streams without timed packets
-    count 0."""
+    `stretch` (1 when they are copied, N for `slowmo --audio stretch`). Audio follows the plan's rule as
+    `expected_audio_durations` applies it, for every stream copied with an edit list (stretch 1) or
+    re-encoded (stretch N); `video_start` is the input's `info.start` (None: the video stream's first
+    packet time). Streams without timed packets count 0."""
     if kind == "subtitle":
         return tuple((span or Fraction(0)) * stretch for span in subtitle_spans(input_path))
+    from .video.audio import CarriedAudio
+
     timings = measure_streams(input_path)
     if video_start is None:
         video_start = next((t.start for t in timings if t.kind == "video" and t.start is not None), Fraction(0))
-    return tuple(
-        carried_span(max(timing.start, Fraction(0)), timing.end, video_start, stretch)
-        if timing.start is not None and timing.end is not None else Fraction(0)
-        for timing in timings
-        if timing.kind == kind
-    )
+    mode = "copy" if stretch == 1 else "encode"
+    carried = [CarriedAudio(t.index, mode) for t in timings if t.kind == kind]
+    return expected_audio_durations(input_path, carried, video_start, stretch)
 
 
 def expected_audio_durations(

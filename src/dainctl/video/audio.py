@@ -16,7 +16,7 @@ from pathlib import Path
 
 import av
 
-from dainctl.video.probe import is_mov_family
+from dainctl.video.probe import format_name, is_mov_family
 
 AUDIO_MODES = ("copy", "drop", "stretch")
 
@@ -62,10 +62,6 @@ def container_accepts(output, codec_name: str) -> bool:
         return False
 
 
-def _format_name(output) -> str:
-    return output.format.name.split(",")[0]
-
-
 # MP4/MOV (`is_mov_family`) can start a stream before time zero and mark the head to be skipped (edit
 # lists): copied packets there keep the input's timing to the sample. Elsewhere (Matroska, WebM, AVI) a
 # copied stream can only be cut at packet boundaries.
@@ -79,7 +75,7 @@ _TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "text", "webvtt", "mov_text"}
 
 def can_copy(output, codec_name: str, kind: str) -> bool:
     """Whether a stream of this codec can be stream-copied into `output` (and the file then written)."""
-    fmt = _format_name(output)
+    fmt = format_name(output)
     if codec_name in _REFUSED.get(fmt, ()):
         return False
     if kind == "subtitle":
@@ -96,7 +92,7 @@ def subtitle_target(output, codec_name: str) -> str | None:
     subtitles)."""
     if codec_name not in _TEXT_SUBTITLES:
         return None
-    fmt = _format_name(output)
+    fmt = format_name(output)
     for target in ("mov_text",) if is_mov_family(output) else ("webvtt",) if fmt == "webm" else ("subrip", "webvtt"):
         if container_accepts(output, target):
             return target
@@ -211,12 +207,9 @@ class _ConvertedSubtitles(_CopiedStream):
         self.target = target
 
     def transform(self, packet):
-        text = cue_text(bytes(packet), self.source_codec)
+        data = cue_text(bytes(packet), self.source_codec).encode("utf-8")
         if self.target == "mov_text":
-            data = text.encode("utf-8")
-            data = len(data).to_bytes(2, "big") + data
-        else:
-            data = text.encode("utf-8")
+            data = len(data).to_bytes(2, "big") + data  # a mov_text sample: 16-bit length, then the text
         converted = av.Packet(data)
         converted.pts, converted.dts, converted.duration = packet.pts, packet.dts, packet.duration
         converted.time_base = packet.time_base
@@ -400,11 +393,11 @@ class _StretchedAudio:
                     continue
                 if remaining < frame.samples:
                     pts = frame.pts
-                    frame = _truncated(frame, remaining)
+                    frame = _sliced(frame, 0, remaining)
                     frame.pts = pts
             if source_time < 0:
                 # The plan's rule: what plays before the first video frame is cut, to the sample.
-                frame = _dropped_head(frame, round(-source_time * frame.sample_rate))
+                frame = _sliced(frame, round(-source_time * frame.sample_rate))
                 source_time = Fraction(0)
             if self._graph is None:
                 self._build_graph(frame)
@@ -440,7 +433,7 @@ class _StretchedAudio:
                 if room <= 0:
                     continue
                 if filtered.samples > room:
-                    filtered = _truncated(filtered, room)
+                    filtered = _sliced(filtered, 0, room)
             filtered.pts = self._next_pts
             filtered.time_base = Fraction(1, self.sample_rate)
             self._next_pts += filtered.samples
@@ -498,21 +491,11 @@ def _silence_like(frame, samples: int):
     return silent
 
 
-def _dropped_head(frame, samples: int):
-    """An audio frame without its first `samples` samples, as a new frame."""
+def _sliced(frame, start: int, stop: int | None = None):
+    """Samples [start, stop) of an audio frame, as a new frame."""
     data = frame.to_ndarray()
-    channels = frame.layout.nb_channels
-    data = data[:, samples:] if frame.format.is_planar else data[:, samples * channels:]
-    cut = av.AudioFrame.from_ndarray(data.copy(), format=frame.format.name, layout=frame.layout.name)
-    cut.sample_rate = frame.sample_rate
-    return cut
-
-
-def _truncated(frame, samples: int):
-    """The first `samples` samples of an audio frame, as a new frame."""
-    data = frame.to_ndarray()
-    channels = frame.layout.nb_channels
-    data = data[:, :samples] if frame.format.is_planar else data[:, : samples * channels]
+    channels = 1 if frame.format.is_planar else frame.layout.nb_channels
+    data = data[:, start * channels : None if stop is None else stop * channels]
     cut = av.AudioFrame.from_ndarray(data.copy(), format=frame.format.name, layout=frame.layout.name)
     cut.sample_rate = frame.sample_rate
     return cut
@@ -592,7 +575,7 @@ class StreamCarrier:
                 self.notices.append(f"audio stream {stream.index} has a codec FFmpeg cannot decode; it is left out")
                 continue
             if audio == "copy" and can_copy(output, codec_name, "audio") and copy_works(
-                _format_name(output), self._source_path, stream.index
+                format_name(output), self._source_path, stream.index
             ):
                 out_stream = output.add_stream_from_template(stream)
                 edit_list = is_mov_family(output)
@@ -620,7 +603,7 @@ class StreamCarrier:
     @staticmethod
     def _stretch_encoder(output) -> str | None:
         """The first audio encoder this FFmpeg has and the container accepts, or None."""
-        candidates = _STRETCH_ENCODERS.get(output.format.name.split(",")[0], _DEFAULT_STRETCH_ENCODERS)
+        candidates = _STRETCH_ENCODERS.get(format_name(output), _DEFAULT_STRETCH_ENCODERS)
         for name in candidates:
             try:
                 av.Codec(name, "w")
@@ -634,7 +617,7 @@ class StreamCarrier:
         for stream in self._source.streams.subtitles:
             codec_name = stream.codec_context.name if stream.codec_context else None
             if codec_name is not None and can_copy(output, codec_name, "subtitle") and copy_works(
-                _format_name(output), self._source_path, stream.index
+                format_name(output), self._source_path, stream.index
             ):
                 out_stream = output.add_stream_from_template(stream)
                 self._carried[stream.index] = _CopiedStream(stream, out_stream, start, self.stretch)
@@ -644,7 +627,7 @@ class StreamCarrier:
             if target is None:
                 self.notices.append(
                     f"subtitle stream {stream.index} ({codec_name}) does not fit the "
-                    f"{_format_name(output)} container and cannot be converted; it is left out"
+                    f"{format_name(output)} container and cannot be converted; it is left out"
                 )
                 self.subtitles_dropped.append(codec_name or "unknown")
                 continue
@@ -653,7 +636,7 @@ class StreamCarrier:
             if stream.language:
                 out_stream.metadata["language"] = stream.language
             self._carried[stream.index] = _ConvertedSubtitles(stream, out_stream, start, self.stretch, target)
-            self.notices.append(f"subtitle stream {stream.index} ({codec_name}) converted to {target} for {_format_name(output)}")
+            self.notices.append(f"subtitle stream {stream.index} ({codec_name}) converted to {target} for {format_name(output)}")
             self.subtitles_carried.append(f"{codec_name} converted to {target}")
 
     def _output_time(self, packet) -> Fraction | None:

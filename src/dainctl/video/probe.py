@@ -20,9 +20,14 @@ from dainctl.errors import InputError
 MOV_FAMILY = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2", "ipod", "psp", "ismv", "f4v"})
 
 
+def format_name(container) -> str:
+    """An open PyAV container's format, by its first name ("mov" for the demuxer "mov,mp4,m4a,...")."""
+    return container.format.name.split(",")[0]
+
+
 def is_mov_family(container) -> bool:
     """Whether an open PyAV container (input or output) is of the QuickTime/MP4 family."""
-    return container.format.name.split(",")[0] in MOV_FAMILY
+    return format_name(container) in MOV_FAMILY
 
 
 @dataclass(frozen=True)
