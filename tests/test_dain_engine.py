@@ -111,7 +111,9 @@ def test_float16_storage_emulation_stays_close_to_float32(converted_fake_weights
     inputs and outputs rounded to float16 (compute stays float32, as on tensor cores), in the
     sub-networks the policy runs in reduced precision."""
     from dainctl.engines.dain import FLOAT32_SUBNETWORKS, DainEngine
-    from dainctl.models.fp16_emulation import emulate_float16_storage
+    from benchmark_scripts import load_benchmark
+
+    emulate_float16_storage = load_benchmark("fp16_emulation").emulate_float16_storage
 
     engine = DainEngine(converted_fake_weights, device="cpu", padding="compact")
     reduced = [child for name, child in engine.network.named_children() if name not in FLOAT32_SUBNETWORKS]

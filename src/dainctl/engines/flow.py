@@ -12,8 +12,9 @@ Per pair of frames (computed once, shared by every t):
 
 Per timestep t:
   3. `depth_flow_projection` of t*F01 and (1-t)*F10 to time t, with hole filling: flows from t back to
-     each frame (`../shared/dain/ANATOMY.md` section 2.1). Where both frames see a pixel, the two
-     projections estimate one motion; they are averaged so both warps land on the same point.
+     each frame (DAIN's DepthFlowProjection, in src/dainctl/kernels/projection.py). Where both frames
+     see a pixel, the two projections estimate one motion; they are averaged so both warps land on the
+     same point.
   4. Backward warps of both full-size frames along the projected flows (upsampled from the work size).
   5. A blend weighted by (1-t, t) and by each frame's visibility at time t: a target pixel that no source
      pixel of frame k reached (a projection hole) is content frame k does not show, so frame k

@@ -26,7 +26,7 @@ from dainctl.video.reader import ColorInfo, VideoInput
 from dainctl.video.yuv import rgb_to_planar_yuv
 
 # x264 at CRF 18 on 120 frames of cockatoo.mp4 (720p), CPU seconds / file size, from
-# `python -m dainctl.video.preset_timing --frames 120`: ultrafast 1.4 s / 3570 KiB, superfast 2.7 / 3196,
+# `python benchmarks/preset_timing.py --frames 120`: ultrafast 1.4 s / 3570 KiB, superfast 2.7 / 3196,
 # veryfast 4.0 / 1650, faster 4.6 / 1647, medium 8.2 / 1571. veryfast costs half of medium for 5 % more
 # bits; the presets below it double the file. Encoding is a large share of a 2-core run.
 DEFAULT_PRESET = "veryfast"

@@ -1,6 +1,6 @@
 """Benchmark: encode time and size of x264 presets through dainctl's writer, to choose the default preset.
 
-    python -m dainctl.video.preset_timing [VIDEO] [--frames N] [--crf 18] [--presets ultrafast,veryfast,...]
+    .venv/bin/python benchmarks/preset_timing.py [VIDEO] [--frames N] [--crf 18] [--presets ultrafast,veryfast,...]
 
 Decodes the first N frames of VIDEO (default ../shared/data/videos/cockatoo.mp4, else a generated 720p
 clip) into memory, then encodes them once per preset with `open_output` and prints wall time, CPU time
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dainctl.video import make_sample_clip, open_input, open_output
 
-_DEFAULT_VIDEO = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "videos" / "cockatoo.mp4"
+_DEFAULT_VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "cockatoo.mp4"
 _DEFAULT_PRESETS = "ultrafast,superfast,veryfast,faster,fast,medium"
 
 

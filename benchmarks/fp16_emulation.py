@@ -5,7 +5,7 @@ On a machine without a GPU (or to separate the policy from kernel effects), the 
 emulated in a float32 network: round the weights once, and round every layer's inputs and outputs to
 float16 through forward hooks.  Overflow shows up as Inf, exactly as it would in float16.
 
-    python -m dainctl.models.fp16_emulation CASE_DIR WEIGHTS [--all-subnetworks]
+    .venv/bin/python benchmarks/fp16_emulation.py CASE_DIR WEIGHTS [--all-subnetworks]
 
 runs an oracle case (../shared/dain/oracle/<case>) twice on the CPU, float32 and emulated float16 (the
 engine's policy: FLOAT32_SUBNETWORKS stay float32, unless --all-subnetworks), and prints the PSNR of
