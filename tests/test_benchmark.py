@@ -257,3 +257,37 @@ def test_sigterm_removes_the_workspace(tmp_path):
     assert err.strip().splitlines()[-1].startswith("dainctl: error: terminated") and "Traceback" not in err
     assert out == ""
     assert list(scratch.iterdir()) == []
+
+
+class _LerpEngine:
+    name = "lerp"
+    device = torch.device("cpu")
+
+    def interpolate(self, frame0, frame1, timesteps):
+        return [torch.lerp(frame0, frame1, float(t)) for t in timesteps]
+
+
+def test_alone_pass_encodes_with_the_pipelines_preset(clip_factory, tmp_path, monkeypatch):
+    """The overlap report compares the alone pass's encode time with the pipelined run's: both must open
+    the writer with the same settings (x264's preset above all: medium costs twice veryfast)."""
+    import dainctl.video
+    from dainctl.benchmark import run_alone
+    from dainctl.pipeline import EncodeOptions, Job, run
+
+    opened = []
+    real_open_output = dainctl.video.open_output
+
+    def recording_open_output(path, **kwargs):
+        opened.append(kwargs)
+        return real_open_output(path, **kwargs)
+
+    monkeypatch.setattr(dainctl.video, "open_output", recording_open_output)
+    clip = clip_factory(width=64, height=48, frames=3, audio=False)
+    # The pipelined pass's job, as run_case builds it.
+    run(Job(input_path=clip, output_path=tmp_path / "pipelined.mp4", mode="interpolate", factor=2, audio="drop",
+            encode=EncodeOptions()), _LerpEngine())
+    run_alone(clip, _LerpEngine(), tmp_path / "alone.mp4", 2, "cpu")
+    pipelined, alone = opened
+    assert alone["preset"] == pipelined["preset"] == dainctl.video.DEFAULT_PRESET
+    for key in ("codec", "crf", "pix_fmt", "rate"):
+        assert alone[key] == pipelined[key], key

@@ -183,11 +183,11 @@ def gpu_peak(device: str) -> Iterator[dict]:
 def write_random_dain_weights(path: Path, seed: int = 0) -> Path:
     """Write random but well-scaled DAIN weights (float32 safetensors) for speed and memory runs.
 
-    Values follow the rules of the fake-checkpoint recipe in ../shared/dain (He-normal convolutions,
-    batch-norm statistics near identity, output layers scaled so flows are a few pixels, log-depth is of
-    order 1, kernels are near 1/4 and the rectifier's residual is small), so every stage does realistic
-    work; speed does not depend on the values. They are NOT the original network and not bit-identical
-    to the recipe's files.
+    Values follow the rules of the fake-checkpoint recipe that came with the DAIN anatomy notes the
+    project was built from (He-normal convolutions, batch-norm statistics near identity, output layers
+    scaled so flows are a few pixels, log-depth is of order 1, kernels are near 1/4 and the rectifier's
+    residual is small), so every stage does realistic work; speed does not depend on the values. They
+    are NOT the original network and not bit-identical to the recipe's files.
     """
     from safetensors.torch import save_file
 
@@ -342,6 +342,14 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def encode_preset(encode) -> str:
+    """The encoder preset a run with these `EncodeOptions` uses: the one asked for, else the writer's
+    `DEFAULT_PRESET` (the rule `pipeline.run` applies), so the alone pass encodes as the pipelined one."""
+    from .video import DEFAULT_PRESET
+
+    return encode.preset or DEFAULT_PRESET
+
+
 def run_alone(path: Path, engine, output: Path, factor: int, device: str) -> dict[str, float]:
     """Decode, interpolate and encode the clip in one thread, timing each stage on its own (seconds)."""
     from .pipeline import EncodeOptions, to_rgb, to_tensor
@@ -351,11 +359,13 @@ def run_alone(path: Path, engine, output: Path, factor: int, device: str) -> dic
     source = open_input(path)
     rate = (source.info.rate or SYNTHETIC_RATE) * factor
     encode = EncodeOptions()  # the pipelined run's encoder settings, so the encode times compare
-    writer = open_output(output, width=source.info.width, height=source.info.height, rate=rate, codec=encode.codec,
-                         crf=encode.crf, preset=encode.preset, pix_fmt=encode.pix_fmt, audio="drop")
     timesteps = _timesteps(factor)
     index = 0
+    writer = None
     try:
+        writer = open_output(output, width=source.info.width, height=source.info.height, rate=rate,
+                             codec=encode.codec, crf=encode.crf, preset=encode_preset(encode),
+                             pix_fmt=encode.pix_fmt, audio="drop")
         frames = iter(source.frames())
         previous = None
         while True:
@@ -586,69 +596,4 @@ def throughput(cases: list[Case], log: Callable[[str], None] = lambda message: N
         "machine": machine_info(cases[0].device),
         "results": results,
         "ratios": precision_ratios(results),
-    }
-
-
-# --------------------------------------------------------------------------------------------------
-# quality on a video: drop every other frame, re-create it, compare
-
-
-def video_self_check(
-    engine,
-    path: Path,
-    *,
-    max_items: int | None = None,
-    progress: Callable[[int, int | None, dict], None] | None = None,
-) -> dict:
-    """Interpolate frame 2k+1 from frames 2k and 2k+2 and score it against the real frame 2k+1.
-
-    Streams the video (three decoded frames at most are held). Returns {"items": [{"name", "frame",
-    "psnr", "ssim"}], "mean_psnr", "mean_ssim", "identical"}; PSNR is None for an exact match (infinite),
-    such items are counted in "identical" and left out of the PSNR mean.
-    """
-    from .pipeline import to_tensor
-    from .quality import psnr, quantize_8bit, ssim
-    from .video import open_input
-
-    source = open_input(path)
-    items: list[dict] = []
-    total = None
-    if source.info.frame_count:
-        total = max(0, (source.info.frame_count - 1) // 2)
-        if max_items is not None:
-            total = min(total, max_items)
-    try:
-        window = []
-        index = -1
-        for _, rgb in source.frames():
-            index += 1
-            window.append(rgb)
-            if len(window) < 3:
-                continue
-            first, middle, last = window
-            generated = quantize_8bit(engine.interpolate(to_tensor(first), to_tensor(last), [0.5])[0])
-            truth = to_tensor(middle)
-            value = psnr(generated, truth)
-            item = {
-                "name": f"frame {index - 1}",
-                "frame": index - 1,
-                "psnr": None if math.isinf(value) else round(value, 4),
-                "ssim": round(ssim(generated, truth), 6),
-            }
-            items.append(item)
-            if progress is not None:
-                progress(len(items), total, item)
-            window = [last]
-            if max_items is not None and len(items) >= max_items:
-                break
-    finally:
-        source.close()
-    if not items:
-        raise InputError(f"{path} has fewer than three frames: nothing to re-create")
-    finite = [item["psnr"] for item in items if item["psnr"] is not None]
-    return {
-        "items": items,
-        "mean_psnr": round(sum(finite) / len(finite), 4) if finite else None,
-        "mean_ssim": round(sum(item["ssim"] for item in items) / len(items), 6),
-        "identical": len(items) - len(finite),
     }

@@ -263,7 +263,7 @@ def quality(
             }
             kind = "triplets"
         else:
-            from ..benchmark import video_self_check
+            from ..quality import video_self_check
 
             result = video_self_check(model, source, max_items=max_items, progress=lambda done, total, item: update(done, total))
             kind = "video"
