@@ -52,8 +52,10 @@ def test_parse_precisions():
     assert parse_precisions(None, "cpu") == ["fp32"]
     assert parse_precisions(None, "cuda") == ["fp16", "fp32"]
     assert parse_precisions("fp32,fp16,fp32", "cuda") == ["fp32", "fp16"]
-    with pytest.raises(UsageError, match="--gpu"):
-        parse_precisions("fp16", "cpu")
+    with pytest.warns(UserWarning, match="fp32"):  # the one rule: a warning and fp32, as in interpolate
+        assert parse_precisions("fp16", "cpu") == ["fp32"]
+    with pytest.warns(UserWarning):
+        assert parse_precisions("fp16,fp32", "cpu") == ["fp32"]
     with pytest.raises(UsageError):
         parse_precisions("int8", "cuda")
 
@@ -93,7 +95,6 @@ def test_gpu_without_cuda_is_one_clear_line(capsys):
     "args, code, words",
     [
         (["--size", "12x7"], 2, "--size"),
-        (["--precision", "fp16"], 2, "--gpu"),
         (["--precision", "fp8"], 2, "--precision"),
         (["--engine", "nope"], 2, "unknown engine"),
         (["--weights", "w.safetensors"], 2, "--weights"),
@@ -118,8 +119,9 @@ def check_result_schema(item: dict) -> None:
     keys = {"engine", "profile", "device", "precision", "width", "height", "input", "factor", "input_frames", "output_frames",
             "interpolated_frames", "wall_seconds", "output_fps", "interpolated_fps", "stage_seconds", "alone_seconds",
             "overlap", "breakdown", "peak_rss_bytes", "process_peak_rss_bytes", "peak_gpu_bytes", "max_memory_bytes",
-            "tiles"}
+            "tiles", "pairs_per_forward"}
     assert set(item) == keys
+    assert item["pairs_per_forward"] is None or item["pairs_per_forward"] >= 1
     assert set(item["stage_seconds"]) == {"decode", "interpolate", "encode"}
     assert all(isinstance(v, float) and v >= 0 for v in item["stage_seconds"].values())
     assert item["wall_seconds"] > 0 and item["output_fps"] > 0
@@ -229,7 +231,9 @@ def test_quality_errors(capsys, tmp_path):
     code, _, err = run_cli(capsys, "benchmark", "quality", tmp_path / "empty")
     assert code == 3 and "no triplets" in error_line(err)
     code, _, err = run_cli(capsys, "benchmark", "quality", tmp_path / "empty", "--fp16")
-    assert code == 2 and "--fp16" in error_line(err)
+    # --fp16 without CUDA: one warning and fp32, as in every command; then the input's own error
+    warning, error = [line for line in err.splitlines() if line.strip()]
+    assert code == 3 and "no triplets" in error and warning == "warning: --fp16 needs a CUDA GPU; running in fp32 on the CPU"
 
 
 def test_random_dain_weights_load_strictly(tmp_path):

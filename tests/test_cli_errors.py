@@ -173,10 +173,10 @@ def test_cuda_without_gpu(capsys, tmp_path, clip_factory):
 def test_engine_failure_removes_temporary_output(capsys, tmp_path, clip_factory, monkeypatch):
     from dainctl.engines import flow
 
-    def broken(self, frame0, frame1, timesteps):
+    def broken(self, jobs, motions, window=None):
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr(flow.FlowEngine, "interpolate", broken)
+    monkeypatch.setattr(flow.FlowEngine, "render", broken)
     code, _, err = run_cli(capsys, "interpolate", clip_factory(), tmp_path / "out.mp4")
     assert code == 70
     assert "engine exploded" in one_error_line(err, after_start=True)
@@ -186,10 +186,10 @@ def test_engine_failure_removes_temporary_output(capsys, tmp_path, clip_factory,
 def test_ctrl_c_removes_temporary_output(capsys, tmp_path, clip_factory, monkeypatch):
     from dainctl.engines import flow
 
-    def interrupted(self, frame0, frame1, timesteps):
+    def interrupted(self, jobs, motions, window=None):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(flow.FlowEngine, "interpolate", interrupted)
+    monkeypatch.setattr(flow.FlowEngine, "render", interrupted)
     code, _, err = run_cli(capsys, "interpolate", clip_factory(), tmp_path / "out.mp4")
     assert code == 130
     one_error_line(err, after_start=True)

@@ -15,7 +15,6 @@ from dainctl.tiling import (
     feather_weights,
     is_out_of_memory,
     max_pixels_for,
-    padded_size_of,
     parse_memory,
     plan_tiles,
     wrap_for_memory,
@@ -96,12 +95,13 @@ def test_tiles_cover_the_frame_with_the_overlap_and_fit_the_budget(height, width
 
 
 def test_plan_respects_dain_padding_and_uses_its_slack():
-    class Dain:
-        name = "dain"
-        padding_policy = "demo"
+    from dainctl.models.padding import padding_for
 
-    padded = padded_size_of(Dain())
-    assert padded(720, 1280) == (768, 1344)  # ANATOMY.md: 720p is processed as 1344x768
+    def padded(height, width):
+        pad = padding_for(height, width, "demo")
+        return height + pad.top + pad.bottom, width + pad.left + pad.right
+
+    assert padded(720, 1280) == (768, 1344)  # the original demo's rule: 720p is processed as 1344x768
     budget = 768 * 768
     grid = plan_tiles(720, 1280, budget, overlap=64, padded_size=padded)
     padded_h, padded_w = padded(grid.tile_height, grid.tile_width)
@@ -183,11 +183,15 @@ def test_other_errors_are_not_retried():
 
 
 def test_budget_on_the_cpu_comes_from_max_memory():
-    wrapped = wrap_for_memory(PointwiseEngine(), "flow", device="cpu", fp16=False, max_memory=64 * 1024**2)
-    assert wrapped.max_pixels == max_pixels_for(64 * 1024**2, "flow", False)
-    assert 100_000 < wrapped.max_pixels < 1_000_000  # ~180 bytes per pixel
-    with pytest.raises(EngineError):
-        max_pixels_for(1024, "no-such-engine", False)
+    from dainctl.engines.flow import FlowEngine
+
+    engine = FlowEngine()
+    wrapped = wrap_for_memory(engine, device="cpu", max_memory=64 * 1024**2)
+    assert wrapped.max_pixels == max_pixels_for(64 * 1024**2, engine.bytes_per_pixel())
+    assert 100_000 < wrapped.max_pixels < 1_000_000  # the engine's own model: ~180 bytes per pixel
+    assert wrapped.inner is engine and wrapped.device == engine.device and wrapped.stats is engine.stats
+    # An engine without a memory model is never tiled for a budget (but still retried on OOM).
+    assert wrap_for_memory(PointwiseEngine(), device="cpu", max_memory=1024).max_pixels is None
 
 
 def _psnr(a, b):

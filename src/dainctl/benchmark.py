@@ -80,7 +80,9 @@ def parse_sizes(values: Sequence[str]) -> list[tuple[int, int]]:
 
 
 def parse_precisions(text: str | None, device: str) -> list[str]:
-    """`fp16,fp32` -> ["fp16", "fp32"]. Default: fp32 on the CPU, both on CUDA (so the ratios appear)."""
+    """`fp16,fp32` -> ["fp16", "fp32"]. Default: fp32 on the CPU, both on CUDA (so the ratios appear).
+
+    fp16 without CUDA follows the one rule of every command: a warning, and fp32 instead."""
     if text is None:
         return ["fp16", "fp32"] if device == "cuda" else ["fp32"]
     precisions: list[str] = []
@@ -95,7 +97,12 @@ def parse_precisions(text: str | None, device: str) -> list[str]:
     if not precisions:
         raise UsageError("--precision needs fp16, fp32 or both")
     if "fp16" in precisions and device != "cuda":
-        raise UsageError("--precision fp16 needs a CUDA GPU: add --gpu, or use --precision fp32")
+        import warnings
+
+        from .precision import FP16_WITHOUT_CUDA
+
+        warnings.warn(FP16_WITHOUT_CUDA, UserWarning, stacklevel=2)
+        precisions = list(dict.fromkeys("fp32" if p == "fp16" else p for p in precisions))
     return precisions
 
 
@@ -261,6 +268,7 @@ class Case:
     measure_alone: bool = True
     breakdown: bool = True
     profile: str = "auto"  # the weight-free engine's profile
+    pairs: int | None = None  # pairs per forward (DAIN); None: the engine's default
 
 
 @dataclass
@@ -294,9 +302,9 @@ def workspace() -> Iterator[Workspace]:
 
 
 def build_engine(case: Case, space: Workspace):
-    """The engine for a case (random DAIN weights when none are given), wrapped in a TiledEngine."""
+    """The engine for a case (random DAIN weights when none are given), from the one factory that
+    `dainctl interpolate` uses, with its tiling rule and the thread policy of a real run."""
     from .engines import create_engine
-
     from .pipeline import configure_cpu_threads
 
     weights = case.weights
@@ -304,17 +312,8 @@ def build_engine(case: Case, space: Workspace):
         weights = space.random_weights()
     if case.device == "cpu":
         configure_cpu_threads(case.engine)  # the thread policy of a real run, so the numbers match one
-    engine = create_engine(case.engine, device=case.device, fp16=case.precision == "fp16", weights=weights,
-                           profile=case.profile)
-    # As `dainctl interpolate` does: a budget from --max-memory, else from the GPU's free memory (DAIN on
-    # the CPU: from the host's available memory), so large frames are tiled instead of failing.
-    if case.max_memory is not None or case.device == "cuda" or case.engine == "dain":
-        from .tiling import wrap_for_memory
-
-        engine = wrap_for_memory(
-            engine, case.engine, device=case.device, fp16=case.precision == "fp16", max_memory=case.max_memory
-        )
-    return engine
+    return create_engine(case.engine, device=case.device, fp16=case.precision == "fp16", weights=weights,
+                         profile=case.profile, max_memory=case.max_memory, pairs=case.pairs)
 
 
 def _first_pair(path: Path):
@@ -485,7 +484,8 @@ def run_case(case: Case, space: Workspace, log: Callable[[str], None] = lambda m
         "engine": case.engine,
         "profile": case.profile,
         "device": case.device,
-        "precision": case.precision,
+        "precision": engine.policy.name,
+        "pairs_per_forward": engine.pairs_per_forward(height, width) if width and height else None,
         "width": width,
         "height": height,
         "input": str(case.input_path) if case.input_path is not None else "synthetic",

@@ -4,6 +4,10 @@ Three stages joined by bounded queues, so memory does not grow with the length o
 
     decoder thread --(ts, rgb)--> compute (this thread) --(ts, rgb)--> encoder thread
 
+The compute stage keeps the decoded frames it still needs in a `FrameStore` (each goes to the engine's
+device once and gets its per-frame work once), gathers up to the engine's pairs per forward, and hands
+them to the engine's seam in one call (`dainctl.engines.base`).
+
 An error in any stage stops the others (no hang: every blocking put/get wakes up to check the stop
 flag), the temporary output is removed, and the error is raised here. Ctrl-C lands in this thread
 and takes the same path.
@@ -25,8 +29,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .engines.base import Engine
+from .engines.base import Engine, PairJob, as_engine
 from .errors import InputError, VerifyError
+from .framestore import FrameStore, HostFrame, to_rgb, to_tensor  # noqa: F401  (to_rgb, to_tensor: re-exported)
 from .paths import commit_output, remove_path, temp_path_for
 from .plan import FramePlanner, OutputFrame, PlanSpec
 from .scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD, SceneTimeline
@@ -193,24 +198,6 @@ def configure_cpu_threads(engine_name: str, cpu_count: int | None = None) -> int
     return threads
 
 
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """uint8 or uint16 (H,W,3) RGB -> float32 (3,H,W) in [0,1] (divided by 255 or 65535)."""
-    if rgb.dtype == np.uint16:
-        # torch has no uint16 arithmetic on every build: widen in NumPy, exact in float32 (< 2**24).
-        return torch.from_numpy(rgb.astype(np.float32)).permute(2, 0, 1).div_(65535.0)
-    if rgb.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 or uint16 RGB, got {rgb.dtype}")
-    return torch.from_numpy(rgb).permute(2, 0, 1).to(torch.float32).div_(255.0)
-
-
-def to_rgb(frame: torch.Tensor, dtype=np.uint8) -> np.ndarray:
-    """float32 (3,H,W) in [0,1] -> uint8 (or uint16 with dtype=np.uint16) (H,W,3) RGB, rounded half to even."""
-    if np.dtype(dtype) == np.uint16:
-        scaled = frame.detach().float().clamp(0, 1).mul(65535.0).round_().permute(1, 2, 0).contiguous().cpu()
-        return scaled.numpy().astype(np.uint16)
-    return frame.clamp(0, 1).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-
-
 def plan_spec(job: Job, input_rate: Fraction) -> PlanSpec:
     if job.mode == "slowmo":
         return PlanSpec.for_slowmo(input_rate, job.factor or 2)
@@ -235,6 +222,7 @@ def run(
     from .video.writer import is_folder_output
 
     started = time.perf_counter()
+    engine = as_engine(engine)
     nice = BACKGROUND_NICE if _computes_on_cpu(engine) else 0
     with niced_new_threads(nice):
         source = open_input(job.input_path)
@@ -397,7 +385,7 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
                 return
             ts, rgb = item
             t0 = time.perf_counter()
-            writer.write(rgb, ts)
+            writer.write(rgb.numpy() if isinstance(rgb, HostFrame) else rgb, ts)
             stage_seconds["encode"] += time.perf_counter() - t0
 
     decoder = _Stage("dainctl-decode", decode, stop)
@@ -410,7 +398,9 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
             decoder.start()
             encoder.start()
         first_ts: Fraction | None = None
-        previous: tuple[Fraction, np.ndarray] | None = None  # (time since the first frame, pixels)
+        previous: tuple[Fraction, np.ndarray, int] | None = None  # (time since the first frame, pixels, index)
+        batch = _Batch(engine, to_encode, stop, counts, stage_seconds, planned_total, progress)
+        index = -1
         while True:
             item = _get(decoded, stop)
             if item is _END:
@@ -424,19 +414,21 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
             # A frame at or before the previous one (broken timestamps) is dropped, never reordered.
             if previous is not None and ts <= previous[0]:
                 continue
+            index += 1
             outputs = planner.push(ts)
             counts["input"] += 1
             if outputs:
                 # Never blend across a scene cut: the old shot is held until the new one starts.
-                _emit(outputs, previous[1], None if cut_before else rgb, engine, to_encode, stop, counts, stage_seconds, planned_total, progress)
-            previous = (ts, rgb)
+                batch.add(outputs, previous, None if cut_before else (rgb, index))
+            previous = (ts, rgb, index)
         end = Fraction(0)
         if previous is not None:
             # The input's own end (container duration, or the last decoded frame's end): frames dropped
             # as duplicates at the very end still count, and the last kept frame is held over them.
             end = _input_end(source, first_ts or Fraction(0), previous[0], input_rate)
             outputs = planner.finish(end if hold_last else None)
-            _emit(outputs, previous[1], None, engine, to_encode, stop, counts, stage_seconds, planned_total, progress)
+            batch.add(outputs, previous, None)
+        batch.flush()
         _put(to_encode, _END, stop)
         while encoder.is_alive() and not stop.is_set():
             encoder.join(_POLL_SECONDS)
@@ -454,11 +446,7 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
 
 
 def _computes_on_cpu(engine) -> bool:
-    device = getattr(engine, "device", None)
-    try:
-        return device is None or torch.device(device).type == "cpu"
-    except (TypeError, RuntimeError):
-        return True
+    return engine.compute_device.type == "cpu"
 
 
 def _halt(stop: threading.Event, *stages: _Stage) -> None:
@@ -476,19 +464,64 @@ def _input_end(source, first_ts: Fraction, last_kept_ts: Fraction, input_rate: F
     return last_kept_ts + 1 / input_rate
 
 
-def _emit(outputs: list[OutputFrame], rgb0, rgb1, engine, to_encode, stop, counts, stage_seconds, total, progress):
-    """Produce the output frames between input frames rgb0 and rgb1: copies of rgb0 where t == 0, and
-    everywhere when rgb1 is None (the last frame held, or a scene cut)."""
-    wanted = [f for f in outputs if not f.is_copy] if rgb1 is not None else []
-    generated: dict[int, np.ndarray] = {}
-    if wanted:
-        t0 = time.perf_counter()
-        results = engine.interpolate(to_tensor(rgb0), to_tensor(rgb1), [float(f.t) for f in wanted])
-        generated = {f.index: to_rgb(frame, rgb0.dtype) for f, frame in zip(wanted, results)}
-        stage_seconds["interpolate"] += time.perf_counter() - t0
-        counts["interpolated"] += len(wanted)
-    for f in outputs:
-        _put(to_encode, (f.ts, generated.get(f.index, rgb0)), stop)
-        counts["output"] += 1
-        if progress is not None:
-            progress(counts["output"], total)
+class _Batch:
+    """Output frames in order, the generated ones computed up to the engine's pairs per forward at once.
+
+    `add(outputs, (ts, rgb0, index0), (rgb1, index1) or None)` queues the output frames between two input
+    frames: copies of rgb0 where t == 0, and everywhere when the second frame is None (the last frame
+    held, or a scene cut). Everything queued is computed and sent to the encoder, in order, when the
+    batch is full and by `flush`.
+    """
+
+    def __init__(self, engine, to_encode, stop, counts, stage_seconds, total, progress):
+        self.engine = engine
+        self.store = FrameStore(engine)
+        self.to_encode, self.stop, self.counts = to_encode, stop, counts
+        self.stage_seconds, self.total, self.progress = stage_seconds, total, progress
+        self.pending: list[tuple[list[OutputFrame], np.ndarray, PairJob | None]] = []
+        self.pairs = 0
+        self.last_index = 0  # input index of the newest frame a queued pair uses
+        self.size: int | None = None
+
+    def add(self, outputs: list[OutputFrame], first, second) -> None:
+        _ts, rgb0, index0 = first
+        wanted = tuple(float(f.t) for f in outputs if not f.is_copy) if second is not None else ()
+        job = None
+        if wanted:
+            rgb1, index1 = second
+            t0 = time.perf_counter()
+            if self.size is None:
+                self.size = max(1, self.engine.pairs_per_forward(*rgb0.shape[:2]))
+            job = PairJob(self.store.get(index0, rgb0), self.store.get(index1, rgb1), wanted)
+            self.last_index = index1
+            self.stage_seconds["interpolate"] += time.perf_counter() - t0
+            self.pairs += 1
+        self.pending.append((outputs, rgb0, job))
+        if self.size is not None and self.pairs >= self.size:
+            self.flush()
+        elif job is None and self.pairs == 0:
+            self.flush()  # nothing to compute: pass the copies on now
+
+    def flush(self) -> None:
+        jobs = [job for _outputs, _rgb, job in self.pending if job is not None]
+        generated: dict[int, list[HostFrame]] = {}
+        if jobs:
+            t0 = time.perf_counter()
+            results = self.engine.interpolate_jobs(jobs)
+            dtype = self.pending[0][1].dtype
+            for job, frames in zip(jobs, results):
+                generated[id(job)] = self.store.download(frames, dtype)
+            self.stage_seconds["interpolate"] += time.perf_counter() - t0
+            self.counts["interpolated"] += sum(len(job.timesteps) for job in jobs)
+            # Only the newest frame can belong to a pair still to come.
+            self.store.release_before(self.last_index)
+        for outputs, rgb0, job in self.pending:
+            frames = iter(generated.get(id(job), ()))
+            for f in outputs:
+                pixels = next(frames) if (job is not None and not f.is_copy) else rgb0
+                _put(self.to_encode, (f.ts, pixels), self.stop)
+                self.counts["output"] += 1
+                if self.progress is not None:
+                    self.progress(self.counts["output"], self.total)
+        self.pending = []
+        self.pairs = 0

@@ -13,7 +13,7 @@ import typer
 
 from ..errors import InputError, UsageError
 from . import ui
-from .options import ProfileOpt
+from .options import BatchPairsOpt, ProfileOpt
 
 app = typer.Typer(
     name="benchmark",
@@ -45,13 +45,9 @@ def _device(gpu: bool) -> str:
 
 
 def _check_engine(engine: str, weights: Optional[Path], profile: str = "auto") -> None:
-    from ..engines import ENGINES, check_profile
+    from ..engines import check_engine
 
-    if engine not in ENGINES:
-        raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
-    if weights is not None and engine != "dain":
-        raise UsageError("--weights is only used by --engine dain")
-    check_profile(engine, profile)
+    check_engine(engine, weights, profile, need_weights=False)  # throughput: random weights when none
 
 
 def _max_memory(text: Optional[str]) -> Optional[int]:
@@ -87,13 +83,15 @@ def throughput(
         typer.Option("--alone/--no-alone", help="Also time each stage alone, for the overlap report (doubles the run time)."),
     ] = True,
     breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="Time the engine's parts on a few pairs.")] = True,
+    batch_pairs: BatchPairsOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Throughput: per-stage times, output fps, overlap, peak RSS and GPU memory, fp16/fp32 ratios."""
     if ctx.invoked_subcommand is not None:
         return
-    cases = plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown, profile)
+    cases = plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown, profile,
+                       pairs=batch_pairs)
     from ..benchmark import throughput as measure
 
     report = measure(cases, log=lambda message: ui.info(f"benchmark: {message}", quiet=quiet))
@@ -103,7 +101,8 @@ def throughput(
         ui.emit_json(report)
 
 
-def plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown, profile="auto"):
+def plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown, profile="auto",
+               pairs=None):
     """Check every option before any work starts; returns the list of `benchmark.Case`."""
     from ..benchmark import Case, parse_precisions, parse_sizes
 
@@ -133,7 +132,7 @@ def plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max
     return [
         Case(engine=engine, device=device, precision=p, width=w, height=h, frames=frames, input_path=input,
              weights=weights, max_memory=budget, factor=factor, measure_alone=alone, breakdown=breakdown,
-             profile=profile)
+             profile=profile, pairs=pairs)
         for (w, h) in sizes
         for p in precisions
     ]
@@ -201,11 +200,12 @@ def run_command(
     max_memory: MaxMemoryOpt = None,
     alone: Annotated[bool, typer.Option("--alone/--no-alone", help="Also time each stage alone.")] = True,
     breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="Time the engine's parts.")] = True,
+    batch_pairs: BatchPairsOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     throughput(ctx, gpu, engine, profile, weights, size, frames, precision, input, factor, max_memory, alone, breakdown,
-               json_out, quiet)
+               batch_pairs, json_out, quiet)
 
 
 @app.command("quality")
@@ -215,7 +215,7 @@ def quality(
     engine: EngineOpt = "flow",
     profile: ProfileOpt = "auto",
     weights: WeightsOpt = None,
-    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="Half precision (needs --gpu).")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16/--fp32", help="Half precision (with --gpu; fp32 and a warning without).")] = False,
     max_memory: MaxMemoryOpt = None,
     max_items: Annotated[
         Optional[int],
@@ -233,15 +233,10 @@ def quality(
         raise UsageError(f"invalid --max-items {max_items}: it must be at least 1")
     budget = _max_memory(max_memory)
     device = _device(gpu)
-    if fp16 and device != "cuda":
-        raise UsageError("--fp16 needs a CUDA GPU: add --gpu")
     from ..engines import create_engine
 
-    model = create_engine(engine, device=device, fp16=fp16, weights=weights, profile=profile)
-    if budget is not None:
-        from ..tiling import wrap_for_memory
-
-        model = wrap_for_memory(model, engine, device=device, fp16=fp16, max_memory=budget)
+    model = create_engine(engine, device=device, fp16=fp16, weights=weights, profile=profile, max_memory=budget,
+                          warn=ui.warn, on_retry=ui.warn)
 
     with ui.frame_progress("quality", quiet=quiet) as bar:
 

@@ -14,6 +14,7 @@ from ..plan import format_rate, parse_rate
 from . import ui
 from .options import (
     CodecOpt,
+    BatchPairsOpt,
     ConfigOpt,
     CrfOpt,
     DeviceOpt,
@@ -66,6 +67,7 @@ def interpolate(
     dedup_threshold: DedupThresholdOpt = DEFAULT_DEDUP_THRESHOLD,
     no_verify: NoVerifyOpt = False,
     max_memory: MaxMemoryOpt = None,
+    batch_pairs: BatchPairsOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Raise the frame rate (2x by default, any factor, or an exact --fps); duration and audio kept."""
@@ -78,7 +80,7 @@ def interpolate(
         Job(input, output or default_output(input, tag), "interpolate", factor=factor, fps=rate, audio="copy",
             encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
             **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
-        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile,
+        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile, batch_pairs,
     )
 
 
@@ -106,6 +108,7 @@ def slowmo(
     dedup_threshold: DedupThresholdOpt = DEFAULT_DEDUP_THRESHOLD,
     no_verify: NoVerifyOpt = False,
     max_memory: MaxMemoryOpt = None,
+    batch_pairs: BatchPairsOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Slow motion: N-1 new frames per pair, played at the input rate (N times longer)."""
@@ -116,7 +119,7 @@ def slowmo(
         Job(input, output or default_output(input, f"slowmo{factor}x"), "slowmo", factor=factor, audio=audio,
             encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
             **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
-        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile,
+        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile, batch_pairs,
     )
 
 
@@ -136,27 +139,20 @@ def _check_factor(factor: int | None) -> int | None:
     return factor
 
 
-def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile="auto") -> None:
+def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile="auto",
+             batch_pairs=None) -> None:
     check_paths(job.input_path, job.output_path, overwrite)
     device = resolve_device(device)
-    use_fp16 = device == "cuda" if fp16 is None else fp16  # half precision by default on CUDA only
-    if use_fp16 and device != "cuda":
-        ui.warn("--fp16 needs a CUDA GPU; running in fp32 on the CPU")
-        use_fp16 = False
     if device == "cpu":
         configure_cpu_threads(engine_name)
-    engine = create_engine(engine_name, device=device, fp16=use_fp16, weights=weights, profile=profile)
-    if max_memory is not None or device == "cuda" or engine_name == "dain":
-        # Tiles sized for the budget (or the GPU's free memory); an out-of-memory error retries the
-        # same pair with smaller tiles instead of failing.
-        from ..tiling import parse_memory, wrap_for_memory
+    from ..tiling import parse_memory
 
-        engine = wrap_for_memory(
-            engine, engine_name, device=device, fp16=use_fp16,
-            max_memory=parse_memory(max_memory) if max_memory is not None else None,
-            on_retry=lambda message: ui.warn(message),
-        )
-    if getattr(engine, "weights_converted_in_memory", False):
+    # Tiles sized for the budget (or the GPU's free memory) where frames may not fit; an out-of-memory
+    # error retries the same pair with smaller tiles instead of failing.
+    engine = create_engine(engine_name, device=device, fp16=fp16, weights=weights, profile=profile,
+                           max_memory=parse_memory(max_memory) if max_memory is not None else None,
+                           pairs=batch_pairs, warn=ui.warn, on_retry=ui.warn)
+    if engine.stats.get("weights_converted_in_memory"):
         ui.info(f"hint: {weights} was converted in memory; convert it once with `dainctl convert {weights} dain.safetensors`", quiet=quiet)
     if job.mode == "slowmo" and job.audio == "drop":
         ui.info("note: slowmo drops the audio by default; --audio stretch keeps it, slowed with its pitch kept", quiet=quiet)
@@ -214,6 +210,7 @@ def _report(result: RunResult, engine, engine_name: str, device: str, quiet: boo
                 "output": str(result.output_path),
                 "engine": engine_name,
                 "device": device,
+                "precision": engine.policy.name,
                 "decoded_frames": result.decoded_frames,
                 "input_frames": result.input_frames,
                 "output_frames": result.output_frames,

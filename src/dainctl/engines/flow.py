@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import cv2
@@ -38,7 +38,9 @@ import torch
 import torch.nn.functional as F
 
 from dainctl import kernels
+from dainctl.engines.base import EngineBase, Frame, PairJob, Window
 from dainctl.errors import EngineError
+from dainctl.precision import PrecisionPolicy
 from dainctl.profiling import section
 
 PROFILES = ("auto", "high", "balanced", "fast")
@@ -175,8 +177,32 @@ def choose_profile(height: int, width: int, timesteps: int, speed_factor: float,
     raise AssertionError("unreachable")
 
 
-class FlowEngine:
-    """Weight-free interpolation engine; implements `dainctl.engines.base.Engine`.
+# Peak bytes per pixel of one pair: peak RSS growth of one pair measured on the CPU with
+# `python benchmarks/memory_per_pixel.py flow` (docs/benchmarks.md): 159 MiB at 1280x720 (180 B/px;
+# 142 B/px marginal from 360p to 1080p). It also counts OpenCV's DIS buffers, which stay on the CPU
+# when the engine runs on CUDA, so it over-estimates the GPU share.
+BYTES_PER_PIXEL = 180.0
+
+
+@dataclass
+class FlowMotion:
+    """One pair's motion at the work size: flows F01, F10 (1,2,h,w) float32 in work pixels, splat
+    weights (1,1,h,w), the settings they were made with, and the mirrored pair's motion (mirror average)."""
+
+    settings: FlowSettings
+    flow01: torch.Tensor
+    flow10: torch.Tensor
+    weight0: torch.Tensor
+    weight1: torch.Tensor
+    mirrored: "FlowMotion | None" = None
+
+
+class FlowEngine(EngineBase):
+    """Weight-free interpolation engine; implements the seam of `dainctl.engines.base`.
+
+    load: the frame on the device (in the storage dtype) and, on first use, its work-size images for DIS
+    (uint8 RGB and grey, on the CPU), cached per work size. motion: DIS flows in both directions and the
+    splat weights, per pair. render: projection, warps and blend per t, for the whole frame or a window.
 
     Options (keyword-only):
       device: "cpu" or "cuda" (projection, warps and blend run there; DIS runs on the CPU).
@@ -222,6 +248,7 @@ class FlowEngine:
             raise EngineError(f"max_flow_side must be at least 16, got {max_flow_side}")
         self.device = torch.device(device)
         self.dtype = torch.float16 if (fp16 and self.device.type == "cuda") else torch.float32
+        self.policy = PrecisionPolicy("fp16" if self.dtype == torch.float16 else "fp32", self.device.type)
         self.profile = profile
         self.budget_s_per_mpx = AUTO_BUDGET_S_PER_MPX if budget_s_per_mpx is None else budget_s_per_mpx
         self.speed_factor = speed_factor
@@ -285,18 +312,28 @@ class FlowEngine:
         elif (frame.shape[2], frame.shape[1]) != size:
             # Downscale first (one read of the full frame), then convert only the small copy.
             frame = F.interpolate(frame.float().unsqueeze(0), size=(size[1], size[0]), mode="area")[0]
-        return frame.permute(1, 2, 0).mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8).numpy()
+        return frame.permute(1, 2, 0).mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8).cpu().numpy()
+
+    def _work_images(self, frame: Frame, size: tuple[int, int], cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The frame's (RGB, grey) uint8 work images at `size` = (w, h): made once per frame and size."""
+        work = frame.whole.setdefault("work", {}) if cache else {}
+        if size not in work:
+            rgb = self._work_rgb(frame.image[0], size)
+            work[size] = (rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        return work[size]
 
     def pair_flows(
-        self, frame0: torch.Tensor, frame1: torch.Tensor, settings: FlowSettings | None = None
+        self, frame0: torch.Tensor | Frame, frame1: torch.Tensor | Frame, settings: FlowSettings | None = None,
+        *, cache: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Flows F01 and F10 at the work size, each (1,2,h,w) float32 in work pixels, and the two work
-        frames as (2,3,h,w) float32 RGB in [0,1] (on the CPU)."""
-        height, width = frame0.shape[1:]
+        frames as (2,3,h,w) float32 RGB in [0,1] (on the CPU). Frames: loaded ones, or (3,H,W) tensors."""
+        frame0, frame1 = (f if isinstance(f, Frame) else self.load(f) for f in (frame0, frame1))
+        height, width = frame0.height, frame0.width
         settings = settings or self.settings_for(height, width)
         scale = self.work_scale(height, width, settings)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        rgb0, rgb1 = self._work_rgb(frame0, size), self._work_rgb(frame1, size)
+        (rgb0, grey0), (rgb1, grey1) = (self._work_images(f, size, cache) for f in (frame0, frame1))
         work = torch.from_numpy(np.stack([rgb0, rgb1])).permute(0, 3, 1, 2).float().div_(255.0)
 
         def flow_pair(image0: np.ndarray, image1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -321,8 +358,6 @@ class FlowEngine:
             return (torch.roll(forward, (-1, -1), (-2, -1)).contiguous(),
                     torch.roll(backward, (-1, -1), (-2, -1)).contiguous())
 
-        grey0 = cv2.cvtColor(rgb0, cv2.COLOR_RGB2GRAY)
-        grey1 = cv2.cvtColor(rgb1, cv2.COLOR_RGB2GRAY)
         if not settings.colour_candidates:
             flow01, flow10 = flow_pair(grey0, grey1)
         else:
@@ -410,82 +445,111 @@ class FlowEngine:
                        interpolation=cv2.INTER_LINEAR)
         return resized
 
-    # ------------------------------------------------------------------------------------- per t
-    def interpolate(
-        self, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]
-    ) -> list[torch.Tensor]:
-        """frame0, frame1: (3,H,W) float32 RGB in [0,1] on the CPU; timesteps in (0, 1).
+    # ------------------------------------------------------------------------------------- the seam
+    def bytes_per_pixel(self) -> float:
+        return BYTES_PER_PIXEL
 
-        Returns one (3,H,W) float32 frame in [0,1] on the CPU per timestep.
-        """
-        if frame0.shape != frame1.shape or frame0.dim() != 3 or frame0.shape[0] != 3:
-            raise EngineError(f"frames must both be (3,H,W), got {tuple(frame0.shape)} and {tuple(frame1.shape)}")
-        height, width = frame0.shape[1:]
-        if self.profile == "auto" and self.speed_factor is None:
-            self.speed_factor = self._calibrate(frame0, frame1, timesteps)
-        profile = self.profile_for(height, width, len(timesteps))
-        self.stats["pairs"] += 1
-        self.stats["profile"] = profile
-        if self.profile == "auto":
-            self.stats["auto"] = self.auto_choice(height, width, len(timesteps)).as_dict()
-        return self._interpolate_with(PROFILE_SETTINGS[profile], frame0, frame1, timesteps)
+    def load(self, image: torch.Tensor) -> Frame:
+        """(3,H,W) float32 RGB in [0,1] -> the frame on the device in the storage dtype."""
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise EngineError(f"frames must be (3,H,W), got {tuple(image.shape)}")
+        with section("upload"):
+            stored = image.to(self.device, self.dtype).unsqueeze(0)
+        return Frame(stored, whole={})
 
-    def _interpolate_with(
-        self, settings: FlowSettings, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]
-    ) -> list[torch.Tensor]:
-        frames = self._interpolate_once(settings, frame0, frame1, timesteps)
-        if settings.mirror_average:
-            mirrored = self._interpolate_once(settings, frame0.flip(-1), frame1.flip(-1), timesteps)
-            with section("projection_warping"):
-                frames = [(direct + other.flip(-1)).mul_(0.5) for direct, other in zip(frames, mirrored)]
-        return frames
+    def _mirror(self, frame: Frame) -> Frame:
+        """The mirrored frame (for the mirror average), made once per frame."""
+        if "mirror" not in frame.whole:
+            frame.whole["mirror"] = Frame(frame.image.flip(-1), whole={})
+        return frame.whole["mirror"]
 
-    def _calibrate(self, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]) -> float:
-        """This machine's speed against the reference one: the first pair in the cheapest profile at its
-        first timestep, timed twice (the first run also pays one-time set-up costs; the faster run
-        counts), over the cost model's prediction for it. The calibration frames are discarded; auto's
-        choice makes the real ones."""
-        height, width = frame0.shape[1:]
-        settings = PROFILE_SETTINGS[AUTO_ORDER[-1]]
-        seconds = []
-        for _ in range(2):
-            start = time.perf_counter()
-            self._interpolate_with(settings, frame0, frame1, timesteps[:1])
-            seconds.append(time.perf_counter() - start)
-        predicted = reference_seconds(height, width, 1, settings, self.max_flow_side)
-        self.stats["calibration_seconds"] = round(min(seconds), 4)
-        return max(min(seconds) / predicted, 1e-3)
+    def motion(self, jobs) -> list[FlowMotion]:
+        motions = []
+        for job in jobs:
+            height, width = job.frame0.height, job.frame0.width
+            if job.frame1.image.shape != job.frame0.image.shape:
+                raise EngineError(f"frames must both be (3,H,W) of one size, got {tuple(job.frame0.image.shape[1:])} "
+                                  f"and {tuple(job.frame1.image.shape[1:])}")
+            if self.profile == "auto" and self.speed_factor is None:
+                self.speed_factor = self._calibrate(job.frame0, job.frame1, job.timesteps)
+            profile = self.profile_for(height, width, len(job.timesteps))
+            self.stats["pairs"] += 1
+            self.stats["profile"] = profile
+            if self.profile == "auto":
+                self.stats["auto"] = self.auto_choice(height, width, len(job.timesteps)).as_dict()
+            motions.append(self._motion_with(PROFILE_SETTINGS[profile], job.frame0, job.frame1))
+        return motions
 
-    def _interpolate_once(
-        self, settings: FlowSettings, frame0: torch.Tensor, frame1: torch.Tensor, timesteps: Sequence[float]
-    ) -> list[torch.Tensor]:
-        height, width = frame0.shape[1:]
+    def _motion_with(self, settings: FlowSettings, frame0: Frame, frame1: Frame, cache: bool = True) -> FlowMotion:
         with section("flow"):
-            flow01, flow10, _work_frames = self.pair_flows(frame0, frame1, settings)
+            flow01, flow10, _work_frames = self.pair_flows(frame0, frame1, settings, cache=cache)
         with section("upload"):
             flow01, flow10 = flow01.to(self.device), flow10.to(self.device)
-            frames = [frame.to(self.device, self.dtype).unsqueeze(0) for frame in (frame0, frame1)]
-        work_height, work_width = flow01.shape[2:]
         with section("projection_warping"):
             weight0 = self._splat_weight(flow01, flow10)
             weight1 = self._splat_weight(flow10, flow01)
+        mirrored = None
+        if settings.mirror_average:
+            mirrored = self._motion_with(replace(settings, mirror_average=False), self._mirror(frame0),
+                                         self._mirror(frame1), cache)
+        return FlowMotion(settings, flow01, flow10, weight0, weight1, mirrored)
+
+    def render(self, jobs, motions, window: Window | None = None) -> list[list[torch.Tensor]]:
+        """Per pair, one frame per t: (3,H,W) float32 in [0,1] on the device for window=None, else that
+        window of the frame (3,h,w), unclamped."""
+        results = []
+        for job, motion in zip(jobs, motions):
+            outputs = self._render_pair(job.frame0, job.frame1, motion, job.timesteps, window)
+            if motion.mirrored is not None:
+                width = job.frame0.width
+                flipped = None if window is None else Window(window.top, window.bottom, width - window.right,
+                                                             width - window.left)
+                others = self._render_pair(self._mirror(job.frame0), self._mirror(job.frame1), motion.mirrored,
+                                           job.timesteps, flipped)
+                with section("projection_warping"):
+                    outputs = [(direct + other.flip(-1)).mul_(0.5) for direct, other in zip(outputs, others)]
+            results.append(outputs)
+        return results
+
+    def _render_pair(self, frame0: Frame, frame1: Frame, motion: FlowMotion, timesteps, window) -> list[torch.Tensor]:
+        height, width = frame0.height, frame0.width
+        work_height, work_width = motion.flow01.shape[2:]
         full_size = (work_height, work_width) != (height, width)
         # Flows are in work pixels; one factor per axis takes them to frame pixels.
         to_frame_pixels = torch.tensor([width / work_width, height / work_height], device=self.device)
-
         outputs = []
         for t in timesteps:
             t = float(t)
             if not 0.0 < t < 1.0:
                 raise EngineError(f"timestep must lie strictly between 0 and 1, got {t}")
             with section("projection_warping"):
-                frame_t = self._frame_at(t, flow01, flow10, weight0, weight1, frames, to_frame_pixels, full_size)
-            with section("download"):
-                outputs.append(frame_t.clamp_(0.0, 1.0).cpu())
+                frame_t = self._frame_at(t, motion.flow01, motion.flow10, motion.weight0, motion.weight1,
+                                         (frame0.image, frame1.image), to_frame_pixels, full_size, window)
+            outputs.append(frame_t.clamp_(0.0, 1.0) if window is None else frame_t)
         return outputs
 
-    def _frame_at(self, t, flow01, flow10, weight0, weight1, frames, to_frame_pixels, full_size) -> torch.Tensor:
-        """The (3,H,W) frame at time t on the engine's device, unclamped (steps 3-5 of the module doc)."""
+    def _calibrate(self, frame0: Frame, frame1: Frame, timesteps) -> float:
+        """This machine's speed against the reference one: the first pair in the cheapest profile at its
+        first timestep, timed twice (the first run also pays one-time set-up costs; the faster run
+        counts), over the cost model's prediction for it. The calibration frames are discarded, and
+        nothing it computes is cached; auto's choice makes the real ones."""
+        height, width = frame0.height, frame0.width
+        settings = PROFILE_SETTINGS[AUTO_ORDER[-1]]
+        job = PairJob(frame0, frame1, tuple(timesteps[:1]))
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            motion = self._motion_with(settings, frame0, frame1, cache=False)
+            self.render([job], [motion])
+            seconds.append(time.perf_counter() - start)
+        predicted = reference_seconds(height, width, 1, settings, self.max_flow_side)
+        self.stats["calibration_seconds"] = round(min(seconds), 4)
+        return max(min(seconds) / predicted, 1e-3)
+
+    def _frame_at(self, t, flow01, flow10, weight0, weight1, frames, to_frame_pixels, full_size,
+                  window: Window | None = None) -> torch.Tensor:
+        """The (3,H,W) frame at time t on the engine's device, unclamped (steps 3-5 of the module doc);
+        only `window` of it when given (the warps then read only the part of each frame they need)."""
         height, width = frames[0].shape[-2:]
         work_height, work_width = flow01.shape[2:]
         flow_t0, hole0 = self._project(t * flow01, weight0)
@@ -510,8 +574,34 @@ class FlowEngine:
             stacked = self._resize_bilinear(stacked, height, width)  # (1,5,H,W)
             flows_t = stacked[0, :4].view(2, 2, height, width)
             share0 = stacked[:, 4:5]
+        if window is not None:
+            flows_t, share0 = window.of(flows_t), window.of(share0)
         flows_t = flows_t.to(self.dtype)
         # Warped one at a time: no stacked copy of the two full-size frames is needed.
-        warped0 = kernels.backward_warp(frames[0], flows_t[0:1]).float()
-        warped1 = kernels.backward_warp(frames[1], flows_t[1:2]).float()
+        warped0 = _warp(frames[0], flows_t[0:1], window).float()
+        warped1 = _warp(frames[1], flows_t[1:2], window).float()
         return torch.lerp(warped1[0], warped0[0], share0[0])
+
+
+def _warp(frame: torch.Tensor, flow: torch.Tensor, window: Window | None) -> torch.Tensor:
+    """`kernels.backward_warp` of `frame` (1,C,H,W) by `flow` (1,2,h,w), the flow of `window` (or of the
+    whole frame). For a window only a box of `frame` is read: the window plus every pixel its samples
+    can touch. Samples are clamped to the frame's border, so the box's edges are the frame's wherever a
+    sample reaches past them, and the window's result is that of warping the whole frame."""
+    if window is None:
+        return kernels.backward_warp(frame, flow)
+    height, width = frame.shape[-2:]
+    rows = torch.arange(window.top, window.bottom, device=flow.device, dtype=torch.float32).view(-1, 1)
+    cols = torch.arange(window.left, window.right, device=flow.device, dtype=torch.float32).view(1, -1)
+    flow32 = torch.nan_to_num(flow.float(), nan=0.0)  # NaN samples the pixel itself; +-Inf clamps
+    xs = (cols + flow32[0, 0]).clamp_(0, width - 1)
+    ys = (rows + flow32[0, 1]).clamp_(0, height - 1)
+    left = min(window.left, int(xs.min().floor()))
+    right = max(window.right, min(width, int(xs.max().floor()) + 2))
+    top = min(window.top, int(ys.min().floor()))
+    bottom = max(window.bottom, min(height, int(ys.max().floor()) + 2))
+    box = frame[..., top:bottom, left:right].contiguous()
+    inside = Window(window.top - top, window.bottom - top, window.left - left, window.right - left)
+    box_flow = flow.new_zeros((1, 2, bottom - top, right - left))
+    box_flow[..., inside.top : inside.bottom, inside.left : inside.right] = flow
+    return inside.of(kernels.backward_warp(box, box_flow))

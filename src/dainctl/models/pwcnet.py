@@ -120,15 +120,17 @@ class PWCNet(nn.Module):
         # [correlation, frame-0 features, upsampled flow, upsampled decoder features]
         return CORRELATION_CHANNELS + PYRAMID_WIDTHS[level - 1] + 2 + 2
 
-    def _pyramid(self, frame: torch.Tensor) -> dict[int, torch.Tensor]:
-        features = {}
+    def pyramid(self, frame: torch.Tensor) -> list[torch.Tensor]:
+        """One frame's feature pyramid, levels 1..6 (index 0 = level 1), for (B, 3, H, W) frames. It
+        depends on the frame alone, so a video's frames need it once each (`decode` pairs them)."""
+        features = []
         x = frame
         for level in range(1, 7):
             if level < 6:
                 x = getattr(self, f"conv{level}b")(getattr(self, f"conv{level}aa")(getattr(self, f"conv{level}a")(x)))
             else:
                 x = self.conv6b(self.conv6a(self.conv6aa(x)))
-            features[level] = x
+            features.append(x)
         return features
 
     def _dense_decoder(self, level: int, x: torch.Tensor) -> torch.Tensor:
@@ -147,18 +149,16 @@ class PWCNet(nn.Module):
         )
         return F.leaky_relu(cost, 0.1).to(features0.dtype)
 
-    def forward(self, frame_pair: torch.Tensor) -> torch.Tensor:
-        pyramid0 = self._pyramid(frame_pair[:, :3])
-        pyramid1 = self._pyramid(frame_pair[:, 3:])
-
-        x = self._dense_decoder(6, self._correlate(pyramid0[6], pyramid1[6]))
+    def decode(self, pyramid0: list[torch.Tensor], pyramid1: list[torch.Tensor]) -> torch.Tensor:
+        """The flow 0->1 (B, 2, H/4, W/4) in pixels / 20 from the two frames' pyramids."""
+        x = self._dense_decoder(6, self._correlate(pyramid0[5], pyramid1[5]))
         flow = self.predict_flow6(x)
         up_flow = self.deconv6(flow)
         up_features = self.upfeat6(x)
         for level in (5, 4, 3, 2):
-            warped1 = backward_warp(pyramid1[level], up_flow.float() * WARP_SCALE[level])
-            cost = self._correlate(pyramid0[level], warped1)
-            x = self._dense_decoder(level, torch.cat((cost, pyramid0[level], up_flow, up_features), dim=1))
+            warped1 = backward_warp(pyramid1[level - 1], up_flow.float() * WARP_SCALE[level])
+            cost = self._correlate(pyramid0[level - 1], warped1)
+            x = self._dense_decoder(level, torch.cat((cost, pyramid0[level - 1], up_flow, up_features), dim=1))
             flow = getattr(self, f"predict_flow{level}")(x)
             if level > 2:
                 up_flow = getattr(self, f"deconv{level}")(flow)
@@ -166,3 +166,6 @@ class PWCNet(nn.Module):
 
         x = self.dc_conv4(self.dc_conv3(self.dc_conv2(self.dc_conv1(x))))
         return flow + self.dc_conv7(self.dc_conv6(self.dc_conv5(x)))
+
+    def forward(self, frame_pair: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.pyramid(frame_pair[:, :3]), self.pyramid(frame_pair[:, 3:]))
