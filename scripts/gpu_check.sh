@@ -8,8 +8,9 @@
 #   pytest_cuda       pytest -m cuda (no -x; per-test timeout), then `tests`: the JUnit summary
 #   kernels           each op per call at 1920x1080, fp32 and fp16, GB/s against the bytes it must move
 #   psnr              DAIN fp16 vs fp32 (and vs the original DAIN) on the oracle cases' inputs
-#   bench_*           dainctl benchmark: DAIN 1280x720 fp16,fp32; DAIN 1920x1080 and 3840x2160 fp16 with
-#                     --max-memory 16G; the weight-free engine at 1920x1080
+#   bench_*           dainctl benchmark: DAIN 1280x720 fp16,fp32; DAIN 1920x1080 fp16 with 1, 2 and 4 pairs per
+#                     forward (--batch-pairs) and 3840x2160 fp16, both with --max-memory 16G; the
+#                     weight-free engine at 1920x1080
 # Each step has its own time budget (timeout), a failed step does not stop the run, and everything goes
 # to $OUT/gpu_report.json (python scripts/gpu_report.py renders it as markdown) and $OUT/gpu_check.log;
 # a short summary is printed last. Exit status: 0 when no step failed or timed out.
@@ -138,13 +139,17 @@ run_steps() {
     step psnr 60 "$PY" scripts/gpu_check.py psnr --work "$WORK" --out "$WORK/psnr.json"
     if [ -z "$DRY" ]; then
         step bench_dain_720p 90 bash -c 'benchmark bench_dain_720p --gpu --engine dain --size 1280x720 --precision fp16,fp32 --frames 16'
-        step bench_dain_1080p 60 bash -c 'benchmark bench_dain_1080p --gpu --engine dain --size 1920x1080 --precision fp16 --max-memory 16G --frames 10'
+        for pairs in 1 2 4; do  # issue 13: output fps at 1080p with 1, 2 and 4 pairs per forward
+            step bench_dain_1080p_pairs$pairs 45 bash -c "benchmark bench_dain_1080p_pairs$pairs --gpu --engine dain --size 1920x1080 --precision fp16 --max-memory 16G --frames 10 --batch-pairs $pairs --no-alone --no-breakdown"
+        done
         step bench_flow_1080p 45 bash -c 'benchmark bench_flow_1080p --gpu --engine flow --size 1920x1080 --frames 16'
         step bench_dain_4k 90 bash -c 'benchmark bench_dain_4k --gpu --engine dain --size 3840x2160 --precision fp16 --max-memory 16G --frames 6 --no-alone'
     else
         # The CPU-side part: the same command on the CPU, small, fp32 (fp16 needs --gpu).
         step bench_dain_720p 60 bash -c 'benchmark bench_dain_720p --engine dain --size 32x32 --precision fp32 --frames 2 --no-alone --no-breakdown'
-        skip bench_dain_1080p "dry run: DAIN at 1920x1080 with --max-memory 16G needs the GPU (bench_dain_720p ran the command on the CPU)"
+        for pairs in 1 2 4; do
+            skip bench_dain_1080p_pairs$pairs "dry run: DAIN at 1920x1080 with --max-memory 16G needs the GPU (bench_dain_720p ran the command on the CPU)"
+        done
         step bench_flow_1080p 30 bash -c 'benchmark bench_flow_1080p --engine flow --size 64x48 --frames 3 --no-alone'
         skip bench_dain_4k "dry run: DAIN at 3840x2160 with --max-memory 16G needs the GPU"
     fi

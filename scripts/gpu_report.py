@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 SCHEMA = "dainctl.gpu_check/1"
-BENCH_STEPS = ("bench_dain_720p", "bench_dain_1080p", "bench_dain_4k", "bench_flow_1080p")
+BENCH_STEPS = ("bench_dain_720p", "bench_dain_1080p_pairs1", "bench_dain_1080p_pairs2", "bench_dain_1080p_pairs4",
+               "bench_dain_4k", "bench_flow_1080p")
 
 
 def table(header: list[str], rows: list[list]) -> list[str]:

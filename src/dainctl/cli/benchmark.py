@@ -13,7 +13,7 @@ import typer
 
 from ..errors import InputError, UsageError
 from . import ui
-from .options import BatchPairsOpt, ProfileOpt
+from .options import BatchPairsOpt, EngineOpt, MaxMemoryOpt, ProfileOpt
 
 app = typer.Typer(
     name="benchmark",
@@ -25,14 +25,9 @@ app = typer.Typer(
 )
 
 GpuOpt = Annotated[bool, typer.Option("--gpu", help="Run on the CUDA GPU (an error without one).")]
-EngineOpt = Annotated[str, typer.Option("--engine", help="flow (weight-free) or dain.")]
 WeightsOpt = Annotated[
     Optional[Path],
     typer.Option("--weights", help="DAIN weights; without them DAIN runs on random, well-scaled weights (speed only).", show_default=False),
-]
-MaxMemoryOpt = Annotated[
-    Optional[str],
-    typer.Option("--max-memory", help="Memory budget, e.g. 16G: frames are processed in tiles that fit it.", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No table and no progress on stderr.")]

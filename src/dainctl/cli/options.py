@@ -56,7 +56,4 @@ MaxMemoryOpt = Annotated[
     Optional[str],
     typer.Option("--max-memory", help="Memory budget for the engine, e.g. 16G: large frames are processed in overlapping tiles that fit it (default: the GPU's free memory).", show_default=False),
 ]
-BatchPairsOpt = Annotated[
-    Optional[int],
-    typer.Option("--batch-pairs", help="DAIN: frame pairs per forward (default: 4 on CUDA within the memory budget, 1 on the CPU).", show_default=False, min=1),
-]
+BatchPairsOpt = Annotated[Optional[int], typer.Option("--batch-pairs", min=1, show_default=False, help="DAIN: frame pairs per forward (default: 4 on CUDA within the memory budget, 1 on the CPU).")]

@@ -245,14 +245,16 @@ class DainEngine(EngineBase):
         )
 
     def _synthesize(self, jobs, motions, window, policy: PrecisionPolicy, items) -> list[Synthesis]:
-        """One synthesis per (job index, t) item, in batches of `max_pairs` items."""
+        """One synthesis per (job index, t) item, in batches of `max_pairs` items (one in a window)."""
         used = sorted({j for j, _t in items})
         with policy.compute():
             analysis = self.analysis([jobs[j] for j in used], [motions[j] for j in used], window, policy)
             position = {j: i for i, j in enumerate(used)}
             results: list[Synthesis] = []
-            for start in range(0, len(items), self.max_pairs):
-                chunk = items[start : start + self.max_pairs]
+            # Windows exist because memory is short: one (pair, t) per forward there.
+            per_forward = self.max_pairs if window is None else 1
+            for start in range(0, len(items), per_forward):
+                chunk = items[start : start + per_forward]
                 if len(chunk) == 1 and len(used) == 1:
                     results.append(self.network.synthesize(analysis, chunk[0][1]))
                     continue
