@@ -148,9 +148,10 @@ def _build_and_load(variant: str) -> Path:
         # cpp_extension.load has already loaded the freshly built copy. Loading the cached one as well
         # would register the dainctl ops twice (fatal) when another process won the race to the cache.
         _build(variant, key, root, final_dir)
-    from dainctl.kernels import _fake
+    from dainctl.kernels import _autograd, _fake
 
     _fake.register_fake_kernels()
+    _autograd.register_autograd_kernels()
     return library
 
 

@@ -41,7 +41,7 @@ def use_compiled(op_name: str, impl: str, *tensors: torch.Tensor) -> bool:
     if impl == "auto" and os.environ.get(ENV_VAR, "").strip().lower() == "ref":
         return False
 
-    reason = _unsupported_reason(tensors)
+    reason = _unsupported_reason(op_name, tensors)
     if reason is not None:
         if impl == "compiled":
             raise EngineError(f"compiled {op_name} does not support {reason}; use impl='ref'")
@@ -63,18 +63,22 @@ def use_compiled(op_name: str, impl: str, *tensors: torch.Tensor) -> bool:
     return True
 
 
-def _unsupported_reason(tensors: tuple[torch.Tensor, ...]) -> str | None:
+def _unsupported_reason(op_name: str, tensors: tuple[torch.Tensor, ...]) -> str | None:
     first = tensors[0]
     device_type = first.device.type
     if device_type not in SUPPORTED_DTYPES:
         return f"device {device_type!r}"
-    if first.dtype not in SUPPORTED_DTYPES[device_type]:
+    # Under autocast the op computes in float32 whatever its inputs' dtype (`_autograd`).
+    autocast = torch.is_autocast_enabled(device_type)
+    if first.dtype not in SUPPORTED_DTYPES[device_type] and not autocast:
         return f"{first.dtype} on {device_type}"
     if any(t.device != first.device for t in tensors):
         return "inputs on different devices"
-    # The compiled ops are forward-only; the reference is differentiable.
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return "autograd (inputs require grad)"
+    # Ops without a compiled backward differentiate through their reference twins.
+    from dainctl.kernels._autograd import COMPILED_BACKWARD
+
+    if op_name not in COMPILED_BACKWARD and torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return "autograd (inputs require grad; no compiled backward yet)"
     return None
 
 

@@ -14,6 +14,7 @@ def register_fake_kernels() -> None:
         "dainctl::filter_interpolation": _filter_interpolation_fake,
         "dainctl::correlation": _correlation_fake,
         "dainctl::backward_warp": _backward_warp_fake,
+        "dainctl::backward_warp_backward": _backward_warp_backward_fake,
     }
     for name, kernel in kernels.items():
         if name not in _registered:
@@ -36,3 +37,7 @@ def _correlation_fake(a: torch.Tensor, b: torch.Tensor, max_displacement: int) -
 
 def _backward_warp_fake(input: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return input.new_empty(input.shape)
+
+
+def _backward_warp_backward_fake(grad: torch.Tensor, input: torch.Tensor, flow: torch.Tensor):
+    return input.new_empty(input.shape), flow.new_empty(flow.shape)

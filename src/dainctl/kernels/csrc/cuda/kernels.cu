@@ -202,5 +202,70 @@ cudaError_t backward_warp(const void* input, const float* flow, void* out, Stora
   return cudaGetLastError();
 }
 
+// ----------------------------------------------------------------------------------------------------
+// Backward of backward_warp: the flow's gradient per pixel; the input's by atomics into float32.
+
+template <typename T>
+__global__ void backward_warp_flow_gradient_kernel(const T* grad, const T* input, const float* flow, float* grad_flow,
+                                                   int64_t batch, int channels, int height, int width) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    float dx, dy;
+    backward_warp_flow_gradient<T, float>(input + b * channels * plane, flow + b * 2 * plane,
+                                          grad + b * channels * plane, channels, height, width,
+                                          static_cast<int>(pixel % width), static_cast<int>(pixel / width), &dx, &dy);
+    grad_flow[b * 2 * plane + pixel] = dx;
+    grad_flow[(b * 2 + 1) * plane + pixel] = dy;
+  }
+}
+
+template <typename T>
+__global__ void backward_warp_input_gradient_kernel(const T* grad, const float* flow, float* grad_input,
+                                                    int64_t batch, int channels, int height, int width) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    const float* flow_x = flow + b * 2 * plane;
+    const WarpSample<float> sample = backward_warp_sample<float>(
+        flow_x[pixel], flow_x[plane + pixel], static_cast<int>(pixel % width), static_cast<int>(pixel / width), height,
+        width);
+    float weights[4];
+    backward_warp_tap_weights(sample, weights);
+    for (int c = 0; c < channels; ++c) {
+      const float g = Storage<T>::load(grad[(b * channels + c) * plane + pixel]);
+      float* target = grad_input + (b * channels + c) * plane;
+      atomicAdd(target + sample.top_left, weights[0] * g);
+      atomicAdd(target + sample.top_right, weights[1] * g);
+      atomicAdd(target + sample.bottom_left, weights[2] * g);
+      atomicAdd(target + sample.bottom_right, weights[3] * g);
+    }
+  }
+}
+
+cudaError_t backward_warp_backward(const void* grad, const void* input, const float* flow, float* grad_input,
+                                   float* grad_flow, StorageType type, int64_t batch, int channels, int height,
+                                   int width, cudaStream_t stream) {
+  const int64_t count = batch * static_cast<int64_t>(height) * width;
+  cudaError_t status = cudaMemsetAsync(grad_input, 0, sizeof(float) * count * channels, stream);
+  if (status != cudaSuccess || count == 0) return status;
+  if (type == StorageType::kFloat16) {
+    backward_warp_flow_gradient_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const __half*>(grad), static_cast<const __half*>(input), flow, grad_flow, batch, channels, height,
+        width);
+    backward_warp_input_gradient_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const __half*>(grad), flow, grad_input, batch, channels, height, width);
+  } else {
+    backward_warp_flow_gradient_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const float*>(grad), static_cast<const float*>(input), flow, grad_flow, batch, channels, height,
+        width);
+    backward_warp_input_gradient_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const float*>(grad), flow, grad_input, batch, channels, height, width);
+  }
+  return cudaGetLastError();
+}
+
 }  // namespace cuda
 }  // namespace dainctl

@@ -5,6 +5,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <tuple>
+
 #include "checks.h"
 #include "dainctl/cuda_launchers.h"
 
@@ -97,6 +99,29 @@ at::Tensor backward_warp_cuda(const at::Tensor& input, const at::Tensor& flow) {
   return out;
 }
 
+std::tuple<at::Tensor, at::Tensor> backward_warp_backward_cuda(const at::Tensor& grad, const at::Tensor& input,
+                                                               const at::Tensor& flow) {
+  check_nchw(input, "input", -1, input);
+  check_nchw(flow, "flow", 2, input);
+  check_nchw(grad, "grad", input.size(1), input);
+  const cuda::StorageType type = storage_type(input, "input");
+  const c10::cuda::CUDAGuard device_guard(input.device());
+  const at::Tensor input_c = input.contiguous();
+  const at::Tensor grad_c = grad.to(input.scalar_type()).contiguous();
+  const at::Tensor flow_f = flow.to(at::kFloat).contiguous();
+  // float32 accumulators (atomics), cast to the inputs' dtypes at the end.
+  at::Tensor grad_input = at::empty(input.sizes(), input_c.options().dtype(at::kFloat));
+  at::Tensor grad_flow = at::empty(flow.sizes(), flow_f.options());
+  if (input.numel() > 0) {
+    check_launch(cuda::backward_warp_backward(grad_c.data_ptr(), input_c.data_ptr(), flow_f.data_ptr<float>(),
+                                              grad_input.data_ptr<float>(), grad_flow.data_ptr<float>(), type,
+                                              input.size(0), input.size(1), input.size(2), input.size(3),
+                                              c10::cuda::getCurrentCUDAStream()),
+                 "backward_warp_backward");
+  }
+  return {grad_input.to(input.scalar_type()), grad_flow.to(flow.scalar_type())};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dainctl, CUDA, m) {
@@ -104,6 +129,7 @@ TORCH_LIBRARY_IMPL(dainctl, CUDA, m) {
   m.impl("filter_interpolation", &filter_interpolation_cuda);
   m.impl("correlation", &correlation_cuda);
   m.impl("backward_warp", &backward_warp_cuda);
+  m.impl("backward_warp_backward", &backward_warp_backward_cuda);
 }
 
 }  // namespace dainctl

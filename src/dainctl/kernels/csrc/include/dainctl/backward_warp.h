@@ -53,6 +53,57 @@ DAINCTL_HD T backward_warp_blend(const T* channel, const WarpSample<A>& sample) 
   return Storage<T>::store(value);
 }
 
+// ---- backward: the derivative of the forward above, with the floor() held constant (as autograd of
+// the reference twin takes it).
+
+// The clamp's gradient mask on one axis: 1 where position + f lies in [0, size-1] (bounds included, as
+// torch.clamp's backward) and f is finite (a NaN displacement counts as none and passes no gradient).
+template <typename A>
+DAINCTL_HD A backward_warp_pass(A f, int position, int size) {
+  const bool finite = f == f && f - f == A(0);
+  const A s = static_cast<A>(position) + f;
+  return finite && s >= A(0) && s <= static_cast<A>(size - 1) ? A(1) : A(0);
+}
+
+// The bilinear weights of the four taps (top-left, top-right, bottom-left, bottom-right) at `sample`:
+// an output pixel's gradient g adds g * weight to each tap of the input's gradient.
+template <typename A>
+DAINCTL_HD void backward_warp_tap_weights(const WarpSample<A>& sample, A weights[4]) {
+  weights[0] = (A(1) - sample.alpha) * (A(1) - sample.beta);
+  weights[1] = sample.alpha * (A(1) - sample.beta);
+  weights[2] = (A(1) - sample.alpha) * sample.beta;
+  weights[3] = sample.alpha * sample.beta;
+}
+
+// One channel's part of d(out)/d(sample point) times g, added to (*dx, *dy):
+//   dx += g [(1-beta)(TR-TL) + beta(BR-BL)],  dy += g [(1-alpha)(BL-TL) + alpha(BR-TR)].
+template <typename T, typename A>
+DAINCTL_HD void backward_warp_add_sample_gradient(const T* channel, const WarpSample<A>& sample, A g, A* dx, A* dy) {
+  const A tl = Storage<T>::load(channel[sample.top_left]);
+  const A tr = Storage<T>::load(channel[sample.top_right]);
+  const A bl = Storage<T>::load(channel[sample.bottom_left]);
+  const A br = Storage<T>::load(channel[sample.bottom_right]);
+  *dx += g * ((A(1) - sample.beta) * (tr - tl) + sample.beta * (br - bl));
+  *dy += g * ((A(1) - sample.alpha) * (bl - tl) + sample.alpha * (br - tr));
+}
+
+// The flow's gradient at output pixel (x, y) of one batch item, summed over channels.
+//   image, grad: (channels, height, width) of T    flow: (2, height, width) of A
+template <typename T, typename A>
+DAINCTL_HD void backward_warp_flow_gradient(const T* image, const A* flow, const T* grad, int channels, int height,
+                                            int width, int x, int y, A* grad_x, A* grad_y) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  const int pixel = y * width + x;
+  const A fx = flow[pixel];
+  const A fy = flow[plane + pixel];
+  const WarpSample<A> sample = backward_warp_sample(fx, fy, x, y, height, width);
+  A dx = 0, dy = 0;
+  for (int c = 0; c < channels; ++c)
+    backward_warp_add_sample_gradient(image + c * plane, sample, Storage<T>::load(grad[c * plane + pixel]), &dx, &dy);
+  *grad_x = dx * backward_warp_pass(fx, x, width);
+  *grad_y = dy * backward_warp_pass(fy, y, height);
+}
+
 // Output pixel (x, y) of one batch item, all channels.
 //   image: (channels, height, width) of T    flow: (2, height, width) of A    out: like image
 // Plane offsets are int: the drivers check that H*W fits.

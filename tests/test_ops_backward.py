@@ -1,0 +1,73 @@
+"""Backward of the custom ops with a compiled backward: gradcheck in float64, compiled against autograd
+through the `_ref` twins in float32, and no NaN gradient from NaN or infinite flows.
+
+Parametrized over device and flow kind as tests/test_ops.py is; CUDA cases are marked `cuda`.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dainctl.kernels import _autograd, backward_warp, backward_warp_ref
+from test_ops import make_flow, require_device, seeded
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def _warp_inputs(kind: str, dtype: torch.dtype, device: str, shape=(2, 3, 7, 9)):
+    batch, channels, height, width = shape
+    generator = seeded("warp", kind, shape)
+    image = torch.rand(shape, generator=generator, dtype=torch.float64)
+    flow = make_flow(kind, batch, height, width, generator)
+    return [image.to(device, dtype).requires_grad_(), flow.to(device, dtype).requires_grad_()]
+
+
+OPS = {
+    "backward_warp": {
+        "compiled": lambda image, flow: backward_warp(image, flow, impl="compiled"),
+        "ref": backward_warp_ref,
+        "inputs": _warp_inputs,
+    },
+}
+
+
+def test_every_op_with_a_compiled_backward_is_tested_here():
+    assert set(OPS) == set(_autograd.COMPILED_BACKWARD)
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+@pytest.mark.parametrize("kind", ["random", "large"])  # smooth almost everywhere: what gradcheck needs
+def test_gradcheck_float64(op, kind):
+    inputs = OPS[op]["inputs"](kind, torch.float64, "cpu")
+    assert torch.autograd.gradcheck(OPS[op]["compiled"], inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", sorted(OPS))
+@pytest.mark.parametrize("kind", ["random", "integer", "border", "large", "nonfinite"])
+def test_compiled_gradients_match_the_reference(device, op, kind):
+    require_device(device)
+    inputs = OPS[op]["inputs"](kind, torch.float32, device, shape=(2, 5, 24, 31))
+    output = OPS[op]["compiled"](*inputs)
+    grad = torch.randn(output.shape, generator=seeded("grad", op, kind), dtype=torch.float32).to(device)
+    compiled = torch.autograd.grad(output, inputs, grad)
+    reference = torch.autograd.grad(OPS[op]["ref"](*inputs), inputs, grad)
+    for got, want in zip(compiled, reference):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert torch.isfinite(got).all()  # NaN or infinite flows give no NaN gradient
+        torch.testing.assert_close(got, want, atol=1e-5 * max(1.0, float(want.abs().max())), rtol=1e-5)
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_the_compiled_backward_runs_and_autocast_computes_in_float32(op):
+    """Autograd calls the compiled backward op (not autograd through the twin), and under autocast the
+    op computes in float32."""
+    inputs = OPS[op]["inputs"]("random", torch.float32, "cpu")
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        OPS[op]["compiled"](*inputs).sum().backward()
+    names = {event.name for event in profile.events()}
+    assert f"dainctl::{op}_backward" in names and f"dainctl::{op}" in names
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = OPS[op]["compiled"](*[x.detach().to(torch.bfloat16) for x in inputs])
+    assert low.dtype == torch.float32
