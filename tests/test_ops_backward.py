@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dainctl.kernels import _autograd, backward_warp, backward_warp_ref
+from dainctl.kernels import _autograd, backward_warp, backward_warp_ref, filter_interpolation, filter_interpolation_ref
 from test_ops import make_flow, require_device, seeded
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
@@ -23,11 +23,26 @@ def _warp_inputs(kind: str, dtype: torch.dtype, device: str, shape=(2, 3, 7, 9))
     return [image.to(device, dtype).requires_grad_(), flow.to(device, dtype).requires_grad_()]
 
 
+def _filter_inputs(kind: str, dtype: torch.dtype, device: str, shape=(2, 3, 7, 9)):
+    batch, channels, height, width = shape
+    generator = seeded("filter", kind, shape)
+    image = torch.rand(shape, generator=generator, dtype=torch.float64)
+    # Flows within the valid range (|f| < size/2) for most pixels, so every gradient term is exercised.
+    flow = make_flow(kind, batch, height, width, generator) * (0.3 if kind in ("random", "large") else 1.0)
+    filters = torch.rand((batch, 16, height, width), generator=generator, dtype=torch.float64) / 4
+    return [t.to(device, dtype).requires_grad_() for t in (image, flow, filters)]
+
+
 OPS = {
     "backward_warp": {
         "compiled": lambda image, flow: backward_warp(image, flow, impl="compiled"),
         "ref": backward_warp_ref,
         "inputs": _warp_inputs,
+    },
+    "filter_interpolation": {
+        "compiled": lambda image, flow, filters: filter_interpolation(image, flow, filters, impl="compiled"),
+        "ref": filter_interpolation_ref,
+        "inputs": _filter_inputs,
     },
 }
 

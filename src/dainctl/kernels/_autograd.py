@@ -17,7 +17,7 @@ import torch
 
 FORWARD_OPS = ("depth_flow_projection", "filter_interpolation", "correlation", "backward_warp")
 # Ops whose backward is compiled; the others differentiate through their reference twins.
-COMPILED_BACKWARD = ("backward_warp",)
+COMPILED_BACKWARD = ("backward_warp", "filter_interpolation")
 
 _registered: set[str] = set()
 
@@ -33,8 +33,19 @@ def _backward_warp_backward(ctx, grad):
     return (grad_input if ctx.needs_input_grad[0] else None, grad_flow if ctx.needs_input_grad[1] else None)
 
 
+def _filter_interpolation_setup(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _filter_interpolation_backward(ctx, grad):
+    input, flow, filters = ctx.saved_tensors
+    grads = torch.ops.dainctl.filter_interpolation_backward(grad.contiguous(), input, flow, filters)
+    return tuple(g if needed else None for g, needed in zip(grads, ctx.needs_input_grad))
+
+
 _BACKWARDS = {
     "backward_warp": (_backward_warp_backward, _backward_warp_setup),
+    "filter_interpolation": (_filter_interpolation_backward, _filter_interpolation_setup),
 }
 
 

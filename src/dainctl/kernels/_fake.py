@@ -15,6 +15,7 @@ def register_fake_kernels() -> None:
         "dainctl::correlation": _correlation_fake,
         "dainctl::backward_warp": _backward_warp_fake,
         "dainctl::backward_warp_backward": _backward_warp_backward_fake,
+        "dainctl::filter_interpolation_backward": _filter_interpolation_backward_fake,
     }
     for name, kernel in kernels.items():
         if name not in _registered:
@@ -41,3 +42,7 @@ def _backward_warp_fake(input: torch.Tensor, flow: torch.Tensor) -> torch.Tensor
 
 def _backward_warp_backward_fake(grad: torch.Tensor, input: torch.Tensor, flow: torch.Tensor):
     return input.new_empty(input.shape), flow.new_empty(flow.shape)
+
+
+def _filter_interpolation_backward_fake(grad, input, flow, filters):
+    return input.new_empty(input.shape), flow.new_empty(flow.shape), filters.new_empty(filters.shape)

@@ -258,12 +258,53 @@ void backward_warp_backward(const T* grad, const T* input, const T* flow, T* gra
   }
 }
 
+template <typename T>
+void filter_interpolation_backward(const T* grad, const T* input, const T* flow, const T* filters, T* grad_input,
+                                   T* grad_flow, T* grad_filters, int64_t batch, int channels, int height, int width) {
+  using A = typename Storage<T>::acc;
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  // Flow and filter gradients: per pixel, summed over channels, pixels in parallel.
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int y = 0; y < height; ++y) {
+      for (int x = 0; x < width; ++x) {
+        const int64_t pixel = static_cast<int64_t>(y) * width + x;
+        A flow_gradient[2];
+        A filter_gradient[kFilterTaps];
+        filter_interpolation_pixel_gradients<T, T>(input + b * channels * plane, flow + b * 2 * plane,
+                                                   filters + b * kFilterTaps * plane, grad + b * channels * plane,
+                                                   channels, height, width, x, y, flow_gradient, filter_gradient);
+        for (int k = 0; k < 2; ++k) grad_flow[(b * 2 + k) * plane + pixel] = Storage<T>::store(flow_gradient[k]);
+        for (int t = 0; t < kFilterTaps; ++t)
+          grad_filters[(b * kFilterTaps + t) * plane + pixel] = Storage<T>::store(filter_gradient[t]);
+      }
+    }
+  }
+  // The input's gradient scatters to the taps: one plane per thread, so no two threads add to one element.
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int c = 0; c < channels; ++c) {
+      T* target = grad_input + (b * channels + c) * plane;
+      const T* gradient = grad + (b * channels + c) * plane;
+      std::fill(target, target + plane, T(0));
+      auto add = [target](int64_t offset, A value) { target[offset] += Storage<T>::store(value); };
+      for (int y = 0; y < height; ++y)
+        for (int x = 0; x < width; ++x)
+          filter_interpolation_image_gradient<T, T>(flow + b * 2 * plane, filters + b * kFilterTaps * plane,
+                                                    Storage<T>::load(gradient[static_cast<int64_t>(y) * width + x]),
+                                                    height, width, x, y, add);
+    }
+  }
+}
+
 #define DAINCTL_INSTANTIATE(T)                                                                             \
   template void depth_flow_projection<T>(const T*, const T*, T*, int64_t, int, int, bool);                \
   template void filter_interpolation<T>(const T*, const T*, const T*, T*, int64_t, int, int, int);         \
   template void correlation<T>(const T*, const T*, T*, int64_t, int, int, int, int);                       \
   template void backward_warp<T>(const T*, const T*, T*, int64_t, int, int, int);                          \
-  template void backward_warp_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int, int, int);
+  template void backward_warp_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int, int, int);        \
+  template void filter_interpolation_backward<T>(const T*, const T*, const T*, const T*, T*, T*, T*, int64_t, int, \
+                                                 int, int);
 
 DAINCTL_INSTANTIATE(float)
 DAINCTL_INSTANTIATE(double)

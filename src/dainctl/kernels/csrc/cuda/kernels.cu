@@ -267,5 +267,70 @@ cudaError_t backward_warp_backward(const void* grad, const void* input, const fl
   return cudaGetLastError();
 }
 
+// ----------------------------------------------------------------------------------------------------
+// Backward of filter_interpolation: flow and filter gradients per pixel; the input's by atomics.
+
+template <typename T>
+__global__ void filter_interpolation_gradients_kernel(const T* grad, const T* input, const float* flow,
+                                                      const T* filters, float* grad_flow, float* grad_filters,
+                                                      int64_t batch, int channels, int height, int width) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    float flow_gradient[2];
+    float filter_gradient[kFilterTaps];
+    filter_interpolation_pixel_gradients<T, float>(input + b * channels * plane, flow + b * 2 * plane,
+                                                   filters + b * kFilterTaps * plane, grad + b * channels * plane,
+                                                   channels, height, width, static_cast<int>(pixel % width),
+                                                   static_cast<int>(pixel / width), flow_gradient, filter_gradient);
+    for (int k = 0; k < 2; ++k) grad_flow[(b * 2 + k) * plane + pixel] = flow_gradient[k];
+    for (int t = 0; t < kFilterTaps; ++t) grad_filters[(b * kFilterTaps + t) * plane + pixel] = filter_gradient[t];
+  }
+}
+
+template <typename T>
+__global__ void filter_interpolation_image_gradient_kernel(const T* grad, const float* flow, const T* filters,
+                                                           float* grad_input, int64_t batch, int channels, int height,
+                                                           int width) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    for (int c = 0; c < channels; ++c) {
+      float* target = grad_input + (b * channels + c) * plane;
+      auto add = [target](int64_t offset, float value) { atomicAdd(target + offset, value); };
+      filter_interpolation_image_gradient<T, float>(
+          flow + b * 2 * plane, filters + b * kFilterTaps * plane,
+          Storage<T>::load(grad[(b * channels + c) * plane + pixel]), height, width, static_cast<int>(pixel % width),
+          static_cast<int>(pixel / width), add);
+    }
+  }
+}
+
+cudaError_t filter_interpolation_backward(const void* grad, const void* input, const float* flow, const void* filters,
+                                          float* grad_input, float* grad_flow, float* grad_filters, StorageType type,
+                                          int64_t batch, int channels, int height, int width, cudaStream_t stream) {
+  const int64_t count = batch * static_cast<int64_t>(height) * width;
+  cudaError_t status = cudaMemsetAsync(grad_input, 0, sizeof(float) * count * channels, stream);
+  if (status != cudaSuccess || count == 0) return status;
+  if (type == StorageType::kFloat16) {
+    filter_interpolation_gradients_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const __half*>(grad), static_cast<const __half*>(input), flow, static_cast<const __half*>(filters),
+        grad_flow, grad_filters, batch, channels, height, width);
+    filter_interpolation_image_gradient_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const __half*>(grad), flow, static_cast<const __half*>(filters), grad_input, batch, channels, height,
+        width);
+  } else {
+    filter_interpolation_gradients_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const float*>(grad), static_cast<const float*>(input), flow, static_cast<const float*>(filters),
+        grad_flow, grad_filters, batch, channels, height, width);
+    filter_interpolation_image_gradient_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const float*>(grad), flow, static_cast<const float*>(filters), grad_input, batch, channels, height,
+        width);
+  }
+  return cudaGetLastError();
+}
+
 }  // namespace cuda
 }  // namespace dainctl

@@ -110,6 +110,33 @@ std::tuple<at::Tensor, at::Tensor> backward_warp_backward_cpu(const at::Tensor& 
   return {grad_input, grad_flow.to(flow.scalar_type())};
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> filter_interpolation_backward_cpu(const at::Tensor& grad,
+                                                                                const at::Tensor& input,
+                                                                                const at::Tensor& flow,
+                                                                                const at::Tensor& filters) {
+  check_nchw(input, "input", -1, input);
+  check_nchw(flow, "flow", 2, input);
+  check_nchw(filters, "filters", 16, input);
+  check_nchw(grad, "grad", input.size(1), input);
+  check_cpu_dtype(input, "input");
+  const at::Tensor input_c = input.contiguous();
+  const at::Tensor flow_c = flow.to(input.scalar_type()).contiguous();
+  const at::Tensor filters_c = filters.to(input.scalar_type()).contiguous();
+  const at::Tensor grad_c = grad.to(input.scalar_type()).contiguous();
+  at::Tensor grad_input = at::empty(input.sizes(), input_c.options());
+  at::Tensor grad_flow = at::empty(flow.sizes(), input_c.options());
+  at::Tensor grad_filters = at::empty(filters.sizes(), input_c.options());
+  if (input.numel() > 0) {
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "filter_interpolation_backward_cpu", [&] {
+      cpu::filter_interpolation_backward<scalar_t>(
+          grad_c.data_ptr<scalar_t>(), input_c.data_ptr<scalar_t>(), flow_c.data_ptr<scalar_t>(),
+          filters_c.data_ptr<scalar_t>(), grad_input.data_ptr<scalar_t>(), grad_flow.data_ptr<scalar_t>(),
+          grad_filters.data_ptr<scalar_t>(), input.size(0), input.size(1), input.size(2), input.size(3));
+    });
+  }
+  return {grad_input, grad_flow.to(flow.scalar_type()), grad_filters.to(filters.scalar_type())};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(dainctl, m) {
@@ -119,6 +146,7 @@ TORCH_LIBRARY(dainctl, m) {
   m.def("backward_warp(Tensor input, Tensor flow) -> Tensor");
   // Backward ops: gradients of the forward ops above, for `torch.library.register_autograd`.
   m.def("backward_warp_backward(Tensor grad, Tensor input, Tensor flow) -> (Tensor, Tensor)");
+  m.def("filter_interpolation_backward(Tensor grad, Tensor input, Tensor flow, Tensor filters) -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(dainctl, CPU, m) {
@@ -127,6 +155,7 @@ TORCH_LIBRARY_IMPL(dainctl, CPU, m) {
   m.impl("correlation", &correlation_cpu);
   m.impl("backward_warp", &backward_warp_cpu);
   m.impl("backward_warp_backward", &backward_warp_backward_cpu);
+  m.impl("filter_interpolation_backward", &filter_interpolation_backward_cpu);
 }
 
 }  // namespace dainctl

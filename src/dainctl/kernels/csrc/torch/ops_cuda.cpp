@@ -122,6 +122,34 @@ std::tuple<at::Tensor, at::Tensor> backward_warp_backward_cuda(const at::Tensor&
   return {grad_input.to(input.scalar_type()), grad_flow.to(flow.scalar_type())};
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> filter_interpolation_backward_cuda(const at::Tensor& grad,
+                                                                                 const at::Tensor& input,
+                                                                                 const at::Tensor& flow,
+                                                                                 const at::Tensor& filters) {
+  check_nchw(input, "input", -1, input);
+  check_nchw(flow, "flow", 2, input);
+  check_nchw(filters, "filters", 16, input);
+  check_nchw(grad, "grad", input.size(1), input);
+  const cuda::StorageType type = storage_type(input, "input");
+  const c10::cuda::CUDAGuard device_guard(input.device());
+  const at::Tensor input_c = input.contiguous();
+  const at::Tensor grad_c = grad.to(input.scalar_type()).contiguous();
+  const at::Tensor filters_c = filters.to(input.scalar_type()).contiguous();
+  const at::Tensor flow_f = flow.to(at::kFloat).contiguous();
+  const at::TensorOptions accumulate = input_c.options().dtype(at::kFloat);
+  at::Tensor grad_input = at::empty(input.sizes(), accumulate);
+  at::Tensor grad_flow = at::empty(flow.sizes(), accumulate);
+  at::Tensor grad_filters = at::empty(filters.sizes(), accumulate);
+  if (input.numel() > 0) {
+    check_launch(cuda::filter_interpolation_backward(
+                     grad_c.data_ptr(), input_c.data_ptr(), flow_f.data_ptr<float>(), filters_c.data_ptr(),
+                     grad_input.data_ptr<float>(), grad_flow.data_ptr<float>(), grad_filters.data_ptr<float>(), type,
+                     input.size(0), input.size(1), input.size(2), input.size(3), c10::cuda::getCurrentCUDAStream()),
+                 "filter_interpolation_backward");
+  }
+  return {grad_input.to(input.scalar_type()), grad_flow.to(flow.scalar_type()), grad_filters.to(filters.scalar_type())};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dainctl, CUDA, m) {
@@ -130,6 +158,7 @@ TORCH_LIBRARY_IMPL(dainctl, CUDA, m) {
   m.impl("correlation", &correlation_cuda);
   m.impl("backward_warp", &backward_warp_cuda);
   m.impl("backward_warp_backward", &backward_warp_backward_cuda);
+  m.impl("filter_interpolation_backward", &filter_interpolation_backward_cuda);
 }
 
 }  // namespace dainctl

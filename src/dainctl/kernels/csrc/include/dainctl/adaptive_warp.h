@@ -8,6 +8,63 @@ namespace dainctl {
 constexpr int kFilterSize = 4;
 constexpr int kFilterTaps = kFilterSize * kFilterSize;
 
+// Where output pixel (x, y) reads: whether the flow is valid there, the 16 tap offsets (reads clamped to
+// the border, row-major window order) and the bilinear weights of the four 2x2 quadrants.
+template <typename A>
+struct FilterTaps {
+  bool valid = false;
+  int64_t offset[kFilterTaps];
+  A alpha = 0, beta = 0;
+  A corner[4] = {0, 0, 0, 0};  // top-left, top-right, bottom-left, bottom-right
+};
+
+// The quadrant (index into FilterTaps::corner) of window tap `tap` = 4 * row + col.
+DAINCTL_HD int filter_quadrant(int tap) { return ((tap / kFilterSize) / 2) * 2 + (tap % kFilterSize) / 2; }
+
+template <typename A>
+DAINCTL_HD FilterTaps<A> filter_interpolation_taps(A fx, A fy, int x, int y, int height, int width) {
+  FilterTaps<A> taps;
+  const A sample_x = static_cast<A>(x) + fx;
+  const A sample_y = static_cast<A>(y) + fy;
+  // Positive tests so NaN or infinite flow is invalid; invalid pixels copy the input through.
+  taps.valid = sample_x >= A(0) && sample_x <= static_cast<A>(width - 1) && sample_y >= A(0) &&
+               sample_y <= static_cast<A>(height - 1) && abs_of(fx) < static_cast<A>(width) / A(2) &&
+               abs_of(fy) < static_cast<A>(height) / A(2);
+  if (!taps.valid) return taps;
+  const int base_x = floor_nonnegative(sample_x);
+  const int base_y = floor_nonnegative(sample_y);
+  taps.alpha = sample_x - static_cast<A>(base_x);
+  taps.beta = sample_y - static_cast<A>(base_y);
+  const int window_x0 = base_x + 1 - kFilterSize / 2;
+  const int window_y0 = base_y + 1 - kFilterSize / 2;
+  for (int a = 0; a < kFilterSize; ++a) {
+    const int row = clamp_index(window_y0 + a, height - 1);
+    for (int b = 0; b < kFilterSize; ++b) {
+      const int col = clamp_index(window_x0 + b, width - 1);
+      taps.offset[a * kFilterSize + b] = static_cast<int64_t>(row) * width + col;
+    }
+  }
+  taps.corner[0] = (A(1) - taps.alpha) * (A(1) - taps.beta);
+  taps.corner[1] = taps.alpha * (A(1) - taps.beta);
+  taps.corner[2] = (A(1) - taps.alpha) * taps.beta;
+  taps.corner[3] = taps.alpha * taps.beta;
+  return taps;
+}
+
+// One channel's four quadrant sums (each 2x2 quadrant summed row by row).
+template <typename T, typename A>
+DAINCTL_HD void filter_quadrant_sums(const T* channel, const FilterTaps<A>& taps, const A* kernel, A quadrant[4]) {
+  for (int q = 0; q < 4; ++q) {
+    const int row0 = (q / 2) * 2;
+    const int col0 = (q % 2) * 2;
+    A total = 0;
+    for (int a = row0; a < row0 + 2; ++a)
+      for (int b = col0; b < col0 + 2; ++b)
+        total += Storage<T>::load(channel[taps.offset[a * kFilterSize + b]]) * kernel[a * kFilterSize + b];
+    quadrant[q] = total;
+  }
+}
+
 // Output pixel (x, y) of one batch item, all channels.
 //   image:   (channels, height, width) of T      flow:    (2, height, width) of A
 //   filters: (16, height, width) of T            out:     (channels, height, width) of T
@@ -16,58 +73,66 @@ DAINCTL_HD void filter_interpolation_pixel(const T* image, const A* flow, const 
                                            int channels, int height, int width, int x, int y) {
   const int64_t plane = static_cast<int64_t>(height) * width;
   const int64_t pixel = static_cast<int64_t>(y) * width + x;
-  const A fx = flow[pixel];
-  const A fy = flow[plane + pixel];
-  const A sample_x = static_cast<A>(x) + fx;
-  const A sample_y = static_cast<A>(y) + fy;
-  // Positive tests so NaN or infinite flow is invalid; invalid pixels copy the input through.
-  const bool valid = sample_x >= A(0) && sample_x <= static_cast<A>(width - 1) && sample_y >= A(0) &&
-                     sample_y <= static_cast<A>(height - 1) && abs_of(fx) < static_cast<A>(width) / A(2) &&
-                     abs_of(fy) < static_cast<A>(height) / A(2);
-  if (!valid) {
+  const FilterTaps<A> taps = filter_interpolation_taps<A>(flow[pixel], flow[plane + pixel], x, y, height, width);
+  if (!taps.valid) {
     for (int c = 0; c < channels; ++c) out[c * plane + pixel] = image[c * plane + pixel];
     return;
   }
-  const int base_x = floor_nonnegative(sample_x);
-  const int base_y = floor_nonnegative(sample_y);
-  const A alpha = sample_x - static_cast<A>(base_x);
-  const A beta = sample_y - static_cast<A>(base_y);
-  const int window_x0 = base_x + 1 - kFilterSize / 2;
-  const int window_y0 = base_y + 1 - kFilterSize / 2;
-
-  // Tap offsets (reads clamped to the border) and kernel values, in row-major window order.
-  int64_t tap_offset[kFilterTaps];
   A kernel[kFilterTaps];
-  for (int a = 0; a < kFilterSize; ++a) {
-    const int row = clamp_index(window_y0 + a, height - 1);
-    for (int b = 0; b < kFilterSize; ++b) {
-      const int col = clamp_index(window_x0 + b, width - 1);
-      tap_offset[a * kFilterSize + b] = static_cast<int64_t>(row) * width + col;
-      kernel[a * kFilterSize + b] = Storage<T>::load(filters[(a * kFilterSize + b) * plane + pixel]);
-    }
-  }
-  const A weight_tl = (A(1) - alpha) * (A(1) - beta);
-  const A weight_tr = alpha * (A(1) - beta);
-  const A weight_bl = (A(1) - alpha) * beta;
-  const A weight_br = alpha * beta;
-
+  for (int t = 0; t < kFilterTaps; ++t) kernel[t] = Storage<T>::load(filters[t * plane + pixel]);
   for (int c = 0; c < channels; ++c) {
-    const T* channel = image + c * plane;
-    // Each 2x2 quadrant is summed row by row, then weighted by its corner's bilinear weight.
     A quadrant[4];
-    for (int q = 0; q < 4; ++q) {
-      const int row0 = (q / 2) * 2;
-      const int col0 = (q % 2) * 2;
-      A total = 0;
-      for (int a = row0; a < row0 + 2; ++a)
-        for (int b = col0; b < col0 + 2; ++b)
-          total += Storage<T>::load(channel[tap_offset[a * kFilterSize + b]]) * kernel[a * kFilterSize + b];
-      quadrant[q] = total;
-    }
-    const A value = weight_tl * quadrant[0] + weight_tr * quadrant[1] + weight_bl * quadrant[2] +
-                    weight_br * quadrant[3];
+    filter_quadrant_sums(image + c * plane, taps, kernel, quadrant);
+    const A value = taps.corner[0] * quadrant[0] + taps.corner[1] * quadrant[1] + taps.corner[2] * quadrant[2] +
+                    taps.corner[3] * quadrant[3];
     out[c * plane + pixel] = Storage<T>::store(value);
   }
+}
+
+// ---- backward: the derivative of the forward above, with the floor() held constant (as autograd of
+// the reference twin takes it). An invalid pixel copies the input through, so its gradient goes to the
+// input pixel itself and none to the flow or the filters.
+
+// The flow's (2) and the filters' (16) gradients at output pixel (x, y) of one batch item, summed over
+// channels; grad: (channels, height, width) of T.
+template <typename T, typename A>
+DAINCTL_HD void filter_interpolation_pixel_gradients(const T* image, const A* flow, const T* filters, const T* grad,
+                                                     int channels, int height, int width, int x, int y,
+                                                     A grad_flow[2], A grad_filters[kFilterTaps]) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  const int64_t pixel = static_cast<int64_t>(y) * width + x;
+  grad_flow[0] = grad_flow[1] = A(0);
+  for (int t = 0; t < kFilterTaps; ++t) grad_filters[t] = A(0);
+  const FilterTaps<A> taps = filter_interpolation_taps<A>(flow[pixel], flow[plane + pixel], x, y, height, width);
+  if (!taps.valid) return;
+  A kernel[kFilterTaps];
+  for (int t = 0; t < kFilterTaps; ++t) kernel[t] = Storage<T>::load(filters[t * plane + pixel]);
+  for (int c = 0; c < channels; ++c) {
+    const T* channel = image + c * plane;
+    const A g = Storage<T>::load(grad[c * plane + pixel]);
+    A quadrant[4];
+    filter_quadrant_sums(channel, taps, kernel, quadrant);
+    grad_flow[0] += g * ((A(1) - taps.beta) * (quadrant[1] - quadrant[0]) + taps.beta * (quadrant[3] - quadrant[2]));
+    grad_flow[1] += g * ((A(1) - taps.alpha) * (quadrant[2] - quadrant[0]) + taps.alpha * (quadrant[3] - quadrant[1]));
+    for (int t = 0; t < kFilterTaps; ++t)
+      grad_filters[t] += g * taps.corner[filter_quadrant(t)] * Storage<T>::load(channel[taps.offset[t]]);
+  }
+}
+
+// The input's gradient from output pixel (x, y) of one channel: `add(offset, value)` adds `value` at
+// `offset` of that channel's (height, width) plane (serially on the CPU, with atomics on CUDA).
+template <typename T, typename A, typename Add>
+DAINCTL_HD void filter_interpolation_image_gradient(const A* flow, const T* filters, A g, int height, int width,
+                                                    int x, int y, Add add) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  const int64_t pixel = static_cast<int64_t>(y) * width + x;
+  const FilterTaps<A> taps = filter_interpolation_taps<A>(flow[pixel], flow[plane + pixel], x, y, height, width);
+  if (!taps.valid) {
+    add(pixel, g);
+    return;
+  }
+  for (int t = 0; t < kFilterTaps; ++t)
+    add(taps.offset[t], g * taps.corner[filter_quadrant(t)] * Storage<T>::load(filters[t * plane + pixel]));
 }
 
 }  // namespace dainctl

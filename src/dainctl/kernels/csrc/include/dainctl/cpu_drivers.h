@@ -32,5 +32,11 @@ template <typename T>
 void backward_warp_backward(const T* grad, const T* input, const T* flow, T* grad_input, T* grad_flow,
                             int64_t batch, int channels, int height, int width);
 
+// Backward of filter_interpolation: grad, input (B,C,H,W), flow (B,2,H,W), filters (B,16,H,W) ->
+// grad_input (B,C,H,W), grad_flow (B,2,H,W), grad_filters (B,16,H,W); all of T.
+template <typename T>
+void filter_interpolation_backward(const T* grad, const T* input, const T* flow, const T* filters, T* grad_input,
+                                   T* grad_flow, T* grad_filters, int64_t batch, int channels, int height, int width);
+
 }  // namespace cpu
 }  // namespace dainctl

@@ -36,5 +36,12 @@ cudaError_t backward_warp_backward(const void* grad, const void* input, const fl
                                    float* grad_flow, StorageType type, int64_t batch, int channels, int height,
                                    int width, cudaStream_t stream);
 
+// Backward of filter_interpolation: grad, input (B,C,H,W) and filters (B,16,H,W) of type, flow (B,2,H,W)
+// float32 -> grad_input (B,C,H,W) float32 (zeroed here, summed with atomics), grad_flow (B,2,H,W) and
+// grad_filters (B,16,H,W) float32; the caller casts them.
+cudaError_t filter_interpolation_backward(const void* grad, const void* input, const float* flow, const void* filters,
+                                          float* grad_input, float* grad_flow, float* grad_filters, StorageType type,
+                                          int64_t batch, int channels, int height, int width, cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace dainctl
