@@ -9,7 +9,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dainctl.kernels import _autograd, backward_warp, backward_warp_ref, filter_interpolation, filter_interpolation_ref
+from dainctl.kernels import (
+    _autograd,
+    backward_warp,
+    backward_warp_ref,
+    correlation,
+    correlation_ref,
+    filter_interpolation,
+    filter_interpolation_ref,
+)
 from test_ops import make_flow, require_device, seeded
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
@@ -33,6 +41,14 @@ def _filter_inputs(kind: str, dtype: torch.dtype, device: str, shape=(2, 3, 7, 9
     return [t.to(device, dtype).requires_grad_() for t in (image, flow, filters)]
 
 
+def _correlation_inputs(kind: str, dtype: torch.dtype, device: str, shape=(2, 3, 7, 9)):
+    """Two feature maps (the flow kind does not apply: correlation has no flow)."""
+    generator = seeded("correlation", kind, shape)
+    a = torch.randn(shape, generator=generator, dtype=torch.float64)
+    b = torch.randn(shape, generator=generator, dtype=torch.float64)
+    return [t.to(device, dtype).requires_grad_() for t in (a, b)]
+
+
 OPS = {
     "backward_warp": {
         "compiled": lambda image, flow: backward_warp(image, flow, impl="compiled"),
@@ -43,6 +59,11 @@ OPS = {
         "compiled": lambda image, flow, filters: filter_interpolation(image, flow, filters, impl="compiled"),
         "ref": filter_interpolation_ref,
         "inputs": _filter_inputs,
+    },
+    "correlation": {
+        "compiled": lambda a, b: correlation(a, b, max_displacement=2, impl="compiled"),
+        "ref": lambda a, b: correlation_ref(a, b, max_displacement=2),
+        "inputs": _correlation_inputs,
     },
 }
 

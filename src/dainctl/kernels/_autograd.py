@@ -17,7 +17,7 @@ import torch
 
 FORWARD_OPS = ("depth_flow_projection", "filter_interpolation", "correlation", "backward_warp")
 # Ops whose backward is compiled; the others differentiate through their reference twins.
-COMPILED_BACKWARD = ("backward_warp", "filter_interpolation")
+COMPILED_BACKWARD = ("backward_warp", "filter_interpolation", "correlation")
 
 _registered: set[str] = set()
 
@@ -43,9 +43,22 @@ def _filter_interpolation_backward(ctx, grad):
     return tuple(g if needed else None for g, needed in zip(grads, ctx.needs_input_grad))
 
 
+def _correlation_setup(ctx, inputs, output) -> None:
+    a, b, max_displacement = inputs
+    ctx.save_for_backward(a, b)
+    ctx.max_displacement = max_displacement
+
+
+def _correlation_backward(ctx, grad):
+    a, b = ctx.saved_tensors
+    grad_a, grad_b = torch.ops.dainctl.correlation_backward(grad.contiguous(), a, b, ctx.max_displacement)
+    return (grad_a if ctx.needs_input_grad[0] else None, grad_b if ctx.needs_input_grad[1] else None, None)
+
+
 _BACKWARDS = {
     "backward_warp": (_backward_warp_backward, _backward_warp_setup),
     "filter_interpolation": (_filter_interpolation_backward, _filter_interpolation_setup),
+    "correlation": (_correlation_backward, _correlation_setup),
 }
 
 

@@ -16,6 +16,7 @@ def register_fake_kernels() -> None:
         "dainctl::backward_warp": _backward_warp_fake,
         "dainctl::backward_warp_backward": _backward_warp_backward_fake,
         "dainctl::filter_interpolation_backward": _filter_interpolation_backward_fake,
+        "dainctl::correlation_backward": _correlation_backward_fake,
     }
     for name, kernel in kernels.items():
         if name not in _registered:
@@ -46,3 +47,7 @@ def _backward_warp_backward_fake(grad: torch.Tensor, input: torch.Tensor, flow: 
 
 def _filter_interpolation_backward_fake(grad, input, flow, filters):
     return input.new_empty(input.shape), flow.new_empty(flow.shape), filters.new_empty(filters.shape)
+
+
+def _correlation_backward_fake(grad, a, b, max_displacement: int):
+    return a.new_empty(a.shape), b.new_empty(b.shape)

@@ -297,6 +297,31 @@ void filter_interpolation_backward(const T* grad, const T* input, const T* flow,
   }
 }
 
+template <typename T>
+void correlation_backward(const T* grad, const T* a, const T* b, T* grad_a, T* grad_b, int64_t batch, int channels,
+                          int height, int width, int max_displacement) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  const int64_t displacements = static_cast<int64_t>(2 * max_displacement + 1) * (2 * max_displacement + 1);
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int64_t item = 0; item < batch; ++item) {
+    for (int c = 0; c < channels; ++c) {
+      for (int y = 0; y < height; ++y) {
+        const T* gradient = grad + item * displacements * plane;
+        const T* first = a + item * channels * plane;
+        const T* second = b + item * channels * plane;
+        T* row_a = grad_a + (item * channels + c) * plane + static_cast<int64_t>(y) * width;
+        T* row_b = grad_b + (item * channels + c) * plane + static_cast<int64_t>(y) * width;
+        for (int x = 0; x < width; ++x) {
+          row_a[x] = Storage<T>::store(
+              correlation_grad_first(gradient, second, channels, height, width, max_displacement, c, x, y));
+          row_b[x] = Storage<T>::store(
+              correlation_grad_second(gradient, first, channels, height, width, max_displacement, c, x, y));
+        }
+      }
+    }
+  }
+}
+
 #define DAINCTL_INSTANTIATE(T)                                                                             \
   template void depth_flow_projection<T>(const T*, const T*, T*, int64_t, int, int, bool);                \
   template void filter_interpolation<T>(const T*, const T*, const T*, T*, int64_t, int, int, int);         \
@@ -304,7 +329,8 @@ void filter_interpolation_backward(const T* grad, const T* input, const T* flow,
   template void backward_warp<T>(const T*, const T*, T*, int64_t, int, int, int);                          \
   template void backward_warp_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int, int, int);        \
   template void filter_interpolation_backward<T>(const T*, const T*, const T*, const T*, T*, T*, T*, int64_t, int, \
-                                                 int, int);
+                                                 int, int);                                                        \
+  template void correlation_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int, int, int, int);
 
 DAINCTL_INSTANTIATE(float)
 DAINCTL_INSTANTIATE(double)

@@ -137,6 +137,28 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> filter_interpolation_backward_cpu
   return {grad_input, grad_flow.to(flow.scalar_type()), grad_filters.to(filters.scalar_type())};
 }
 
+std::tuple<at::Tensor, at::Tensor> correlation_backward_cpu(const at::Tensor& grad, const at::Tensor& a,
+                                                            const at::Tensor& b, int64_t max_displacement) {
+  check_nchw(a, "a", -1, a);
+  check_nchw(b, "b", a.size(1), a);
+  check_cpu_dtype(a, "a");
+  const int64_t side = 2 * max_displacement + 1;
+  check_nchw(grad, "grad", side * side, a);
+  const at::Tensor a_c = a.contiguous();
+  const at::Tensor b_c = b.to(a.scalar_type()).contiguous();
+  const at::Tensor grad_c = grad.to(a.scalar_type()).contiguous();
+  at::Tensor grad_a = at::empty(a.sizes(), a_c.options());
+  at::Tensor grad_b = at::empty(b.sizes(), a_c.options());
+  if (a.numel() > 0) {
+    AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "correlation_backward_cpu", [&] {
+      cpu::correlation_backward<scalar_t>(grad_c.data_ptr<scalar_t>(), a_c.data_ptr<scalar_t>(), b_c.data_ptr<scalar_t>(),
+                                          grad_a.data_ptr<scalar_t>(), grad_b.data_ptr<scalar_t>(), a.size(0), a.size(1),
+                                          a.size(2), a.size(3), static_cast<int>(max_displacement));
+    });
+  }
+  return {grad_a, grad_b.to(b.scalar_type())};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(dainctl, m) {
@@ -147,6 +169,7 @@ TORCH_LIBRARY(dainctl, m) {
   // Backward ops: gradients of the forward ops above, for `torch.library.register_autograd`.
   m.def("backward_warp_backward(Tensor grad, Tensor input, Tensor flow) -> (Tensor, Tensor)");
   m.def("filter_interpolation_backward(Tensor grad, Tensor input, Tensor flow, Tensor filters) -> (Tensor, Tensor, Tensor)");
+  m.def("correlation_backward(Tensor grad, Tensor a, Tensor b, int max_displacement) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(dainctl, CPU, m) {
@@ -156,6 +179,7 @@ TORCH_LIBRARY_IMPL(dainctl, CPU, m) {
   m.impl("backward_warp", &backward_warp_cpu);
   m.impl("backward_warp_backward", &backward_warp_backward_cpu);
   m.impl("filter_interpolation_backward", &filter_interpolation_backward_cpu);
+  m.impl("correlation_backward", &correlation_backward_cpu);
 }
 
 }  // namespace dainctl

@@ -150,6 +150,28 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> filter_interpolation_backward_cud
   return {grad_input.to(input.scalar_type()), grad_flow.to(flow.scalar_type()), grad_filters.to(filters.scalar_type())};
 }
 
+std::tuple<at::Tensor, at::Tensor> correlation_backward_cuda(const at::Tensor& grad, const at::Tensor& a,
+                                                             const at::Tensor& b, int64_t max_displacement) {
+  check_nchw(a, "a", -1, a);
+  check_nchw(b, "b", a.size(1), a);
+  const cuda::StorageType type = storage_type(a, "a");
+  const int64_t side = 2 * max_displacement + 1;
+  check_nchw(grad, "grad", side * side, a);
+  const c10::cuda::CUDAGuard device_guard(a.device());
+  const at::Tensor a_c = a.contiguous();
+  const at::Tensor b_c = b.to(a.scalar_type()).contiguous();
+  const at::Tensor grad_c = grad.to(a.scalar_type()).contiguous();
+  at::Tensor grad_a = at::empty(a.sizes(), a_c.options());
+  at::Tensor grad_b = at::empty(b.sizes(), a_c.options());
+  if (a.numel() > 0) {
+    check_launch(cuda::correlation_backward(grad_c.data_ptr(), a_c.data_ptr(), b_c.data_ptr(), grad_a.data_ptr(),
+                                            grad_b.data_ptr(), type, a.size(0), a.size(1), a.size(2), a.size(3),
+                                            static_cast<int>(max_displacement), c10::cuda::getCurrentCUDAStream()),
+                 "correlation_backward");
+  }
+  return {grad_a, grad_b.to(b.scalar_type())};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dainctl, CUDA, m) {
@@ -159,6 +181,7 @@ TORCH_LIBRARY_IMPL(dainctl, CUDA, m) {
   m.impl("backward_warp", &backward_warp_cuda);
   m.impl("backward_warp_backward", &backward_warp_backward_cuda);
   m.impl("filter_interpolation_backward", &filter_interpolation_backward_cuda);
+  m.impl("correlation_backward", &correlation_backward_cuda);
 }
 
 }  // namespace dainctl
