@@ -17,7 +17,7 @@ import torch
 
 FORWARD_OPS = ("depth_flow_projection", "filter_interpolation", "correlation", "backward_warp")
 # Ops whose backward is compiled; the others differentiate through their reference twins.
-COMPILED_BACKWARD = ("backward_warp", "filter_interpolation", "correlation")
+COMPILED_BACKWARD = ("backward_warp", "filter_interpolation", "correlation", "depth_flow_projection")
 
 _registered: set[str] = set()
 
@@ -55,10 +55,26 @@ def _correlation_backward(ctx, grad):
     return (grad_a if ctx.needs_input_grad[0] else None, grad_b if ctx.needs_input_grad[1] else None, None)
 
 
+def _projection_setup(ctx, inputs, output) -> None:
+    flow, weight, fill_holes = inputs
+    ctx.save_for_backward(flow, weight)
+    ctx.fill_holes = fill_holes
+
+
+def _projection_backward(ctx, grad):
+    """The true derivative of our forward (hole filling included); the original's weight gradient has
+    a sign slip in its mean term, which this does not reproduce."""
+    flow, weight = ctx.saved_tensors
+    grad_flow, grad_weight = torch.ops.dainctl.depth_flow_projection_backward(grad.contiguous(), flow, weight,
+                                                                              ctx.fill_holes)
+    return (grad_flow if ctx.needs_input_grad[0] else None, grad_weight if ctx.needs_input_grad[1] else None, None)
+
+
 _BACKWARDS = {
     "backward_warp": (_backward_warp_backward, _backward_warp_setup),
     "filter_interpolation": (_filter_interpolation_backward, _filter_interpolation_setup),
     "correlation": (_correlation_backward, _correlation_setup),
+    "depth_flow_projection": (_projection_backward, _projection_setup),
 }
 
 

@@ -17,6 +17,7 @@ def register_fake_kernels() -> None:
         "dainctl::backward_warp_backward": _backward_warp_backward_fake,
         "dainctl::filter_interpolation_backward": _filter_interpolation_backward_fake,
         "dainctl::correlation_backward": _correlation_backward_fake,
+        "dainctl::depth_flow_projection_backward": _depth_flow_projection_backward_fake,
     }
     for name, kernel in kernels.items():
         if name not in _registered:
@@ -51,3 +52,7 @@ def _filter_interpolation_backward_fake(grad, input, flow, filters):
 
 def _correlation_backward_fake(grad, a, b, max_displacement: int):
     return a.new_empty(a.shape), b.new_empty(b.shape)
+
+
+def _depth_flow_projection_backward_fake(grad, flow, weight, fill_holes: bool):
+    return flow.new_empty(flow.shape), weight.new_empty(weight.shape)

@@ -75,6 +75,45 @@ void add_column_neighbours(const A* averaged_x, const A* averaged_y, const A* we
   }
 }
 
+// Summed -w*fx, -w*fy and w per target pixel (3 planes into `sums`), then the weighted mean where the
+// summed weight is positive; returns the number of holes. The splat runs serially: targets collide, and
+// a fixed order keeps the CPU result deterministic. The pass after it runs in parallel.
+template <typename T>
+int64_t splat_and_average(const T* flow_x, const T* flow_y, const T* weights, typename Storage<T>::acc* sums,
+                          int height, int width) {
+  using A = typename Storage<T>::acc;
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  A* sum_x = sums;
+  A* sum_y = sum_x + plane;
+  A* weight_sum = sum_y + plane;
+  std::fill(sums, sums + 3 * plane, A(0));
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      const int64_t pixel = static_cast<int64_t>(y) * width + x;
+      const ProjectionSplat<A> splat = projection_splat<A>(x, y, width, height, Storage<T>::load(flow_x[pixel]),
+                                                           Storage<T>::load(flow_y[pixel]),
+                                                           Storage<T>::load(weights[pixel]));
+      if (!splat.lands) continue;
+      const int64_t targets[4] = {static_cast<int64_t>(splat.top) * width + splat.left,
+                                  static_cast<int64_t>(splat.top) * width + splat.right,
+                                  static_cast<int64_t>(splat.bottom) * width + splat.left,
+                                  static_cast<int64_t>(splat.bottom) * width + splat.right};
+      for (int64_t target : targets) {
+        sum_x[target] += splat.neg_weighted_x;
+        sum_y[target] += splat.neg_weighted_y;
+        weight_sum[target] += splat.weight;
+      }
+    }
+  }
+  int64_t holes = 0;
+#pragma omp parallel for schedule(static) reduction(+ : holes)
+  for (int64_t pixel = 0; pixel < plane; ++pixel) {
+    projection_average(weight_sum[pixel], &sum_x[pixel], &sum_y[pixel]);
+    holes += projection_is_hole(weight_sum[pixel]) ? 1 : 0;
+  }
+  return holes;
+}
+
 }  // namespace
 
 template <typename T>
@@ -89,36 +128,10 @@ void depth_flow_projection(const T* flow, const T* weight, T* out, int64_t batch
     const T* flow_x = flow + b * 2 * plane;
     const T* flow_y = flow_x + plane;
     const T* weights = weight + b * plane;
-    // Summed -w*fx, -w*fy and w per target pixel. The splat runs serially: targets collide, and a
-    // fixed order keeps the CPU result deterministic. The passes after it run in parallel.
-    std::fill(sums.begin(), sums.end(), A(0));
     A* sum_x = sums.data();
     A* sum_y = sum_x + plane;
     A* weight_sum = sum_y + plane;
-    for (int y = 0; y < height; ++y) {
-      for (int x = 0; x < width; ++x) {
-        const int64_t pixel = static_cast<int64_t>(y) * width + x;
-        const ProjectionSplat<A> splat = projection_splat<A>(x, y, width, height, Storage<T>::load(flow_x[pixel]),
-                                                             Storage<T>::load(flow_y[pixel]),
-                                                             Storage<T>::load(weights[pixel]));
-        if (!splat.lands) continue;
-        const int64_t targets[4] = {static_cast<int64_t>(splat.top) * width + splat.left,
-                                    static_cast<int64_t>(splat.top) * width + splat.right,
-                                    static_cast<int64_t>(splat.bottom) * width + splat.left,
-                                    static_cast<int64_t>(splat.bottom) * width + splat.right};
-        for (int64_t target : targets) {
-          sum_x[target] += splat.neg_weighted_x;
-          sum_y[target] += splat.neg_weighted_y;
-          weight_sum[target] += splat.weight;
-        }
-      }
-    }
-    int64_t holes = 0;
-#pragma omp parallel for schedule(static) reduction(+ : holes)
-    for (int64_t pixel = 0; pixel < plane; ++pixel) {
-      projection_average(weight_sum[pixel], &sum_x[pixel], &sum_y[pixel]);
-      holes += projection_is_hole(weight_sum[pixel]) ? 1 : 0;
-    }
+    const int64_t holes = splat_and_average(flow_x, flow_y, weights, sums.data(), height, width);
 
     // Scanning from each hole is cheapest while holes are few and short; past that, sweep.
     const bool sweep = fill_holes && holes > plane / 16;
@@ -322,6 +335,67 @@ void correlation_backward(const T* grad, const T* a, const T* b, T* grad_a, T* g
   }
 }
 
+template <typename T>
+void depth_flow_projection_backward(const T* grad, const T* flow, const T* weight, T* grad_flow, T* grad_weight,
+                                    int64_t batch, int height, int width, bool fill_holes) {
+  using A = typename Storage<T>::acc;
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  std::vector<A> sums(3 * plane);
+  std::vector<A> gradients(3 * plane);  // of the averaged x, y (then of the sums), and of the summed weight
+  for (int64_t b = 0; b < batch; ++b) {
+    const T* flow_x = flow + b * 2 * plane;
+    const T* flow_y = flow_x + plane;
+    const T* weights = weight + b * plane;
+    const T* grad_x = grad + b * 2 * plane;
+    // The forward again: averaged values and summed weights.
+    splat_and_average(flow_x, flow_y, weights, sums.data(), height, width);
+    const A* averaged_x = sums.data();
+    const A* averaged_y = averaged_x + plane;
+    const A* weight_sum = averaged_y + plane;
+    A* gx = gradients.data();
+    A* gy = gx + plane;
+    A* gw = gy + plane;
+    for (int64_t pixel = 0; pixel < plane; ++pixel) {
+      gx[pixel] = Storage<T>::load(grad_x[pixel]);
+      gy[pixel] = Storage<T>::load(grad_x[plane + pixel]);
+    }
+    if (fill_holes) {
+      // Serially: several holes may pass gradient to one source. Sources are never holes, so a hole's
+      // own gradient is read before anything is added to it, and then dropped.
+      for (int y = 0; y < height; ++y) {
+        for (int x = 0; x < width; ++x) {
+          const int64_t pixel = static_cast<int64_t>(y) * width + x;
+          if (!projection_is_hole(weight_sum[pixel])) continue;
+          int64_t sources[4];
+          if (projection_fill_sources(weight_sum, height, width, x, y, sources) == 0) continue;
+          projection_fill_gradient(weight_sum, gx, gy, height, width, x, y, [&](int64_t source, A share_x, A share_y) {
+            gx[source] += share_x;
+            gy[source] += share_y;
+          });
+          gx[pixel] = gy[pixel] = A(0);
+        }
+      }
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t pixel = 0; pixel < plane; ++pixel)
+      projection_average_gradient(weight_sum[pixel], averaged_x[pixel], averaged_y[pixel], &gx[pixel], &gy[pixel],
+                                  &gw[pixel]);
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < height; ++y) {
+      for (int x = 0; x < width; ++x) {
+        const int64_t pixel = static_cast<int64_t>(y) * width + x;
+        A d_fx, d_fy, d_w;
+        projection_source_gradient<A>(x, y, width, height, Storage<T>::load(flow_x[pixel]),
+                                      Storage<T>::load(flow_y[pixel]), Storage<T>::load(weights[pixel]), gx, gy, gw,
+                                      &d_fx, &d_fy, &d_w);
+        grad_flow[b * 2 * plane + pixel] = Storage<T>::store(d_fx);
+        grad_flow[b * 2 * plane + plane + pixel] = Storage<T>::store(d_fy);
+        grad_weight[b * plane + pixel] = Storage<T>::store(d_w);
+      }
+    }
+  }
+}
+
 #define DAINCTL_INSTANTIATE(T)                                                                             \
   template void depth_flow_projection<T>(const T*, const T*, T*, int64_t, int, int, bool);                \
   template void filter_interpolation<T>(const T*, const T*, const T*, T*, int64_t, int, int, int);         \
@@ -330,7 +404,8 @@ void correlation_backward(const T* grad, const T* a, const T* b, T* grad_a, T* g
   template void backward_warp_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int, int, int);        \
   template void filter_interpolation_backward<T>(const T*, const T*, const T*, const T*, T*, T*, T*, int64_t, int, \
                                                  int, int);                                                        \
-  template void correlation_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int, int, int, int);
+  template void correlation_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int, int, int, int);      \
+  template void depth_flow_projection_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int, int, bool);
 
 DAINCTL_INSTANTIATE(float)
 DAINCTL_INSTANTIATE(double)

@@ -370,5 +370,87 @@ cudaError_t correlation_backward(const void* grad, const void* a, const void* b,
   return cudaGetLastError();
 }
 
+// ----------------------------------------------------------------------------------------------------
+// Backward of DepthFlowProjection: the forward's sums again, then the fill's, the average's and the
+// splat's gradients (see projection.h), in float32.
+
+__global__ void projection_fill_gradient_kernel(const float* sums, float* gradients, int64_t batch, int height,
+                                                int width) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    const float* weight_sum = sums + b * 3 * plane + 2 * plane;
+    if (!projection_is_hole(weight_sum[pixel])) continue;
+    float* gx = gradients + b * 3 * plane;
+    float* gy = gx + plane;
+    const int x = static_cast<int>(pixel % width);
+    const int y = static_cast<int>(pixel / width);
+    int64_t sources[4];
+    if (projection_fill_sources(weight_sum, height, width, x, y, sources) == 0) continue;
+    // Sources are never holes: this hole's own gradient is not touched by any other thread.
+    projection_fill_gradient(weight_sum, gx, gy, height, width, x, y, [gx, gy](int64_t source, float sx, float sy) {
+      atomicAdd(gx + source, sx);
+      atomicAdd(gy + source, sy);
+    });
+    gx[pixel] = 0.0f;
+    gy[pixel] = 0.0f;
+  }
+}
+
+__global__ void projection_average_gradient_kernel(const float* sums, float* gradients, int64_t batch, int64_t plane) {
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const float* averaged_x = sums + (index / plane) * 3 * plane + index % plane;
+    float* gx = gradients + (index / plane) * 3 * plane + index % plane;
+    projection_average_gradient(averaged_x[2 * plane], averaged_x[0], averaged_x[plane], gx, gx + plane, gx + 2 * plane);
+  }
+}
+
+__global__ void projection_source_gradient_kernel(const float* flow, const float* weight, const float* gradients,
+                                                  float* grad_flow, float* grad_weight, int64_t batch, int height,
+                                                  int width) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    const float* gx = gradients + b * 3 * plane;
+    projection_source_gradient<float>(static_cast<int>(pixel % width), static_cast<int>(pixel / width), width, height,
+                                      flow[b * 2 * plane + pixel], flow[b * 2 * plane + plane + pixel],
+                                      weight[b * plane + pixel], gx, gx + plane, gx + 2 * plane,
+                                      grad_flow + b * 2 * plane + pixel, grad_flow + b * 2 * plane + plane + pixel,
+                                      grad_weight + b * plane + pixel);
+  }
+}
+
+__global__ void projection_copy_gradient_kernel(const float* grad, float* gradients, int64_t batch, int64_t plane) {
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t b = index / plane;
+    const int64_t pixel = index % plane;
+    gradients[b * 3 * plane + pixel] = grad[b * 2 * plane + pixel];
+    gradients[b * 3 * plane + plane + pixel] = grad[b * 2 * plane + plane + pixel];
+  }
+}
+
+cudaError_t depth_flow_projection_backward(const float* grad, const float* flow, const float* weight, float* grad_flow,
+                                           float* grad_weight, float* scratch, int64_t batch, int height, int width,
+                                           bool fill_holes, cudaStream_t stream) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  const int64_t count = batch * plane;
+  if (count == 0) return cudaSuccess;
+  float* sums = scratch;
+  float* gradients = scratch + 3 * count;
+  cudaError_t status = cudaMemsetAsync(sums, 0, sizeof(float) * 3 * count, stream);
+  if (status != cudaSuccess) return status;
+  projection_splat_kernel<<<blocks_for(count), kThreads, 0, stream>>>(flow, weight, sums, batch, height, width);
+  projection_average_kernel<<<blocks_for(count), kThreads, 0, stream>>>(sums, batch, plane);
+  projection_copy_gradient_kernel<<<blocks_for(count), kThreads, 0, stream>>>(grad, gradients, batch, plane);
+  if (fill_holes)
+    projection_fill_gradient_kernel<<<blocks_for(count), kThreads, 0, stream>>>(sums, gradients, batch, height, width);
+  projection_average_gradient_kernel<<<blocks_for(count), kThreads, 0, stream>>>(sums, gradients, batch, plane);
+  projection_source_gradient_kernel<<<blocks_for(count), kThreads, 0, stream>>>(flow, weight, gradients, grad_flow,
+                                                                               grad_weight, batch, height, width);
+  return cudaGetLastError();
+}
+
 }  // namespace cuda
 }  // namespace dainctl

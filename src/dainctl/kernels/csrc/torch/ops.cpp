@@ -159,6 +159,28 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_cpu(const at::Tensor& gr
   return {grad_a, grad_b.to(b.scalar_type())};
 }
 
+std::tuple<at::Tensor, at::Tensor> depth_flow_projection_backward_cpu(const at::Tensor& grad, const at::Tensor& flow,
+                                                                      const at::Tensor& weight, bool fill_holes) {
+  check_nchw(flow, "flow", 2, flow);
+  check_nchw(weight, "weight", 1, flow);
+  check_nchw(grad, "grad", 2, flow);
+  check_cpu_dtype(flow, "flow");
+  const at::Tensor flow_c = flow.contiguous();
+  const at::Tensor weight_c = weight.to(flow.scalar_type()).contiguous();
+  const at::Tensor grad_c = grad.to(flow.scalar_type()).contiguous();
+  at::Tensor grad_flow = at::empty(flow.sizes(), flow_c.options());
+  at::Tensor grad_weight = at::empty(weight.sizes(), flow_c.options());
+  if (flow.numel() > 0) {
+    AT_DISPATCH_FLOATING_TYPES(flow.scalar_type(), "depth_flow_projection_backward_cpu", [&] {
+      cpu::depth_flow_projection_backward<scalar_t>(grad_c.data_ptr<scalar_t>(), flow_c.data_ptr<scalar_t>(),
+                                                    weight_c.data_ptr<scalar_t>(), grad_flow.data_ptr<scalar_t>(),
+                                                    grad_weight.data_ptr<scalar_t>(), flow.size(0), flow.size(2),
+                                                    flow.size(3), fill_holes);
+    });
+  }
+  return {grad_flow, grad_weight.to(weight.scalar_type())};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(dainctl, m) {
@@ -170,6 +192,7 @@ TORCH_LIBRARY(dainctl, m) {
   m.def("backward_warp_backward(Tensor grad, Tensor input, Tensor flow) -> (Tensor, Tensor)");
   m.def("filter_interpolation_backward(Tensor grad, Tensor input, Tensor flow, Tensor filters) -> (Tensor, Tensor, Tensor)");
   m.def("correlation_backward(Tensor grad, Tensor a, Tensor b, int max_displacement) -> (Tensor, Tensor)");
+  m.def("depth_flow_projection_backward(Tensor grad, Tensor flow, Tensor weight, bool fill_holes) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(dainctl, CPU, m) {
@@ -180,6 +203,7 @@ TORCH_LIBRARY_IMPL(dainctl, CPU, m) {
   m.impl("backward_warp_backward", &backward_warp_backward_cpu);
   m.impl("filter_interpolation_backward", &filter_interpolation_backward_cpu);
   m.impl("correlation_backward", &correlation_backward_cpu);
+  m.impl("depth_flow_projection_backward", &depth_flow_projection_backward_cpu);
 }
 
 }  // namespace dainctl

@@ -172,6 +172,30 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_cuda(const at::Tensor& g
   return {grad_a, grad_b.to(b.scalar_type())};
 }
 
+std::tuple<at::Tensor, at::Tensor> depth_flow_projection_backward_cuda(const at::Tensor& grad, const at::Tensor& flow,
+                                                                       const at::Tensor& weight, bool fill_holes) {
+  check_nchw(flow, "flow", 2, flow);
+  check_nchw(weight, "weight", 1, flow);
+  check_nchw(grad, "grad", 2, flow);
+  storage_type(flow, "flow");
+  const c10::cuda::CUDAGuard device_guard(flow.device());
+  const at::Tensor flow_f = flow.to(at::kFloat).contiguous();
+  const at::Tensor weight_f = weight.to(at::kFloat).contiguous();
+  const at::Tensor grad_f = grad.to(at::kFloat).contiguous();
+  at::Tensor grad_flow = at::empty(flow.sizes(), flow_f.options());
+  at::Tensor grad_weight = at::empty(weight.sizes(), flow_f.options());
+  if (flow.numel() > 0) {
+    at::Tensor scratch = at::empty({6 * flow.size(0) * flow.size(2) * flow.size(3)}, flow_f.options());
+    check_launch(cuda::depth_flow_projection_backward(grad_f.data_ptr<float>(), flow_f.data_ptr<float>(),
+                                                      weight_f.data_ptr<float>(), grad_flow.data_ptr<float>(),
+                                                      grad_weight.data_ptr<float>(), scratch.data_ptr<float>(),
+                                                      flow.size(0), flow.size(2), flow.size(3), fill_holes,
+                                                      c10::cuda::getCurrentCUDAStream()),
+                 "depth_flow_projection_backward");
+  }
+  return {grad_flow.to(flow.scalar_type()), grad_weight.to(weight.scalar_type())};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dainctl, CUDA, m) {
@@ -182,6 +206,7 @@ TORCH_LIBRARY_IMPL(dainctl, CUDA, m) {
   m.impl("backward_warp_backward", &backward_warp_backward_cuda);
   m.impl("filter_interpolation_backward", &filter_interpolation_backward_cuda);
   m.impl("correlation_backward", &correlation_backward_cuda);
+  m.impl("depth_flow_projection_backward", &depth_flow_projection_backward_cuda);
 }
 
 }  // namespace dainctl

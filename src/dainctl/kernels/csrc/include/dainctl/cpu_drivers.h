@@ -43,5 +43,11 @@ template <typename T>
 void correlation_backward(const T* grad, const T* a, const T* b, T* grad_a, T* grad_b, int64_t batch, int channels,
                           int height, int width, int max_displacement);
 
+// Backward of depth_flow_projection: grad (B,2,H,W), flow (B,2,H,W), weight (B,1,H,W) -> grad_flow
+// (B,2,H,W), grad_weight (B,1,H,W); all of T.
+template <typename T>
+void depth_flow_projection_backward(const T* grad, const T* flow, const T* weight, T* grad_flow, T* grad_weight,
+                                    int64_t batch, int height, int width, bool fill_holes);
+
 }  // namespace cpu
 }  // namespace dainctl

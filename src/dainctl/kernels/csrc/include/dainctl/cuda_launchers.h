@@ -49,5 +49,11 @@ cudaError_t correlation_backward(const void* grad, const void* a, const void* b,
                                  StorageType type, int64_t batch, int channels, int height, int width,
                                  int max_displacement, cudaStream_t stream);
 
+// Backward of depth_flow_projection: grad, flow (B,2,H,W), weight (B,1,H,W), all float32 -> grad_flow
+// (B,2,H,W), grad_weight (B,1,H,W) float32. scratch: float32 device buffer of 6*B*H*W elements.
+cudaError_t depth_flow_projection_backward(const float* grad, const float* flow, const float* weight, float* grad_flow,
+                                           float* grad_weight, float* scratch, int64_t batch, int height, int width,
+                                           bool fill_holes, cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace dainctl
