@@ -5,8 +5,12 @@ filter interpolation (3-channel frames; add --context for DAIN's 196-channel con
 and, at quarter resolution, the correlation. CUDA (when a GPU is visible): time per call at 1920x1080
 in float32 and float16, with the bandwidth achieved against the bytes each op must read and write.
 
+With --backward: forward + backward (the gradient of every input) at 256x256, float32, on the CPU:
+the compiled ops (their compiled backward, `dainctl.kernels._autograd`) against autograd through the
+references.
+
 Usage:
-    .venv/bin/python benchmarks/bench_kernels.py [--repeats N] [--context] [--json OUT.json]
+    .venv/bin/python benchmarks/bench_kernels.py [--repeats N] [--context] [--backward] [--json OUT.json]
 
 Times are medians over N calls after one warm-up call (which also builds the library if needed).
 """
@@ -36,14 +40,15 @@ class Case:
     min_bytes: int
 
 
-def make_cases(device: str, dtype: torch.dtype, height: int, width: int, context: bool) -> list[Case]:
+def make_cases(device: str, dtype: torch.dtype, height: int, width: int, context: bool,
+               requires_grad: bool = False) -> list[Case]:
     generator = torch.Generator().manual_seed(0)
 
     def rand(*shape, scale=1.0, offset=0.0):
-        return (torch.rand(shape, generator=generator) * scale + offset).to(device, dtype)
+        return (torch.rand(shape, generator=generator) * scale + offset).to(device, dtype).requires_grad_(requires_grad)
 
     def randn(*shape, scale=1.0):
-        return (torch.randn(shape, generator=generator) * scale).to(device, dtype)
+        return (torch.randn(shape, generator=generator) * scale).to(device, dtype).requires_grad_(requires_grad)
 
     item = torch.finfo(dtype).bits // 8
     pixels = height * width
@@ -51,6 +56,7 @@ def make_cases(device: str, dtype: torch.dtype, height: int, width: int, context
     # into a cache miss, which no real video does): coarse noise upsampled 16x.
     coarse = torch.randn((1, 2, height // 16 + 1, width // 16 + 1), generator=generator) * 8.0
     flow = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False).to(device, dtype)
+    flow.requires_grad_(requires_grad)
     weight = rand(1, 1, height, width, scale=2.0, offset=1e-3)
     frame = rand(1, 3, height, width)
     filters = rand(1, 16, height, width, scale=0.125)
@@ -131,6 +137,25 @@ def bench_cpu(repeats: int, context: bool) -> list[dict]:
     return rows
 
 
+def bench_backward(repeats: int) -> list[dict]:
+    """Forward + backward at 256x256 float32 on the CPU, compiled against autograd through the twins."""
+    rows = []
+    print(f"CPU, 256x256, float32, forward + backward, {torch.get_num_threads()} threads, median of {repeats}")
+    print(f"{'op':34s} {'ref ms':>9s} {'compiled':>9s} {'speed-up':>9s}")
+    for case in make_cases("cpu", torch.float32, 256, 256, False, requires_grad=True):
+        grad = torch.ones_like(case.run("ref"))
+
+        def step(impl: str, case=case, grad=grad) -> None:
+            case.run(impl).backward(grad)
+
+        reference, _ = median_seconds(lambda: step("ref"), repeats, "cpu")
+        compiled, _ = median_seconds(lambda: step("compiled"), repeats, "cpu")
+        print(f"{case.name:34s} {reference * 1e3:9.1f} {compiled * 1e3:9.1f} {reference / compiled:8.1f}x")
+        rows.append({"device": "cpu", "op": case.name, "backward": True, "reference_s": reference,
+                     "compiled_s": compiled})
+    return rows
+
+
 def bench_cuda(repeats: int, context: bool) -> list[dict]:
     return bench_device("cuda", (torch.float32, torch.float16), 1080, 1920, repeats, context)
 
@@ -166,14 +191,18 @@ def main() -> None:
     parser.add_argument("--context", action="store_true", help="also time the 196-channel filter interpolation")
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU comparison")
     parser.add_argument("--threads", type=int, help="torch and OpenMP CPU threads (default: torch's)")
+    parser.add_argument("--backward", action="store_true", help="forward + backward at 256x256 on the CPU instead")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     print(f"library: {_build.load_library(need_cuda=torch.cuda.is_available())}")
-    rows = [] if args.no_cpu else bench_cpu(args.repeats, args.context)
-    if torch.cuda.is_available():
+    if args.backward:
+        rows = bench_backward(args.repeats)
+    else:
+        rows = [] if args.no_cpu else bench_cpu(args.repeats, args.context)
+    if torch.cuda.is_available() and not args.backward:
         rows += bench_cuda(args.repeats * 4, args.context)
     if args.json:
         with open(args.json, "w") as handle:
