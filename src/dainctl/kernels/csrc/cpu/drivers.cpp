@@ -315,21 +315,18 @@ void correlation_backward(const T* grad, const T* a, const T* b, T* grad_a, T* g
                           int height, int width, int max_displacement) {
   const int64_t plane = static_cast<int64_t>(height) * width;
   const int64_t displacements = static_cast<int64_t>(2 * max_displacement + 1) * (2 * max_displacement + 1);
-#pragma omp parallel for collapse(3) schedule(static)
+  // Channels-last: one pixel's channels are contiguous, so the inner loop over channels vectorises.
+#pragma omp parallel for collapse(2) schedule(static)
   for (int64_t item = 0; item < batch; ++item) {
-    for (int c = 0; c < channels; ++c) {
-      for (int y = 0; y < height; ++y) {
-        const T* gradient = grad + item * displacements * plane;
-        const T* first = a + item * channels * plane;
-        const T* second = b + item * channels * plane;
-        T* row_a = grad_a + (item * channels + c) * plane + static_cast<int64_t>(y) * width;
-        T* row_b = grad_b + (item * channels + c) * plane + static_cast<int64_t>(y) * width;
-        for (int x = 0; x < width; ++x) {
-          row_a[x] = Storage<T>::store(
-              correlation_grad_first(gradient, second, channels, height, width, max_displacement, c, x, y));
-          row_b[x] = Storage<T>::store(
-              correlation_grad_second(gradient, first, channels, height, width, max_displacement, c, x, y));
-        }
+    for (int y = 0; y < height; ++y) {
+      const T* gradient = grad + item * displacements * plane;
+      const int64_t offset = item * channels * plane;
+      for (int x = 0; x < width; ++x) {
+        const int64_t pixel = static_cast<int64_t>(y) * width + x;
+        correlation_backward_pixel<T, T>(gradient, b + offset, grad_a + offset + pixel * channels, 1, channels, height,
+                                         width, channels, 1, max_displacement, x, y, false);
+        correlation_backward_pixel<T, T>(gradient, a + offset, grad_b + offset + pixel * channels, 1, channels, height,
+                                         width, channels, 1, max_displacement, x, y, true);
       }
     }
   }

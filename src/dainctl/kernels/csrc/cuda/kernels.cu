@@ -333,40 +333,41 @@ cudaError_t filter_interpolation_backward(const void* grad, const void* input, c
 }
 
 // ----------------------------------------------------------------------------------------------------
-// Backward of correlation: one thread per element of a (and of b), gathering what it contributed to.
+// Backward of correlation: one thread per pixel (all its channels), gathering what it contributed to;
+// neighbouring threads read neighbouring pixels of each channel plane.
 
 template <typename T>
-__global__ void correlation_backward_kernel(const T* grad, const T* a, const T* b, T* grad_a, T* grad_b,
+__global__ void correlation_backward_kernel(const T* grad, const T* a, const T* b, float* grad_a, float* grad_b,
                                             int64_t batch, int channels, int height, int width, int max_displacement) {
   const int64_t plane = static_cast<int64_t>(height) * width;
   const int64_t displacements = static_cast<int64_t>(2 * max_displacement + 1) * (2 * max_displacement + 1);
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * channels * plane) {
-    const int64_t item = index / (channels * plane);
-    const int c = static_cast<int>((index / plane) % channels);
+  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
+    const int64_t item = index / plane;
     const int64_t pixel = index % plane;
     const int x = static_cast<int>(pixel % width);
     const int y = static_cast<int>(pixel / width);
     const T* gradient = grad + item * displacements * plane;
-    grad_a[index] = Storage<T>::store(correlation_grad_first(gradient, b + item * channels * plane, channels, height,
-                                                             width, max_displacement, c, x, y));
-    grad_b[index] = Storage<T>::store(correlation_grad_second(gradient, a + item * channels * plane, channels, height,
-                                                              width, max_displacement, c, x, y));
+    const int64_t offset = item * channels * plane;
+    correlation_backward_pixel<T, float>(gradient, b + offset, grad_a + offset + pixel, plane, channels, height, width,
+                                         1, plane, max_displacement, x, y, false);
+    correlation_backward_pixel<T, float>(gradient, a + offset, grad_b + offset + pixel, plane, channels, height, width,
+                                         1, plane, max_displacement, x, y, true);
   }
 }
 
-cudaError_t correlation_backward(const void* grad, const void* a, const void* b, void* grad_a, void* grad_b,
+cudaError_t correlation_backward(const void* grad, const void* a, const void* b, float* grad_a, float* grad_b,
                                  StorageType type, int64_t batch, int channels, int height, int width,
                                  int max_displacement, cudaStream_t stream) {
-  const int64_t count = batch * static_cast<int64_t>(channels) * height * width;
+  const int64_t count = batch * static_cast<int64_t>(height) * width;
   if (count == 0) return cudaSuccess;
   if (type == StorageType::kFloat16)
     correlation_backward_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
-        static_cast<const __half*>(grad), static_cast<const __half*>(a), static_cast<const __half*>(b),
-        static_cast<__half*>(grad_a), static_cast<__half*>(grad_b), batch, channels, height, width, max_displacement);
+        static_cast<const __half*>(grad), static_cast<const __half*>(a), static_cast<const __half*>(b), grad_a, grad_b,
+        batch, channels, height, width, max_displacement);
   else
     correlation_backward_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
-        static_cast<const float*>(grad), static_cast<const float*>(a), static_cast<const float*>(b),
-        static_cast<float*>(grad_a), static_cast<float*>(grad_b), batch, channels, height, width, max_displacement);
+        static_cast<const float*>(grad), static_cast<const float*>(a), static_cast<const float*>(b), grad_a, grad_b,
+        batch, channels, height, width, max_displacement);
   return cudaGetLastError();
 }
 

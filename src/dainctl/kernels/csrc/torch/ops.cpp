@@ -144,11 +144,12 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_cpu(const at::Tensor& gr
   check_cpu_dtype(a, "a");
   const int64_t side = 2 * max_displacement + 1;
   check_nchw(grad, "grad", side * side, a);
-  const at::Tensor a_c = a.contiguous();
-  const at::Tensor b_c = b.to(a.scalar_type()).contiguous();
+  // The driver reads and writes channels-last (as the forward reads).
+  const at::Tensor a_c = a.contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor b_c = b.to(a.scalar_type()).contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor grad_c = grad.to(a.scalar_type()).contiguous();
-  at::Tensor grad_a = at::empty(a.sizes(), a_c.options());
-  at::Tensor grad_b = at::empty(b.sizes(), a_c.options());
+  at::Tensor grad_a = at::empty(a.sizes(), a.options().memory_format(at::MemoryFormat::ChannelsLast));
+  at::Tensor grad_b = at::empty(b.sizes(), a.options().memory_format(at::MemoryFormat::ChannelsLast));
   if (a.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "correlation_backward_cpu", [&] {
       cpu::correlation_backward<scalar_t>(grad_c.data_ptr<scalar_t>(), a_c.data_ptr<scalar_t>(), b_c.data_ptr<scalar_t>(),

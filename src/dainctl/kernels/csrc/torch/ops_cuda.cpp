@@ -161,15 +161,15 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_cuda(const at::Tensor& g
   const at::Tensor a_c = a.contiguous();
   const at::Tensor b_c = b.to(a.scalar_type()).contiguous();
   const at::Tensor grad_c = grad.to(a.scalar_type()).contiguous();
-  at::Tensor grad_a = at::empty(a.sizes(), a_c.options());
-  at::Tensor grad_b = at::empty(b.sizes(), a_c.options());
+  at::Tensor grad_a = at::empty(a.sizes(), a_c.options().dtype(at::kFloat));
+  at::Tensor grad_b = at::empty(b.sizes(), a_c.options().dtype(at::kFloat));
   if (a.numel() > 0) {
-    check_launch(cuda::correlation_backward(grad_c.data_ptr(), a_c.data_ptr(), b_c.data_ptr(), grad_a.data_ptr(),
-                                            grad_b.data_ptr(), type, a.size(0), a.size(1), a.size(2), a.size(3),
+    check_launch(cuda::correlation_backward(grad_c.data_ptr(), a_c.data_ptr(), b_c.data_ptr(), grad_a.data_ptr<float>(),
+                                            grad_b.data_ptr<float>(), type, a.size(0), a.size(1), a.size(2), a.size(3),
                                             static_cast<int>(max_displacement), c10::cuda::getCurrentCUDAStream()),
                  "correlation_backward");
   }
-  return {grad_a, grad_b.to(b.scalar_type())};
+  return {grad_a.to(a.scalar_type()), grad_b.to(b.scalar_type())};
 }
 
 std::tuple<at::Tensor, at::Tensor> depth_flow_projection_backward_cuda(const at::Tensor& grad, const at::Tensor& flow,

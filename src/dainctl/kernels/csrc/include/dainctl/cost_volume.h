@@ -35,44 +35,39 @@ DAINCTL_HD typename Storage<T>::acc correlation_value(const T* a, const T* b, in
   return ((partial[0] + partial[1]) + (partial[2] + partial[3])) / static_cast<A>(channels);
 }
 
-// ---- backward, NCHW planes of one batch item (plane = height * width). Both gradients are gathers (each
-// element reads what it contributed to), so no two threads ever write one element.
-
-// d(loss)/d(a[c, y, x]) = sum over displacements of grad[d, y, x] * b[c, y + dy, x + dx] / channels.
-template <typename T>
-DAINCTL_HD typename Storage<T>::acc correlation_grad_first(const T* grad, const T* b, int channels, int height, int width,
-                                                           int max_displacement, int c, int x, int y) {
-  using A = typename Storage<T>::acc;
+// ---- backward. Both gradients are gathers (each element reads what it contributed to), so no two
+// threads ever write one element.
+//
+// All channels of one pixel (x, y) of one batch item: out[c * out_stride] =
+//   first  (grad of a): sum over d of grad[d, y, x]           * b[c, y + dy, x + dx]           / channels
+//   second (grad of b): sum over d of grad[d, y - dy, x - dx] * a[c, y - dy, x - dx]           / channels
+// grad: (2d+1)^2 planes of (height, width); features (b for `first`, a for `second`) at element offset
+// pixel * pixel_stride + c * channel_stride as in `correlation_value`; out: accumulators of type A.
+template <typename T, typename A>
+DAINCTL_HD void correlation_backward_pixel(const T* grad, const T* features, A* out, int64_t out_stride, int channels,
+                                           int height, int width, int64_t pixel_stride, int64_t channel_stride,
+                                           int max_displacement, int x, int y, bool second) {
   const int64_t plane = static_cast<int64_t>(height) * width;
   const int side = 2 * max_displacement + 1;
-  const int64_t pixel = static_cast<int64_t>(y) * width + x;
-  A total = 0;
+  for (int c = 0; c < channels; ++c) out[c * out_stride] = A(0);
   for (int d = 0; d < side * side; ++d) {
-    const int other_x = x + d % side - max_displacement;
-    const int other_y = y + d / side - max_displacement;
+    const int dx = d % side - max_displacement;
+    const int dy = d / side - max_displacement;
+    const int other_x = second ? x - dx : x + dx;
+    const int other_y = second ? y - dy : y + dy;
     if (other_x < 0 || other_x >= width || other_y < 0 || other_y >= height) continue;
-    total += Storage<T>::load(grad[d * plane + pixel]) *
-             Storage<T>::load(b[c * plane + static_cast<int64_t>(other_y) * width + other_x]);
+    const int64_t other = static_cast<int64_t>(other_y) * width + other_x;
+    const A g = Storage<T>::load(grad[d * plane + (second ? other : static_cast<int64_t>(y) * width + x)]);
+    const T* source = features + other * pixel_stride;
+    if (out_stride == 1 && channel_stride == 1) {  // channels-last (the CPU's): unit strides vectorise
+      DAINCTL_SIMD
+      for (int c = 0; c < channels; ++c) out[c] += g * Storage<T>::load(source[c]);
+    } else {
+      for (int c = 0; c < channels; ++c) out[c * out_stride] += g * Storage<T>::load(source[c * channel_stride]);
+    }
   }
-  return total / static_cast<A>(channels);
-}
-
-// d(loss)/d(b[c, y, x]) = sum over displacements of grad[d, y - dy, x - dx] * a[c, y - dy, x - dx] / channels.
-template <typename T>
-DAINCTL_HD typename Storage<T>::acc correlation_grad_second(const T* grad, const T* a, int channels, int height,
-                                                            int width, int max_displacement, int c, int x, int y) {
-  using A = typename Storage<T>::acc;
-  const int64_t plane = static_cast<int64_t>(height) * width;
-  const int side = 2 * max_displacement + 1;
-  A total = 0;
-  for (int d = 0; d < side * side; ++d) {
-    const int source_x = x - (d % side - max_displacement);
-    const int source_y = y - (d / side - max_displacement);
-    if (source_x < 0 || source_x >= width || source_y < 0 || source_y >= height) continue;
-    const int64_t source = static_cast<int64_t>(source_y) * width + source_x;
-    total += Storage<T>::load(grad[d * plane + source]) * Storage<T>::load(a[c * plane + source]);
-  }
-  return total / static_cast<A>(channels);
+  const A scale = A(1) / static_cast<A>(channels);
+  for (int c = 0; c < channels; ++c) out[c * out_stride] *= scale;
 }
 
 }  // namespace dainctl

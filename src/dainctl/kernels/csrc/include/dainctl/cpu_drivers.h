@@ -38,7 +38,8 @@ template <typename T>
 void filter_interpolation_backward(const T* grad, const T* input, const T* flow, const T* filters, T* grad_input,
                                    T* grad_flow, T* grad_filters, int64_t batch, int channels, int height, int width);
 
-// Backward of correlation: grad (B,(2d+1)^2,H,W), a, b (B,C,H,W) contiguous -> grad_a, grad_b (B,C,H,W).
+// Backward of correlation: grad (B,(2d+1)^2,H,W) contiguous, a, b (B,H,W,C) channels-last -> grad_a,
+// grad_b (B,H,W,C) channels-last.
 template <typename T>
 void correlation_backward(const T* grad, const T* a, const T* b, T* grad_a, T* grad_b, int64_t batch, int channels,
                           int height, int width, int max_displacement);

@@ -43,9 +43,9 @@ cudaError_t filter_interpolation_backward(const void* grad, const void* input, c
                                           float* grad_input, float* grad_flow, float* grad_filters, StorageType type,
                                           int64_t batch, int channels, int height, int width, cudaStream_t stream);
 
-// Backward of correlation: grad (B,(2d+1)^2,H,W), a, b (B,C,H,W) -> grad_a, grad_b (B,C,H,W), all of type
-// (gathers: no atomics; float32 arithmetic).
-cudaError_t correlation_backward(const void* grad, const void* a, const void* b, void* grad_a, void* grad_b,
+// Backward of correlation: grad (B,(2d+1)^2,H,W), a, b (B,C,H,W) of type -> grad_a, grad_b (B,C,H,W)
+// float32 (gathers: no atomics; the caller casts them).
+cudaError_t correlation_backward(const void* grad, const void* a, const void* b, float* grad_a, float* grad_b,
                                  StorageType type, int64_t batch, int channels, int height, int width,
                                  int max_displacement, cudaStream_t stream);
 
