@@ -108,7 +108,7 @@ DAINCTL_HD void projection_fill_by_scan(const A* averaged_x, const A* averaged_y
 
 // ---- backward: the true derivative of the forward above (hole filling included), with the landing
 // pixel held constant. The original DAIN backward has a sign slip in the weight's gradient and ignores
-// the fill; this one differentiates out = -sum(w f) / sum(w) itself (ANATOMY-style notes: d/dw_j of the
+// the fill; this one differentiates out = -sum(w f) / sum(w) itself (d/dw_j of the
 // mean is -(f_j + out) / sum(w)).
 //
 // Step 1, the fill: a hole filled from n sources passes grad/n to each (and keeps none); `add(offset,
