@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from dainctl.benchmark import (
-    QUALITY_SCHEMA,
     THROUGHPUT_SCHEMA,
     RssSampler,
     parse_precisions,
@@ -22,6 +21,7 @@ from dainctl.benchmark import (
     precision_ratios,
 )
 from dainctl.cli import main
+from dainctl.quality import QUALITY_SCHEMA
 from dainctl.errors import UsageError
 from signal_helpers import signal_once_ready
 

@@ -56,9 +56,10 @@ def test_dry_run_reports_every_step_and_renders(tmp_path):
 
     assert report["env"]["dry_run"] is True and report["env"]["pyav"]
     build = report["build"]
-    assert build["ok"] and set(build["ops"]) == {"depth_flow_projection", "filter_interpolation", "correlation",
-                                                 "backward_warp"}
+    forward = {"depth_flow_projection", "filter_interpolation", "correlation", "backward_warp"}
+    assert build["ok"] and set(build["ops"]) == forward | {f"{name}_backward" for name in forward}
     assert all({"CPU", "Meta"} <= set(op["kernels"]) for op in build["ops"].values())
+    assert all("Autograd" in build["ops"][name]["kernels"] for name in forward)  # the compiled backwards
     tests = report["tests"]
     assert tests["tests"] > 0 and tests["failures"] == tests["errors"] == 0
     assert (tmp_path / "pytest_cuda.xml").is_file()

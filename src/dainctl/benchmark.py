@@ -40,7 +40,6 @@ from .errors import InputError, UsageError
 from .profiling import STAGES, recording
 
 THROUGHPUT_SCHEMA = "dainctl.benchmark.throughput/1"
-QUALITY_SCHEMA = "dainctl.benchmark.quality/1"
 PRECISIONS = ("fp16", "fp32")
 SYNTHETIC_RATE = Fraction(30)
 BREAKDOWN_PAIRS = 3

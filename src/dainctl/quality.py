@@ -34,6 +34,8 @@ TRIPLET_LAYOUTS: tuple[tuple[str, str, str], ...] = (
     ("frame0.png", "frame1.png", "frame2.png"),
 )
 
+QUALITY_SCHEMA = "dainctl.benchmark.quality/1"  # the JSON of `dainctl benchmark quality`
+
 
 @dataclass(frozen=True)
 class Triplet:

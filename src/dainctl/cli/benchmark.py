@@ -257,7 +257,7 @@ def quality(
 
             result = video_self_check(model, source, max_items=max_items, progress=lambda done, total, item: update(done, total))
             kind = "video"
-    from ..benchmark import QUALITY_SCHEMA
+    from ..quality import QUALITY_SCHEMA
 
     payload = {"schema": QUALITY_SCHEMA, "source": str(source), "kind": kind, "engine": engine, "profile": profile,
                "device": device,

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..engines import DEFAULT_ENGINE, create_engine, resolve_device
+from ..engines import DEFAULT_ENGINE, create_engine
 from ..errors import UsageError
 from ..paths import check_paths, default_output
 from ..pipeline import EncodeOptions, Job, RunResult, configure_cpu_threads, run
@@ -142,16 +142,16 @@ def _check_factor(factor: int | None) -> int | None:
 def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile="auto",
              batch_pairs=None) -> None:
     check_paths(job.input_path, job.output_path, overwrite)
-    device = resolve_device(device)
-    if device == "cpu":
-        configure_cpu_threads(engine_name)
     from ..tiling import parse_memory
 
-    # Tiles sized for the budget (or the GPU's free memory) where frames may not fit; an out-of-memory
-    # error retries the same pair with smaller tiles instead of failing.
+    # The device is resolved once, by the factory. Tiles sized for the budget (or the GPU's free memory)
+    # where frames may not fit; an out-of-memory error retries the same pair with smaller tiles.
     engine = create_engine(engine_name, device=device, fp16=fp16, weights=weights, profile=profile,
                            max_memory=parse_memory(max_memory) if max_memory is not None else None,
                            pairs=batch_pairs, warn=ui.warn, on_retry=ui.warn)
+    device = engine.device.type
+    if device == "cpu":
+        configure_cpu_threads(engine_name)
     if engine.stats.get("weights_converted_in_memory"):
         ui.info(f"hint: {weights} was converted in memory; convert it once with `dainctl convert {weights} dain.safetensors`", quiet=quiet)
     if job.mode == "slowmo" and job.audio == "drop":

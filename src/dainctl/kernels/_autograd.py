@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 
 FORWARD_OPS = ("depth_flow_projection", "filter_interpolation", "correlation", "backward_warp")
-# Ops whose backward is compiled; the others differentiate through their reference twins.
-COMPILED_BACKWARD = ("backward_warp", "filter_interpolation", "correlation", "depth_flow_projection")
+# Ops whose backward is compiled (registered below); any other differentiates through its reference twin.
+COMPILED_BACKWARD = ("depth_flow_projection", "filter_interpolation", "correlation", "backward_warp")
 
 _registered: set[str] = set()
 
@@ -70,24 +70,19 @@ def _projection_backward(ctx, grad):
     return (grad_flow if ctx.needs_input_grad[0] else None, grad_weight if ctx.needs_input_grad[1] else None, None)
 
 
-_BACKWARDS = {
-    "backward_warp": (_backward_warp_backward, _backward_warp_setup),
-    "filter_interpolation": (_filter_interpolation_backward, _filter_interpolation_setup),
-    "correlation": (_correlation_backward, _correlation_setup),
-    "depth_flow_projection": (_projection_backward, _projection_setup),
-}
-
-
 def register_autograd_kernels() -> None:
-    """Register the backward of every op in COMPILED_BACKWARD and the autocast rule of every op
-    (idempotent; the library must be loaded)."""
+    """Register the compiled backward of every op and the autocast rule of every op (idempotent; the
+    library must be loaded). The names are written out so that scripts/check_cuda_dispatch.py can read
+    from the source which ops must have an Autograd kernel."""
+    if _registered:
+        return
+    torch.library.register_autograd("dainctl::depth_flow_projection", _projection_backward,
+                                    setup_context=_projection_setup)
+    torch.library.register_autograd("dainctl::filter_interpolation", _filter_interpolation_backward,
+                                    setup_context=_filter_interpolation_setup)
+    torch.library.register_autograd("dainctl::correlation", _correlation_backward, setup_context=_correlation_setup)
+    torch.library.register_autograd("dainctl::backward_warp", _backward_warp_backward, setup_context=_backward_warp_setup)
     for name in FORWARD_OPS:
-        if name in _registered:
-            continue
-        qualified = f"dainctl::{name}"
-        if name in _BACKWARDS:
-            backward, setup = _BACKWARDS[name]
-            torch.library.register_autograd(qualified, backward, setup_context=setup)
         for device_type in ("cpu", "cuda"):
-            torch.library.register_autocast(qualified, device_type, torch.float32)
-        _registered.add(name)
+            torch.library.register_autocast(f"dainctl::{name}", device_type, torch.float32)
+    _registered.update(FORWARD_OPS)
