@@ -232,40 +232,42 @@ void backward_warp_backward(const T* grad, const T* input, const T* flow, T* gra
                             int64_t batch, int channels, int height, int width) {
   using A = typename Storage<T>::acc;
   const int64_t plane = static_cast<int64_t>(height) * width;
-  // The flow's gradient sums over channels per pixel: independent pixels, in parallel.
-#pragma omp parallel for collapse(2) schedule(static)
+  std::vector<WarpSample<A>> samples(plane);  // one batch item's sample points, shared by both passes
   for (int64_t b = 0; b < batch; ++b) {
+    const T* flow_x = flow + b * 2 * plane;
+    const T* flow_y = flow_x + plane;
+    const T* image = input + b * channels * plane;
+    const T* gradient = grad + b * channels * plane;
+    // The flow's gradient sums over channels per pixel: independent pixels, in parallel.
+#pragma omp parallel for schedule(static)
     for (int y = 0; y < height; ++y) {
       for (int x = 0; x < width; ++x) {
         const int64_t pixel = static_cast<int64_t>(y) * width + x;
+        const A fx = Storage<T>::load(flow_x[pixel]);
+        const A fy = Storage<T>::load(flow_y[pixel]);
+        samples[pixel] = backward_warp_sample<A>(fx, fy, x, y, height, width);
         A dx, dy;
-        backward_warp_flow_gradient<T, A>(input + b * channels * plane, flow + b * 2 * plane,
-                                          grad + b * channels * plane, channels, height, width, x, y, &dx, &dy);
+        backward_warp_flow_gradient_at<T, A>(image, gradient, samples[pixel], backward_warp_pass(fx, x, width),
+                                             backward_warp_pass(fy, y, height), channels, plane, pixel, &dx, &dy);
         grad_flow[b * 2 * plane + pixel] = Storage<T>::store(dx);
         grad_flow[(b * 2 + 1) * plane + pixel] = Storage<T>::store(dy);
       }
     }
-  }
-  // The input's gradient scatters to the taps: one plane per thread, so no two threads add to one element.
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < batch; ++b) {
+    // The input's gradient scatters to the taps: one plane per thread, so no two threads add to one element.
+#pragma omp parallel for schedule(static)
     for (int c = 0; c < channels; ++c) {
       T* target = grad_input + (b * channels + c) * plane;
-      const T* gradient = grad + (b * channels + c) * plane;
-      const T* flow_x = flow + b * 2 * plane;
+      const T* channel_gradient = gradient + c * plane;
       std::fill(target, target + plane, T(0));
-      for (int y = 0; y < height; ++y) {
-        for (int x = 0; x < width; ++x) {
-          const int64_t pixel = static_cast<int64_t>(y) * width + x;
-          const WarpSample<A> sample = backward_warp_sample<A>(flow_x[pixel], flow_x[plane + pixel], x, y, height, width);
-          A weights[4];
-          backward_warp_tap_weights(sample, weights);
-          const A g = Storage<T>::load(gradient[pixel]);
-          target[sample.top_left] += Storage<T>::store(weights[0] * g);
-          target[sample.top_right] += Storage<T>::store(weights[1] * g);
-          target[sample.bottom_left] += Storage<T>::store(weights[2] * g);
-          target[sample.bottom_right] += Storage<T>::store(weights[3] * g);
-        }
+      for (int64_t pixel = 0; pixel < plane; ++pixel) {
+        const WarpSample<A>& sample = samples[pixel];
+        A weights[4];
+        backward_warp_tap_weights(sample, weights);
+        const A g = Storage<T>::load(channel_gradient[pixel]);
+        target[sample.top_left] += Storage<T>::store(weights[0] * g);
+        target[sample.top_right] += Storage<T>::store(weights[1] * g);
+        target[sample.bottom_left] += Storage<T>::store(weights[2] * g);
+        target[sample.bottom_right] += Storage<T>::store(weights[3] * g);
       }
     }
   }

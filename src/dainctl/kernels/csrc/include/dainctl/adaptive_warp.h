@@ -93,17 +93,14 @@ DAINCTL_HD void filter_interpolation_pixel(const T* image, const A* flow, const 
 // the reference twin takes it). An invalid pixel copies the input through, so its gradient goes to the
 // input pixel itself and none to the flow or the filters.
 
-// The flow's (2) and the filters' (16) gradients at output pixel (x, y) of one batch item, summed over
-// channels; grad: (channels, height, width) of T.
+// The flow's (2) and the filters' (16) gradients at one output pixel of one batch item with taps `taps`,
+// summed over channels; image, grad: (channels, plane) of T, filters: (16, plane) of T.
 template <typename T, typename A>
-DAINCTL_HD void filter_interpolation_pixel_gradients(const T* image, const A* flow, const T* filters, const T* grad,
-                                                     int channels, int height, int width, int x, int y,
-                                                     A grad_flow[2], A grad_filters[kFilterTaps]) {
-  const int64_t plane = static_cast<int64_t>(height) * width;
-  const int64_t pixel = static_cast<int64_t>(y) * width + x;
+DAINCTL_HD void filter_interpolation_gradients_at(const T* image, const T* filters, const T* grad,
+                                                  const FilterTaps<A>& taps, int channels, int64_t plane,
+                                                  int64_t pixel, A grad_flow[2], A grad_filters[kFilterTaps]) {
   grad_flow[0] = grad_flow[1] = A(0);
   for (int t = 0; t < kFilterTaps; ++t) grad_filters[t] = A(0);
-  const FilterTaps<A> taps = filter_interpolation_taps<A>(flow[pixel], flow[plane + pixel], x, y, height, width);
   if (!taps.valid) return;
   A kernel[kFilterTaps];
   for (int t = 0; t < kFilterTaps; ++t) kernel[t] = Storage<T>::load(filters[t * plane + pixel]);
@@ -119,20 +116,38 @@ DAINCTL_HD void filter_interpolation_pixel_gradients(const T* image, const A* fl
   }
 }
 
-// The input's gradient from output pixel (x, y) of one channel: `add(offset, value)` adds `value` at
-// `offset` of that channel's (height, width) plane (serially on the CPU, with atomics on CUDA).
-template <typename T, typename A, typename Add>
-DAINCTL_HD void filter_interpolation_image_gradient(const A* flow, const T* filters, A g, int height, int width,
-                                                    int x, int y, Add add) {
+// The same at output pixel (x, y), its taps computed here; flow: (2, height, width) of A.
+template <typename T, typename A>
+DAINCTL_HD void filter_interpolation_pixel_gradients(const T* image, const A* flow, const T* filters, const T* grad,
+                                                     int channels, int height, int width, int x, int y,
+                                                     A grad_flow[2], A grad_filters[kFilterTaps]) {
   const int64_t plane = static_cast<int64_t>(height) * width;
   const int64_t pixel = static_cast<int64_t>(y) * width + x;
   const FilterTaps<A> taps = filter_interpolation_taps<A>(flow[pixel], flow[plane + pixel], x, y, height, width);
+  filter_interpolation_gradients_at(image, filters, grad, taps, channels, plane, pixel, grad_flow, grad_filters);
+}
+
+// The input's gradient g from one output pixel of one channel with taps `taps`: `add(offset, value)` adds
+// `value` at `offset` of that channel's plane (serially on the CPU, with atomics on CUDA).
+template <typename T, typename A, typename Add>
+DAINCTL_HD void filter_interpolation_image_gradient_at(const T* filters, const FilterTaps<A>& taps, A g, int64_t plane,
+                                                       int64_t pixel, Add add) {
   if (!taps.valid) {
     add(pixel, g);
     return;
   }
   for (int t = 0; t < kFilterTaps; ++t)
     add(taps.offset[t], g * taps.corner[filter_quadrant(t)] * Storage<T>::load(filters[t * plane + pixel]));
+}
+
+// The same at output pixel (x, y), its taps computed here.
+template <typename T, typename A, typename Add>
+DAINCTL_HD void filter_interpolation_image_gradient(const A* flow, const T* filters, A g, int height, int width,
+                                                    int x, int y, Add add) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  const int64_t pixel = static_cast<int64_t>(y) * width + x;
+  const FilterTaps<A> taps = filter_interpolation_taps<A>(flow[pixel], flow[plane + pixel], x, y, height, width);
+  filter_interpolation_image_gradient_at(filters, taps, g, plane, pixel, add);
 }
 
 }  // namespace dainctl

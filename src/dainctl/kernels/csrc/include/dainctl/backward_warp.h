@@ -87,7 +87,21 @@ DAINCTL_HD void backward_warp_add_sample_gradient(const T* channel, const WarpSa
   *dy += g * ((A(1) - sample.alpha) * (bl - tl) + sample.alpha * (br - tr));
 }
 
-// The flow's gradient at output pixel (x, y) of one batch item, summed over channels.
+// The flow's gradient at one output pixel of one batch item, summed over channels, from its sample and
+// the clamp masks of its two flow components.
+//   image, grad: (channels, plane) of T
+template <typename T, typename A>
+DAINCTL_HD void backward_warp_flow_gradient_at(const T* image, const T* grad, const WarpSample<A>& sample, A pass_x,
+                                               A pass_y, int channels, int64_t plane, int64_t pixel, A* grad_x,
+                                               A* grad_y) {
+  A dx = 0, dy = 0;
+  for (int c = 0; c < channels; ++c)
+    backward_warp_add_sample_gradient(image + c * plane, sample, Storage<T>::load(grad[c * plane + pixel]), &dx, &dy);
+  *grad_x = dx * pass_x;
+  *grad_y = dy * pass_y;
+}
+
+// The same at output pixel (x, y), sample and masks computed here.
 //   image, grad: (channels, height, width) of T    flow: (2, height, width) of A
 template <typename T, typename A>
 DAINCTL_HD void backward_warp_flow_gradient(const T* image, const A* flow, const T* grad, int channels, int height,
@@ -97,11 +111,8 @@ DAINCTL_HD void backward_warp_flow_gradient(const T* image, const A* flow, const
   const A fx = flow[pixel];
   const A fy = flow[plane + pixel];
   const WarpSample<A> sample = backward_warp_sample(fx, fy, x, y, height, width);
-  A dx = 0, dy = 0;
-  for (int c = 0; c < channels; ++c)
-    backward_warp_add_sample_gradient(image + c * plane, sample, Storage<T>::load(grad[c * plane + pixel]), &dx, &dy);
-  *grad_x = dx * backward_warp_pass(fx, x, width);
-  *grad_y = dy * backward_warp_pass(fy, y, height);
+  backward_warp_flow_gradient_at(image, grad, sample, backward_warp_pass(fx, x, width), backward_warp_pass(fy, y, height),
+                                 channels, plane, pixel, grad_x, grad_y);
 }
 
 // Output pixel (x, y) of one batch item, all channels.
