@@ -10,8 +10,9 @@ Per requested time t (`synthesize`, batched over pairs and times):
     both frames and both context tensors, the blend `(1-t)*warped0 + t*warped1`, and the rectifier's
     residual added to the blend.
 
-Attribute names (`initScaleNets_filter`, `ctxNet`, `flownets`, ...) are the original's, because they are
-the checkpoint's key prefixes; the properties below give them domain names.
+Attribute names (`initScaleNets_filter` the kernel trunk, `initScaleNets_filter1/2` its two heads, `ctxNet`
+the context net, `rectifyNet`, `flownets` PWC-Net, `depthNet` MegaDepth) are the original's, because
+they are the checkpoint's key prefixes.
 
 Precision: the model holds only maths. The convolution stacks run in whatever autocast region the
 caller opens (`dainctl.precision.PrecisionPolicy.compute`); what must stay float32 is marked here with
@@ -174,31 +175,6 @@ class DAIN(nn.Module):
     def op_impl(self, impl: str) -> None:
         self._op_impl = impl
         self.flownets.op_impl = impl
-
-    # Domain names for the checkpoint-named children.
-    @property
-    def kernel_trunk(self) -> KernelTrunk:
-        return self.initScaleNets_filter
-
-    @property
-    def kernel_heads(self) -> tuple[KernelHead, KernelHead]:
-        return self.initScaleNets_filter1, self.initScaleNets_filter2
-
-    @property
-    def context_net(self) -> ContextNet:
-        return self.ctxNet
-
-    @property
-    def rectifier(self) -> Rectifier:
-        return self.rectifyNet
-
-    @property
-    def flow_net(self) -> PWCNet:
-        return self.flownets
-
-    @property
-    def depth_net(self) -> MegaDepth:
-        return self.depthNet
 
     def flow_pyramid(self, frame: torch.Tensor) -> list[torch.Tensor]:
         """PWC-Net's feature pyramid of padded frames (B, 3, H, W), float32 (PWC-Net runs float32)."""

@@ -26,15 +26,18 @@ inline unsigned int blocks_for(int64_t count) {
   for (int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; index < (count);   \
        index += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
+// Every pixel of `batch` planes of `plane` pixels: `b` the batch item, `pixel` the offset in its plane.
+#define DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane)                                       \
+  DAINCTL_GRID_STRIDE_LOOP(pixel##_index, (batch) * (plane))                                 \
+  if (const int64_t b = pixel##_index / (plane), pixel = pixel##_index % (plane); true)
+
 // ----------------------------------------------------------------------------------------------------
 // DepthFlowProjection: splat (atomics into float32 sums), average in place, then fill holes.
 
 __global__ void projection_splat_kernel(const float* flow, const float* weight, float* sums, int64_t batch,
                                         int height, int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     const int y = static_cast<int>(pixel / width);
     const int x = static_cast<int>(pixel % width);
     const float* flow_x = flow + b * 2 * plane;
@@ -69,9 +72,7 @@ template <typename T>
 __global__ void projection_output_kernel(const float* sums, T* out, int64_t batch, int height, int width,
                                          bool fill_holes) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     const float* averaged_x = sums + b * 3 * plane;
     const float* averaged_y = averaged_x + plane;
     const float* weight_sum = averaged_y + plane;
@@ -93,9 +94,7 @@ template <typename T>
 __global__ void filter_interpolation_kernel(const T* input, const float* flow, const T* filters, T* out,
                                             int64_t batch, int channels, int height, int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     filter_interpolation_pixel<T, float>(input + b * channels * plane, flow + b * 2 * plane,
                                          filters + b * kFilterTaps * plane, out + b * channels * plane, channels,
                                          height, width, static_cast<int>(pixel % width),
@@ -107,9 +106,7 @@ template <typename T>
 __global__ void backward_warp_kernel(const T* input, const float* flow, T* out, int64_t batch, int channels,
                                      int height, int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     backward_warp_pixel<T, float>(input + b * channels * plane, flow + b * 2 * plane, out + b * channels * plane,
                                   channels, height, width, static_cast<int>(pixel % width),
                                   static_cast<int>(pixel / width));
@@ -209,9 +206,7 @@ template <typename T>
 __global__ void backward_warp_flow_gradient_kernel(const T* grad, const T* input, const float* flow, float* grad_flow,
                                                    int64_t batch, int channels, int height, int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     float dx, dy;
     backward_warp_flow_gradient<T, float>(input + b * channels * plane, flow + b * 2 * plane,
                                           grad + b * channels * plane, channels, height, width,
@@ -225,9 +220,7 @@ template <typename T>
 __global__ void backward_warp_input_gradient_kernel(const T* grad, const float* flow, float* grad_input,
                                                     int64_t batch, int channels, int height, int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     const float* flow_x = flow + b * 2 * plane;
     const WarpSample<float> sample = backward_warp_sample<float>(
         flow_x[pixel], flow_x[plane + pixel], static_cast<int>(pixel % width), static_cast<int>(pixel / width), height,
@@ -275,9 +268,7 @@ __global__ void filter_interpolation_gradients_kernel(const T* grad, const T* in
                                                       const T* filters, float* grad_flow, float* grad_filters,
                                                       int64_t batch, int channels, int height, int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     float flow_gradient[2];
     float filter_gradient[kFilterTaps];
     filter_interpolation_pixel_gradients<T, float>(input + b * channels * plane, flow + b * 2 * plane,
@@ -294,9 +285,7 @@ __global__ void filter_interpolation_image_gradient_kernel(const T* grad, const 
                                                            float* grad_input, int64_t batch, int channels, int height,
                                                            int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     for (int c = 0; c < channels; ++c) {
       float* target = grad_input + (b * channels + c) * plane;
       auto add = [target](int64_t offset, float value) { atomicAdd(target + offset, value); };
@@ -308,27 +297,29 @@ __global__ void filter_interpolation_image_gradient_kernel(const T* grad, const 
   }
 }
 
+template <typename T>
+void launch_filter_interpolation_backward(const void* grad, const void* input, const float* flow, const void* filters,
+                                          float* grad_input, float* grad_flow, float* grad_filters, int64_t batch,
+                                          int channels, int height, int width, int64_t count, cudaStream_t stream) {
+  filter_interpolation_gradients_kernel<T><<<blocks_for(count), kThreads, 0, stream>>>(
+      static_cast<const T*>(grad), static_cast<const T*>(input), flow, static_cast<const T*>(filters), grad_flow,
+      grad_filters, batch, channels, height, width);
+  filter_interpolation_image_gradient_kernel<T><<<blocks_for(count), kThreads, 0, stream>>>(
+      static_cast<const T*>(grad), flow, static_cast<const T*>(filters), grad_input, batch, channels, height, width);
+}
+
 cudaError_t filter_interpolation_backward(const void* grad, const void* input, const float* flow, const void* filters,
                                           float* grad_input, float* grad_flow, float* grad_filters, StorageType type,
                                           int64_t batch, int channels, int height, int width, cudaStream_t stream) {
   const int64_t count = batch * static_cast<int64_t>(height) * width;
   cudaError_t status = cudaMemsetAsync(grad_input, 0, sizeof(float) * count * channels, stream);
   if (status != cudaSuccess || count == 0) return status;
-  if (type == StorageType::kFloat16) {
-    filter_interpolation_gradients_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
-        static_cast<const __half*>(grad), static_cast<const __half*>(input), flow, static_cast<const __half*>(filters),
-        grad_flow, grad_filters, batch, channels, height, width);
-    filter_interpolation_image_gradient_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
-        static_cast<const __half*>(grad), flow, static_cast<const __half*>(filters), grad_input, batch, channels, height,
-        width);
-  } else {
-    filter_interpolation_gradients_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
-        static_cast<const float*>(grad), static_cast<const float*>(input), flow, static_cast<const float*>(filters),
-        grad_flow, grad_filters, batch, channels, height, width);
-    filter_interpolation_image_gradient_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
-        static_cast<const float*>(grad), flow, static_cast<const float*>(filters), grad_input, batch, channels, height,
-        width);
-  }
+  if (type == StorageType::kFloat16)
+    launch_filter_interpolation_backward<__half>(grad, input, flow, filters, grad_input, grad_flow, grad_filters, batch,
+                                                 channels, height, width, count, stream);
+  else
+    launch_filter_interpolation_backward<float>(grad, input, flow, filters, grad_input, grad_flow, grad_filters, batch,
+                                                channels, height, width, count, stream);
   return cudaGetLastError();
 }
 
@@ -378,9 +369,7 @@ cudaError_t correlation_backward(const void* grad, const void* a, const void* b,
 __global__ void projection_fill_gradient_kernel(const float* sums, float* gradients, int64_t batch, int height,
                                                 int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     const float* weight_sum = sums + b * 3 * plane + 2 * plane;
     if (!projection_is_hole(weight_sum[pixel])) continue;
     float* gx = gradients + b * 3 * plane;
@@ -411,9 +400,7 @@ __global__ void projection_source_gradient_kernel(const float* flow, const float
                                                   float* grad_flow, float* grad_weight, int64_t batch, int height,
                                                   int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     const float* gx = gradients + b * 3 * plane;
     projection_source_gradient<float>(static_cast<int>(pixel % width), static_cast<int>(pixel / width), width, height,
                                       flow[b * 2 * plane + pixel], flow[b * 2 * plane + plane + pixel],
@@ -424,9 +411,7 @@ __global__ void projection_source_gradient_kernel(const float* flow, const float
 }
 
 __global__ void projection_copy_gradient_kernel(const float* grad, float* gradients, int64_t batch, int64_t plane) {
-  DAINCTL_GRID_STRIDE_LOOP(index, batch * plane) {
-    const int64_t b = index / plane;
-    const int64_t pixel = index % plane;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
     gradients[b * 3 * plane + pixel] = grad[b * 2 * plane + pixel];
     gradients[b * 3 * plane + plane + pixel] = grad[b * 2 * plane + plane + pixel];
   }

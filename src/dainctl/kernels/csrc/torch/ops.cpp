@@ -17,8 +17,7 @@ void check_cpu_dtype(const at::Tensor& tensor, const char* name) {
 
 at::Tensor depth_flow_projection_cpu(const at::Tensor& flow, const at::Tensor& weight, bool fill_holes) {
   // Validate arguments.
-  check_nchw(flow, "flow", 2, flow);
-  check_nchw(weight, "weight", 1, flow);
+  check_projection_args(flow, weight);
   check_cpu_dtype(flow, "flow");
   const at::Tensor flow_c = flow.contiguous();
   const at::Tensor weight_c = weight.to(flow.scalar_type()).contiguous();
@@ -35,9 +34,7 @@ at::Tensor depth_flow_projection_cpu(const at::Tensor& flow, const at::Tensor& w
 }
 
 at::Tensor filter_interpolation_cpu(const at::Tensor& input, const at::Tensor& flow, const at::Tensor& filters) {
-  check_nchw(input, "input", -1, input);
-  check_nchw(flow, "flow", 2, input);
-  check_nchw(filters, "filters", 16, input);
+  check_filter_args(input, flow, filters);
   check_cpu_dtype(input, "input");
   const at::Tensor input_c = input.contiguous();
   const at::Tensor flow_c = flow.to(input.scalar_type()).contiguous();
@@ -53,18 +50,12 @@ at::Tensor filter_interpolation_cpu(const at::Tensor& input, const at::Tensor& f
 }
 
 at::Tensor correlation_cpu(const at::Tensor& a, const at::Tensor& b, int64_t max_displacement) {
-  check_nchw(a, "a", -1, a);
-  check_nchw(b, "b", a.size(1), a);
+  const int64_t displacements = check_correlation_args(a, b, max_displacement);
   check_cpu_dtype(a, "a");
-  TORCH_CHECK(b.scalar_type() == a.scalar_type(), "b must have a's dtype ", a.scalar_type(), ", got ",
-              b.scalar_type());
-  TORCH_CHECK(max_displacement >= 0 && max_displacement < 1024, "max_displacement must be in [0, 1024), got ",
-              max_displacement);
-  const int64_t side = 2 * max_displacement + 1;
   // The CPU driver reads channels-last (free when the input already is).
   const at::Tensor a_c = a.contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor b_c = b.contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor out = at::empty({a.size(0), side * side, a.size(2), a.size(3)}, a.options());
+  at::Tensor out = at::empty({a.size(0), displacements, a.size(2), a.size(3)}, a.options());
   if (out.numel() == 0) return out;
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "correlation_cpu", [&] {
     cpu::correlation<scalar_t>(a_c.data_ptr<scalar_t>(), b_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
@@ -74,8 +65,7 @@ at::Tensor correlation_cpu(const at::Tensor& a, const at::Tensor& b, int64_t max
 }
 
 at::Tensor backward_warp_cpu(const at::Tensor& input, const at::Tensor& flow) {
-  check_nchw(input, "input", -1, input);
-  check_nchw(flow, "flow", 2, input);
+  check_warp_args(input, flow);
   check_cpu_dtype(input, "input");
   const at::Tensor input_c = input.contiguous();
   const at::Tensor flow_c = flow.to(input.scalar_type()).contiguous();
@@ -90,9 +80,7 @@ at::Tensor backward_warp_cpu(const at::Tensor& input, const at::Tensor& flow) {
 
 std::tuple<at::Tensor, at::Tensor> backward_warp_backward_cpu(const at::Tensor& grad, const at::Tensor& input,
                                                               const at::Tensor& flow) {
-  check_nchw(input, "input", -1, input);
-  check_nchw(flow, "flow", 2, input);
-  check_nchw(grad, "grad", input.size(1), input);
+  check_warp_args(input, flow, grad);
   check_cpu_dtype(input, "input");
   const at::Tensor input_c = input.contiguous();
   const at::Tensor flow_c = flow.to(input.scalar_type()).contiguous();
@@ -114,10 +102,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> filter_interpolation_backward_cpu
                                                                                 const at::Tensor& input,
                                                                                 const at::Tensor& flow,
                                                                                 const at::Tensor& filters) {
-  check_nchw(input, "input", -1, input);
-  check_nchw(flow, "flow", 2, input);
-  check_nchw(filters, "filters", 16, input);
-  check_nchw(grad, "grad", input.size(1), input);
+  check_filter_args(input, flow, filters, grad);
   check_cpu_dtype(input, "input");
   const at::Tensor input_c = input.contiguous();
   const at::Tensor flow_c = flow.to(input.scalar_type()).contiguous();
@@ -139,11 +124,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> filter_interpolation_backward_cpu
 
 std::tuple<at::Tensor, at::Tensor> correlation_backward_cpu(const at::Tensor& grad, const at::Tensor& a,
                                                             const at::Tensor& b, int64_t max_displacement) {
-  check_nchw(a, "a", -1, a);
-  check_nchw(b, "b", a.size(1), a);
+  check_correlation_args(a, b, max_displacement, grad);
   check_cpu_dtype(a, "a");
-  const int64_t side = 2 * max_displacement + 1;
-  check_nchw(grad, "grad", side * side, a);
   // The driver reads and writes channels-last (as the forward reads).
   const at::Tensor a_c = a.contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor b_c = b.to(a.scalar_type()).contiguous(at::MemoryFormat::ChannelsLast);
@@ -162,9 +144,7 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_cpu(const at::Tensor& gr
 
 std::tuple<at::Tensor, at::Tensor> depth_flow_projection_backward_cpu(const at::Tensor& grad, const at::Tensor& flow,
                                                                       const at::Tensor& weight, bool fill_holes) {
-  check_nchw(flow, "flow", 2, flow);
-  check_nchw(weight, "weight", 1, flow);
-  check_nchw(grad, "grad", 2, flow);
+  check_projection_args(flow, weight, grad);
   check_cpu_dtype(flow, "flow");
   const at::Tensor flow_c = flow.contiguous();
   const at::Tensor weight_c = weight.to(flow.scalar_type()).contiguous();
@@ -196,15 +176,6 @@ TORCH_LIBRARY(dainctl, m) {
   m.def("depth_flow_projection_backward(Tensor grad, Tensor flow, Tensor weight, bool fill_holes) -> (Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(dainctl, CPU, m) {
-  m.impl("depth_flow_projection", &depth_flow_projection_cpu);
-  m.impl("filter_interpolation", &filter_interpolation_cpu);
-  m.impl("correlation", &correlation_cpu);
-  m.impl("backward_warp", &backward_warp_cpu);
-  m.impl("backward_warp_backward", &backward_warp_backward_cpu);
-  m.impl("filter_interpolation_backward", &filter_interpolation_backward_cpu);
-  m.impl("correlation_backward", &correlation_backward_cpu);
-  m.impl("depth_flow_projection_backward", &depth_flow_projection_backward_cpu);
-}
+TORCH_LIBRARY_IMPL(dainctl, CPU, m) { DAINCTL_REGISTER_IMPLS(m, cpu); }
 
 }  // namespace dainctl

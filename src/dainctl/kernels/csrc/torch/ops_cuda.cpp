@@ -25,8 +25,7 @@ void check_launch(cudaError_t status, const char* op) {
 
 at::Tensor depth_flow_projection_cuda(const at::Tensor& flow, const at::Tensor& weight, bool fill_holes) {
   // Validate arguments.
-  check_nchw(flow, "flow", 2, flow);
-  check_nchw(weight, "weight", 1, flow);
+  check_projection_args(flow, weight);
   const cuda::StorageType out_type = storage_type(flow, "flow");
   const c10::cuda::CUDAGuard device_guard(flow.device());
   // Coordinates and accumulators are float32 whatever the storage type.
@@ -45,9 +44,7 @@ at::Tensor depth_flow_projection_cuda(const at::Tensor& flow, const at::Tensor& 
 }
 
 at::Tensor filter_interpolation_cuda(const at::Tensor& input, const at::Tensor& flow, const at::Tensor& filters) {
-  check_nchw(input, "input", -1, input);
-  check_nchw(flow, "flow", 2, input);
-  check_nchw(filters, "filters", 16, input);
+  check_filter_args(input, flow, filters);
   const cuda::StorageType type = storage_type(input, "input");
   const c10::cuda::CUDAGuard device_guard(input.device());
   const at::Tensor input_c = input.contiguous();
@@ -63,18 +60,12 @@ at::Tensor filter_interpolation_cuda(const at::Tensor& input, const at::Tensor& 
 }
 
 at::Tensor correlation_cuda(const at::Tensor& a, const at::Tensor& b, int64_t max_displacement) {
-  check_nchw(a, "a", -1, a);
-  check_nchw(b, "b", a.size(1), a);
+  const int64_t displacements = check_correlation_args(a, b, max_displacement);
   const cuda::StorageType type = storage_type(a, "a");
-  TORCH_CHECK(b.scalar_type() == a.scalar_type(), "b must have a's dtype ", a.scalar_type(), ", got ",
-              b.scalar_type());
-  TORCH_CHECK(max_displacement >= 0 && max_displacement < 1024, "max_displacement must be in [0, 1024), got ",
-              max_displacement);
   const c10::cuda::CUDAGuard device_guard(a.device());
-  const int64_t side = 2 * max_displacement + 1;
   const at::Tensor a_c = a.contiguous();
   const at::Tensor b_c = b.contiguous();
-  at::Tensor out = at::empty({a.size(0), side * side, a.size(2), a.size(3)}, a.options());
+  at::Tensor out = at::empty({a.size(0), displacements, a.size(2), a.size(3)}, a.options());
   if (out.numel() == 0) return out;
   check_launch(cuda::correlation(a_c.data_ptr(), b_c.data_ptr(), out.data_ptr(), type, a.size(0), a.size(1),
                                  a.size(2), a.size(3), static_cast<int>(max_displacement),
@@ -84,8 +75,7 @@ at::Tensor correlation_cuda(const at::Tensor& a, const at::Tensor& b, int64_t ma
 }
 
 at::Tensor backward_warp_cuda(const at::Tensor& input, const at::Tensor& flow) {
-  check_nchw(input, "input", -1, input);
-  check_nchw(flow, "flow", 2, input);
+  check_warp_args(input, flow);
   const cuda::StorageType type = storage_type(input, "input");
   const c10::cuda::CUDAGuard device_guard(input.device());
   const at::Tensor input_c = input.contiguous();
@@ -101,9 +91,7 @@ at::Tensor backward_warp_cuda(const at::Tensor& input, const at::Tensor& flow) {
 
 std::tuple<at::Tensor, at::Tensor> backward_warp_backward_cuda(const at::Tensor& grad, const at::Tensor& input,
                                                                const at::Tensor& flow) {
-  check_nchw(input, "input", -1, input);
-  check_nchw(flow, "flow", 2, input);
-  check_nchw(grad, "grad", input.size(1), input);
+  check_warp_args(input, flow, grad);
   const cuda::StorageType type = storage_type(input, "input");
   const c10::cuda::CUDAGuard device_guard(input.device());
   const at::Tensor input_c = input.contiguous();
@@ -126,10 +114,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> filter_interpolation_backward_cud
                                                                                  const at::Tensor& input,
                                                                                  const at::Tensor& flow,
                                                                                  const at::Tensor& filters) {
-  check_nchw(input, "input", -1, input);
-  check_nchw(flow, "flow", 2, input);
-  check_nchw(filters, "filters", 16, input);
-  check_nchw(grad, "grad", input.size(1), input);
+  check_filter_args(input, flow, filters, grad);
   const cuda::StorageType type = storage_type(input, "input");
   const c10::cuda::CUDAGuard device_guard(input.device());
   const at::Tensor input_c = input.contiguous();
@@ -152,11 +137,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> filter_interpolation_backward_cud
 
 std::tuple<at::Tensor, at::Tensor> correlation_backward_cuda(const at::Tensor& grad, const at::Tensor& a,
                                                              const at::Tensor& b, int64_t max_displacement) {
-  check_nchw(a, "a", -1, a);
-  check_nchw(b, "b", a.size(1), a);
+  check_correlation_args(a, b, max_displacement, grad);
   const cuda::StorageType type = storage_type(a, "a");
-  const int64_t side = 2 * max_displacement + 1;
-  check_nchw(grad, "grad", side * side, a);
   const c10::cuda::CUDAGuard device_guard(a.device());
   const at::Tensor a_c = a.contiguous();
   const at::Tensor b_c = b.to(a.scalar_type()).contiguous();
@@ -174,9 +156,7 @@ std::tuple<at::Tensor, at::Tensor> correlation_backward_cuda(const at::Tensor& g
 
 std::tuple<at::Tensor, at::Tensor> depth_flow_projection_backward_cuda(const at::Tensor& grad, const at::Tensor& flow,
                                                                        const at::Tensor& weight, bool fill_holes) {
-  check_nchw(flow, "flow", 2, flow);
-  check_nchw(weight, "weight", 1, flow);
-  check_nchw(grad, "grad", 2, flow);
+  check_projection_args(flow, weight, grad);
   storage_type(flow, "flow");
   const c10::cuda::CUDAGuard device_guard(flow.device());
   const at::Tensor flow_f = flow.to(at::kFloat).contiguous();
@@ -198,15 +178,6 @@ std::tuple<at::Tensor, at::Tensor> depth_flow_projection_backward_cuda(const at:
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(dainctl, CUDA, m) {
-  m.impl("depth_flow_projection", &depth_flow_projection_cuda);
-  m.impl("filter_interpolation", &filter_interpolation_cuda);
-  m.impl("correlation", &correlation_cuda);
-  m.impl("backward_warp", &backward_warp_cuda);
-  m.impl("backward_warp_backward", &backward_warp_backward_cuda);
-  m.impl("filter_interpolation_backward", &filter_interpolation_backward_cuda);
-  m.impl("correlation_backward", &correlation_backward_cuda);
-  m.impl("depth_flow_projection_backward", &depth_flow_projection_backward_cuda);
-}
+TORCH_LIBRARY_IMPL(dainctl, CUDA, m) { DAINCTL_REGISTER_IMPLS(m, cuda); }
 
 }  // namespace dainctl
