@@ -95,14 +95,9 @@ def parse_precisions(text: str | None, device: str) -> list[str]:
             precisions.append(item)
     if not precisions:
         raise UsageError("--precision needs fp16, fp32 or both")
-    if "fp16" in precisions and device != "cuda":
-        import warnings
+    from .precision import PrecisionPolicy, warn_about_precision
 
-        from .precision import FP16_WITHOUT_CUDA
-
-        warnings.warn(FP16_WITHOUT_CUDA, UserWarning, stacklevel=2)
-        precisions = list(dict.fromkeys("fp32" if p == "fp16" else p for p in precisions))
-    return precisions
+    return list(dict.fromkeys(PrecisionPolicy.choose(device, p == "fp16", warn_about_precision).name for p in precisions))
 
 
 # --------------------------------------------------------------------------------------------------

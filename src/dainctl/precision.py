@@ -1,6 +1,6 @@
 """The one precision policy of every engine, for inference and training alike.
 
-    PrecisionPolicy.choose(device, fp16)  ->  policy  ->  `with policy.compute():` around a forward
+    PrecisionPolicy.choose(device, fp16, on_fallback)  ->  policy  ->  `with policy.compute():` around a forward
 
 What runs in which dtype:
   * The convolution stacks run under autocast: float16 on CUDA with `--fp16` (the default there),
@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -57,14 +57,16 @@ class PrecisionPolicy:
             raise ValueError(f"unknown precision {self.name!r}: use {', '.join(PRECISIONS)}")
 
     @classmethod
-    def choose(cls, device: str | torch.device, fp16: bool | None, *, warn: bool = True) -> "PrecisionPolicy":
+    def choose(cls, device: str | torch.device, fp16: bool | None,
+               on_fallback: Callable[[str], None] | None = None) -> "PrecisionPolicy":
         """The policy for a run: fp16 on CUDA when asked (None: the default, fp16 on CUDA); on any other
-        device fp32, with one warning when fp16 was asked for explicitly."""
+        device fp32, and when fp16 was asked for explicitly, `on_fallback(FP16_WITHOUT_CUDA)` (the
+        caller's one warning; None: say nothing)."""
         device_type = torch.device(device).type
         if device_type == "cuda":
             return cls("fp16" if fp16 is None or fp16 else "fp32", "cuda")
-        if fp16 and warn:
-            warnings.warn(FP16_WITHOUT_CUDA, UserWarning, stacklevel=2)
+        if fp16 and on_fallback is not None:
+            on_fallback(FP16_WITHOUT_CUDA)
         return cls("fp32", device_type)
 
     def full(self) -> "PrecisionPolicy":
@@ -106,8 +108,10 @@ class PrecisionPolicy:
             module = module.to(memory_format=torch.channels_last)
         return module
 
-    def as_dict(self) -> dict:
-        return {"precision": self.name, "device": self.device_type}
+
+def warn_about_precision(message: str) -> None:
+    """The default `on_fallback` of `PrecisionPolicy.choose` for commands: a UserWarning."""
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 @contextlib.contextmanager

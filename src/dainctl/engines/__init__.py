@@ -9,12 +9,11 @@ warning and float32), loads the engine and, where frames may not fit, wraps it i
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Callable
 
 from ..errors import EngineError, UsageError
-from ..precision import FP16_WITHOUT_CUDA, PrecisionPolicy
+from ..precision import PrecisionPolicy, warn_about_precision
 from .base import Engine, as_engine
 
 ENGINES = ("flow", "dain")
@@ -81,9 +80,7 @@ def create_engine(
     """
     check_engine(name, weights, profile)
     device = resolve_device(device)
-    if fp16 and device != "cuda":
-        (warn or (lambda message: warnings.warn(message, UserWarning, stacklevel=3)))(FP16_WITHOUT_CUDA)
-    policy = PrecisionPolicy.choose(device, fp16, warn=False)
+    policy = PrecisionPolicy.choose(device, fp16, warn or warn_about_precision)
     if pairs is not None and pairs < 1:
         raise UsageError(f"invalid --batch-pairs {pairs}: it must be at least 1")
     if name == "flow":

@@ -112,8 +112,7 @@ class DainEngine(EngineBase):
         self.device = torch.device(device)
         self.padding_policy = padding
         self.policy = (PrecisionPolicy(precision, self.device.type) if precision is not None
-                       else PrecisionPolicy.choose(self.device, fp16, warn=False) if fp16 else
-                       PrecisionPolicy("fp32", self.device.type))
+                       else PrecisionPolicy.choose(self.device, fp16))
         self.max_pairs = max_pairs or (DEFAULT_CUDA_PAIRS if self.device.type == "cuda" else 1)
 
         loaded = load_dain_weights(weights)
