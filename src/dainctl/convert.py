@@ -11,7 +11,6 @@ as they are, so the file holds exactly the original layout.
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +18,13 @@ import torch
 
 from dainctl import __version__
 from dainctl.errors import OutputError, UsageError
-from dainctl.models.weights import ARCHITECTURE_ID, read_checkpoint, sha256_of_file, validate_state_dict
+from dainctl.models.weights import (
+    ARCHITECTURE_ID,
+    read_checkpoint,
+    sha256_of_file,
+    validate_state_dict,
+    write_weights_file,
+)
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 FLOAT32_KEY_SUFFIXES = (".running_mean", ".running_var")
@@ -60,8 +65,6 @@ def convert_checkpoint(
     source (one line, naming the offending keys), `OutputError` when the destination exists (without
     `overwrite`), is the source, or cannot be written.
     """
-    from safetensors.torch import save as save_safetensors
-
     if dtype not in DTYPES:
         raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     source_path = Path(source)
@@ -88,22 +91,7 @@ def convert_checkpoint(
         "source_format": checkpoint.file_format,
     }
 
-    parent = destination_path.parent if str(destination_path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {destination_path}: folder {parent} does not exist")
-    # Write beside the destination, then rename: a failed or interrupted run leaves no partial file.
-    # The bytes are written with open() (umask-respecting mode): mkstemp and safetensors' save_file
-    # both create 0600 files, which would survive the rename.
-    temporary = str(parent / f".{destination_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "wb") as stream:
-            stream.write(save_safetensors(tensors, metadata=metadata))
-        os.replace(temporary, destination_path)
-    except OSError as error:
-        raise OutputError(f"cannot write {destination_path}: {error.strerror or error}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    write_weights_file(tensors, metadata, destination_path)
 
     return ConvertResult(
         source=str(source_path),

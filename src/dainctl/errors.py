@@ -58,5 +58,12 @@ INTERRUPTED_EXIT_CODE = 130
 TERMINATED_EXIT_CODE = 143
 
 
+class StoppedWithCheckpoint(DainctlError):
+    """Ctrl-C or SIGTERM during work that saves what it has done first (`dainctl finetune`): the message
+    says where, and the exit code is that of an interruption (the CLI reports 143 for SIGTERM)."""
+
+    exit_code = INTERRUPTED_EXIT_CODE
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that every cleanup path of Ctrl-C runs for it too."""

@@ -58,11 +58,12 @@ def _root(
 
 
 def _register() -> None:
-    from . import benchmark, convert, run, sample
+    from . import benchmark, convert, finetune, run, sample
 
     app.command(help=run.interpolate.__doc__)(run.interpolate)
     app.command(help=run.slowmo.__doc__)(run.slowmo)
     app.command(help=convert.convert.__doc__)(convert.convert)
+    app.command(help=finetune.finetune.__doc__)(finetune.finetune)
     app.add_typer(benchmark.app, name="benchmark")
     app.command(help=sample.sample.__doc__)(sample.sample)
 

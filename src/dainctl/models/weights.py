@@ -20,13 +20,14 @@ import hashlib
 import os
 import pickle
 import re
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from dainctl.errors import WeightsError
+from dainctl.errors import OutputError, WeightsError
 
 ARCHITECTURE_ID = "dain-baowenbo-7c727ac"  # DAIN / DAIN_slowmotion, channel=3, filter_size=4
 OPTIONAL_KEY_SUFFIX = ".num_batches_tracked"  # BatchNorm counters: unused at inference
@@ -279,3 +280,34 @@ def load_into_model(model: torch.nn.Module, state_dict: dict[str, torch.Tensor])
     if missing or result.unexpected_keys:
         mismatch = LayoutMismatch(missing, list(result.unexpected_keys), [], [], [])
         raise WeightsMismatchError(mismatch.message(Path("<state_dict>"), len(state_dict)), mismatch)
+
+
+def write_file_atomically(data: bytes, destination: str | os.PathLike) -> None:
+    """Write `data` beside `destination`, then rename it into place: a failed or interrupted write
+    leaves no partial file under the name. Raises `OutputError` (one line).
+
+    The bytes are written with open() (umask-respecting mode): mkstemp and safetensors' save_file both
+    create 0600 files, which would survive the rename."""
+    destination = Path(destination)
+    parent = destination.parent if str(destination.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {destination}: folder {parent} does not exist")
+    temporary = str(parent / f".{destination.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(temporary, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, destination)
+    except OSError as error:
+        raise OutputError(f"cannot write {destination}: {error.strerror or error}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def write_weights_file(tensors: dict[str, torch.Tensor], metadata: dict[str, str], destination: str | os.PathLike) -> None:
+    """A safetensors weights file at `destination`, written atomically (`write_file_atomically`)."""
+    from safetensors.torch import save as save_safetensors
+
+    write_file_atomically(save_safetensors(tensors, metadata=metadata), destination)
