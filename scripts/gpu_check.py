@@ -5,6 +5,8 @@
     gpu_check.py build --out F.json          the op library built and loaded, its dispatch table checked
     gpu_check.py kernels --out F.json        each op per call at 1920x1080, fp32 and fp16, GB/s
     gpu_check.py psnr --out F.json           DAIN fp16 vs fp32 (and vs the original DAIN) on the oracle inputs
+    gpu_check.py finetune --out F.json       training steps, fp16 + GradScaler vs fp32: peak memory, time per
+                                             step at batch 4 of 256x256 crops, the largest batch within 16 GiB
     gpu_check.py tests --junit X.xml --out F.json
     gpu_check.py report --work DIR --out gpu_report.json   (prints the short summary)
 
@@ -244,6 +246,93 @@ def step_psnr(data: Path, work: Path) -> dict:
             "note": note, "seconds": round(time.perf_counter() - started, 2), "cases": cases}
 
 
+FINETUNE_BUDGET_BYTES = 16 << 30
+FINETUNE_SEARCH = (8, 12, 16, 24, 32, 48, 64)
+
+
+def _training_batch(batch: int, crop: int, dev: str, seed: int = 0):
+    """A synthetic triplet batch: smooth random textures moving 2 px per frame (the step's cost does not
+    depend on the content; finite, image-like values keep the loss scaler's behaviour typical)."""
+    import torch
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(batch, 3, crop // 8 + 2, crop // 8 + 2, generator=generator)
+    texture = F.interpolate(coarse, size=(crop + 8, crop + 8), mode="bicubic", align_corners=False).clamp(0, 1).to(dev)
+    return tuple(texture[..., 4:4 + crop, shift:shift + crop].contiguous() for shift in (0, 2, 4))
+
+
+def _timed_steps(learner, batch: int, crop: int, steps: int, warmup: int) -> dict:
+    import torch
+
+    frames = _training_batch(batch, crop, device())
+    cuda = device() == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    times, losses = [], []
+    for index in range(warmup + steps):
+        began = time.perf_counter()
+        losses.append(learner.step([frames]))
+        if cuda:
+            torch.cuda.synchronize()
+        if index >= warmup:
+            times.append(time.perf_counter() - began)
+    times.sort()
+    return {"batch": batch, "crop": crop, "seconds_per_step": round(times[len(times) // 2], 4),
+            "peak_bytes": int(torch.cuda.max_memory_allocated()) if cuda else None,
+            "losses": [round(v, 5) for v in losses], "loss_scale": learner.loss_scale,
+            "skipped_steps": learner.counters.skipped_steps}
+
+
+def step_finetune(data: Path, work: Path) -> dict:
+    """Issue 14's GPU figures: fp16 autocast + GradScaler against fp32, batch 4 of 256x256 crops (the
+    default sub-networks learn), then the largest batch whose peak allocation stays within 16 GiB."""
+    import torch
+
+    from dainctl.finetune.trainer import FinetuneSettings, Learner
+    from dainctl.precision import PrecisionPolicy
+
+    if not (data / RECIPE[0]).is_file():
+        raise StepSkipped(f"{data / RECIPE[0]} is absent: run `python scripts/gpu_check.py prepare` and carry .gpu_check")
+    weights = fake_oracle_weights(data, work, 0)
+    crop, batch = (64, 1) if dry() else (256, 4)
+    started = time.perf_counter()
+    rows = {}
+    for precision in ("fp32",) if dry() else ("fp32", "fp16"):
+        settings = FinetuneSettings(clips=(), weights=weights, output=work / "unused", crop=crop, batch=batch,
+                                    precision=precision, device=device(), lr=1e-4)
+        learner = Learner(settings, PrecisionPolicy(precision, device()))
+        row = _timed_steps(learner, batch, crop, steps=1 if dry() else 5, warmup=1 if dry() else 2)
+        largest = None
+        if not dry():
+            largest = batch if row["peak_bytes"] <= FINETUNE_BUDGET_BYTES else None
+            for size in FINETUNE_SEARCH:
+                if time.perf_counter() - started > 100:
+                    row["search_stopped"] = "time"
+                    break
+                try:
+                    probe = _timed_steps(learner, size, crop, steps=1, warmup=0)
+                except torch.OutOfMemoryError:
+                    break
+                if probe["peak_bytes"] > FINETUNE_BUDGET_BYTES:
+                    break
+                largest = size
+        row["largest_batch_within_16GiB"] = largest
+        rows[precision] = row
+        print(json.dumps({precision: row}))
+        del learner
+        if device() == "cuda":
+            torch.cuda.empty_cache()
+    ratios = None
+    if "fp16" in rows:
+        ratios = {"peak_memory_fp16_over_fp32": round(rows["fp16"]["peak_bytes"] / rows["fp32"]["peak_bytes"], 3),
+                  "time_fp16_over_fp32": round(rows["fp16"]["seconds_per_step"] / rows["fp32"]["seconds_per_step"], 3)}
+    return {"device": device(), "rows": rows, "ratios": ratios, "seconds": round(time.perf_counter() - started, 1),
+            "note": "dry run: one fp32 step at batch 1 of 64x64 on the CPU" if dry() else None}
+
+
 def _finite(value: float) -> float | None:
     return None if value == float("inf") else round(value, 4)
 
@@ -349,6 +438,14 @@ def _headline(name: str, fragment) -> str | None:
         if any(c.get("finite") is False for c in cases):
             text += ", NON-FINITE OUTPUT"
         return text
+    if name == "finetune":
+        ratios = fragment.get("ratios") or {}
+        rows = fragment.get("rows", {})
+        if not ratios:
+            return f"{len(rows)} precision(s), no fp16"
+        largest = ", ".join(f"{k} {v.get('largest_batch_within_16GiB')}" for k, v in rows.items())
+        return (f"fp16/fp32 peak memory {ratios['peak_memory_fp16_over_fp32']}, time {ratios['time_fp16_over_fp32']}; "
+                f"largest batch in 16 GiB: {largest}")
     if name.startswith("bench_"):
         results = fragment.get("results", [])
         return "; ".join(f"{r['engine']} {r['precision']} {r['width']}x{r['height']}: {r['output_fps']} fps" for r in results)
@@ -371,12 +468,12 @@ def main() -> int:
     p = sub.add_parser("prepare")
     p.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
     p.add_argument("--dest", type=Path, default=DATA_DIR)
-    for name in ("env", "build", "kernels", "psnr", "tests"):
+    for name in ("env", "build", "kernels", "psnr", "finetune", "tests"):
         p = sub.add_parser(name)
         p.add_argument("--out", required=True)
         if name == "kernels":
             p.add_argument("--repeats", type=int, default=20)
-        if name == "psnr":
+        if name in ("psnr", "finetune"):
             p.add_argument("--data", type=Path, default=DATA_DIR)
             p.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")))
         if name == "tests":
@@ -403,6 +500,8 @@ def main() -> int:
             fragment = step_kernels(args.repeats)
         elif args.command == "psnr":
             fragment = step_psnr(args.data, args.work)
+        elif args.command == "finetune":
+            fragment = step_finetune(args.data, args.work)
         else:
             fragment = step_tests(args.junit)
     except StepSkipped as skipped:

@@ -8,6 +8,8 @@
 #   pytest_cuda       pytest -m cuda (no -x; per-test timeout), then `tests`: the JUnit summary
 #   kernels           each op per call at 1920x1080, fp32 and fp16, GB/s against the bytes it must move
 #   psnr              DAIN fp16 vs fp32 (and vs the original DAIN) on the oracle cases' inputs
+#   finetune          training steps (issue 14): fp16 + GradScaler vs fp32 at batch 4 of 256x256 crops, peak
+#                     memory and time per step, and the largest batch within 16 GiB in each
 #   bench_*           dainctl benchmark: DAIN 1280x720 fp16,fp32; DAIN 1920x1080 fp16 with 1, 2 and 4 pairs per
 #                     forward (--batch-pairs) and 3840x2160 fp16, both with --max-memory 16G; the
 #                     weight-free engine at 1920x1080
@@ -137,6 +139,7 @@ run_steps() {
     step kernels 60 "$PY" scripts/gpu_check.py kernels --repeats "$([ -n "$DRY" ] && echo 3 || echo 20)" \
         --out "$WORK/kernels.json"
     step psnr 60 "$PY" scripts/gpu_check.py psnr --work "$WORK" --out "$WORK/psnr.json"
+    step finetune 130 "$PY" scripts/gpu_check.py finetune --work "$WORK" --out "$WORK/finetune.json"
     if [ -z "$DRY" ]; then
         step bench_dain_720p 90 bash -c 'benchmark bench_dain_720p --gpu --engine dain --size 1280x720 --precision fp16,fp32 --frames 16'
         for pairs in 1 2 4; do  # issue 13: output fps at 1080p with 1, 2 and 4 pairs per forward

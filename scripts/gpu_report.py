@@ -64,6 +64,7 @@ def render(report: dict) -> str:
     out += _section("CUDA tests (`pytest -m cuda`)", steps.get("tests"), report.get("tests"), _tests)
     out += _section("Ops per call", steps.get("kernels"), report.get("kernels"), _kernels)
     out += _section("DAIN fp16 vs fp32 on the oracle inputs", steps.get("psnr"), report.get("psnr"), _psnr)
+    out += _section("Fine-tuning steps, fp16 + GradScaler vs fp32", steps.get("finetune"), report.get("finetune"), _finetune)
     bench = {name: report.get(name) for name in BENCH_STEPS}
     out += ["#### `dainctl benchmark`", ""]
     out += _benchmarks(bench, steps)
@@ -139,6 +140,21 @@ def _psnr(fragment: dict) -> list[str]:
              {True: "yes", False: "**NO**"}.get(c.get("finite"))] for c in fragment.get("cases", [])]
     return lines + table(["case", "t", "size", "fp16 vs fp32 dB", "8-bit dB", "max abs diff", "fp32 vs original dB",
                           "fp16 vs original dB", "finite"], rows)
+
+
+def _finetune(fragment: dict) -> list[str]:
+    lines = [f"{fragment.get('device')}; the fake checkpoint, kernel/context/rectifier learning, synthetic moving textures"
+             + (f". {fragment['note']}" if fragment.get("note") else "") + ".", ""]
+    rows = [[precision, row["batch"], f"{row['crop']}x{row['crop']}", num(row["seconds_per_step"], 4), gib(row.get("peak_bytes")),
+             row.get("largest_batch_within_16GiB"), row.get("loss_scale"), row.get("skipped_steps")]
+            for precision, row in (fragment.get("rows") or {}).items()]
+    lines += table(["precision", "batch", "crop", "s / step", "peak memory", "largest batch in 16 GiB", "loss scale",
+                    "skipped steps"], rows)
+    ratios = fragment.get("ratios")
+    if ratios:
+        lines += ["", f"fp16 over fp32: peak memory {ratios['peak_memory_fp16_over_fp32']}x (target <= 0.55), "
+                      f"time per step {ratios['time_fp16_over_fp32']}x (target <= 0.6)."]
+    return lines
 
 
 def _benchmarks(bench: dict, steps: dict) -> list[str]:

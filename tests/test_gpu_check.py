@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["install_pyav", "env", "build", "pytest_cuda", "tests", "kernels", "psnr", "bench_dain_720p",
+STEPS = ["install_pyav", "env", "build", "pytest_cuda", "tests", "kernels", "psnr", "finetune", "bench_dain_720p",
          "bench_dain_1080p_pairs1", "bench_dain_1080p_pairs2", "bench_dain_1080p_pairs4", "bench_flow_1080p",
          "bench_dain_4k"]
 GPU_ONLY = ("bench_dain_1080p_pairs1", "bench_dain_1080p_pairs2", "bench_dain_1080p_pairs4", "bench_dain_4k")
