@@ -122,7 +122,7 @@ def check_result_schema(item: dict) -> None:
             "tiles", "pairs_per_forward"}
     assert set(item) == keys
     assert item["pairs_per_forward"] is None or item["pairs_per_forward"] >= 1
-    assert set(item["stage_seconds"]) == {"decode", "interpolate", "encode"}
+    assert set(item["stage_seconds"]) == {"analysis", "decode", "interpolate", "encode"}
     assert all(isinstance(v, float) and v >= 0 for v in item["stage_seconds"].values())
     assert item["wall_seconds"] > 0 and item["output_fps"] > 0
     assert item["output_fps"] == pytest.approx(item["output_frames"] / item["wall_seconds"], rel=1e-3)

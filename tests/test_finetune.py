@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -24,7 +23,7 @@ from dainctl.finetune.trainer import FinetuneSettings, Learner, charbonnier, par
 from dainctl.framestore import to_tensor
 from dainctl.models.weights import read_checkpoint
 from dainctl.precision import PrecisionPolicy
-from signal_helpers import default_signals
+from signal_helpers import default_signals, signal_once_ready
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -213,18 +212,10 @@ def test_a_killed_run_resumes_with_the_same_losses(uninterrupted, clip_folder, c
     out = tmp_path / "tuned.safetensors"
     args = _finetune_args(clip_folder, converted_fake_weights, out, "--steps", "4", "--checkpoint-every", "1")
     latest = tmp_path / "tuned.safetensors.dainctl-finetune" / "latest.json"
-    process = subprocess.Popen([sys.executable, "-m", "dainctl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=ENV, preexec_fn=default_signals)
-    try:
-        deadline = time.monotonic() + 300
-        while process.poll() is None and not (latest.exists() and json.loads(latest.read_text())["step"] >= 2):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    def two_steps_saved() -> bool:
+        return latest.exists() and json.loads(latest.read_text())["step"] >= 2
+
+    signal_once_ready(args, two_steps_saved, signal.SIGKILL, env=ENV, start_timeout=300)
     stopped_at = json.loads(latest.read_text())["step"]
     assert 2 <= stopped_at < 4 and not out.exists()
     # The same command without --resume refuses to discard the checkpoint.

@@ -1,16 +1,25 @@
-"""Run a frame plan: decode, interpolate and encode concurrently.
+"""Execute a frame plan: decode, interpolate and encode concurrently.
 
-Three stages joined by bounded queues, so memory does not grow with the length of the video:
+The plan is complete before any frame is computed: the analysis pass fixes the input's timeline
+(`dainctl.analysis`: timestamps, scene cuts, duplicates, the end) and `dainctl.plan.WholePlan` every
+output frame, which pair and t it comes from and whether it is copied (t = 0, a held last frame, a
+scene cut) or computed. This module only executes it, segment by segment (`WholePlan.segments`; one
+segment unless `segment_seconds` cuts a long plan), in three stages joined by bounded queues, so memory
+does not grow with the length of the video:
 
-    decoder thread --(ts, rgb)--> compute (this thread) --(ts, rgb)--> encoder thread
+    decoder thread --(position, rgb)--> compute (this thread) --(segment, ts, rgb)--> encoder thread
 
-The compute stage keeps the decoded frames it still needs in a `FrameStore` (each goes to the engine's
-device once and gets its per-frame work once), gathers up to the engine's pairs per forward, and hands
-them to the engine's seam in one call (`dainctl.engines.base`).
+The decoder starts at the first frame a segment to compute needs (seeking where the timestamps allow)
+and looks each decoded frame up in the timeline. The compute stage keeps the frames it still needs in a
+`FrameStore` (each goes to the engine's device once and gets its per-frame work once), gathers up to the
+engine's pairs per forward, and hands them to the engine's seam in one call (`dainctl.engines.base`).
+The encoder writes each segment's frames from its own start: into the output (one segment), or into
+the job folder (`dainctl.jobfolder`), whose finished segments are then joined by stream copy with the
+audio muxed once (`dainctl.video.join`).
 
 An error in any stage stops the others (no hang: every blocking put/get wakes up to check the stop
-flag), the temporary output is removed, and the error is raised here. Ctrl-C lands in this thread
-and takes the same path.
+flag), the temporary output (and a segment being written) is removed, and the error is raised here;
+finished segments stay in the job folder. Ctrl-C lands in this thread and takes the same path.
 """
 
 from __future__ import annotations
@@ -29,12 +38,13 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from .analysis import InputTimeline, analyze
 from .engines.base import Engine, PairJob, as_engine
-from .errors import InputError, VerifyError
+from .errors import StoppedWithCheckpoint, Terminated, UsageError, VerifyError
 from .framestore import FrameStore, HostFrame, to_rgb, to_tensor  # noqa: F401  (to_rgb, to_tensor: re-exported)
 from .paths import commit_output, remove_path, temp_path_for
-from .plan import FramePlanner, OutputFrame, PlanSpec
-from .scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD, SceneTimeline
+from .plan import OutputFrame, PlanSpec, WholePlan
+from .scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD
 from .verify import ExpectedOutput, expected_audio_durations, failure_message, verify_output
 
 _QUEUE_DEPTH = 8
@@ -88,6 +98,7 @@ class RunResult:
     verification: dict | None = None
     notices: list[str] = field(default_factory=list)
     subtitles: dict = field(default_factory=lambda: {"carried": [], "dropped": []})
+    segments: dict = field(default_factory=lambda: {"count": 1, "computed": 1, "reused": 0, "redone": []})
 
 
 class _Stop(Exception):
@@ -206,86 +217,167 @@ def plan_spec(job: Job, input_rate: Fraction) -> PlanSpec:
     return PlanSpec.for_factor(input_rate, job.factor or 2)
 
 
+def analyze_job(job: Job) -> InputTimeline:
+    """The analysis pass for `job` (`dainctl.analysis`)."""
+    return analyze(job.input_path, folder_rate=job.folder_fps, scene_threshold=job.scene_threshold, dedup=job.dedup,
+                   dedup_threshold=job.dedup_threshold)
+
+
+def plan_job(job: Job, timeline: InputTimeline) -> WholePlan:
+    """The whole plan of `job` from its input's timeline."""
+    return WholePlan.build(plan_spec(job, timeline.input_rate), [e.ts for e in timeline.entries],
+                           [e.cut_before for e in timeline.entries], timeline.end if timeline.hold_last else None)
+
+
+def can_segment(job: Job) -> bool:
+    """Whether the output can be made of joined segments: a video container that takes stream-copied
+    packets, with an encoder whose packets a segment file holds (`dainctl.video.join`)."""
+    from .video.join import can_join
+    from .video.writer import default_video_codec, is_folder_output
+
+    if is_folder_output(job.output_path):
+        return False
+    return can_join(job.output_path, job.encode.codec or default_video_codec(job.output_path))
+
+
+def describe_engine(engine) -> list:
+    """What of an engine decides its frames: name, precision, weights, profile."""
+    return [getattr(engine, "name", type(engine).__name__), getattr(getattr(engine, "policy", None), "name", None),
+            str(getattr(engine, "weights_path", None)), getattr(engine, "profile", None)]
+
+
+def job_identity(job: Job, engine: list, plan: WholePlan) -> dict:
+    """What a resumed run must share with the run that left the job folder: the input, the options
+    (the engine's description among them) and the plan."""
+    from .jobfolder import input_digest
+
+    options = {
+        "mode": job.mode, "factor": job.factor, "fps": str(job.fps) if job.fps is not None else None,
+        "audio": job.audio, "encode": [job.encode.codec, job.encode.crf, job.encode.preset, job.encode.pix_fmt],
+        "folder_fps": str(job.folder_fps), "scene_threshold": job.scene_threshold, "dedup": job.dedup,
+        "dedup_threshold": job.dedup_threshold, "engine": engine,
+    }
+    return {"input": input_digest(job.input_path), "options": options, "plan": plan.digest()}
+
+
 def run(
     job: Job,
     engine: Engine,
     *,
     progress: Callable[[int, int | None], None] | None = None,
     on_plan: Callable[[dict], None] | None = None,
+    segment_seconds: Fraction | None = None,
+    restart: bool = False,
+    executor: Callable | None = None,
+    engine_identity: list | None = None,
 ) -> RunResult:
     """Interpolate `job.input_path` into `job.output_path` with `engine`.
 
-    `progress(done, total)` is called after every output frame (total may be None when unknown);
-    `on_plan(summary)` once before the first frame, with the planned rates and frame count.
+    First the analysis pass and the whole plan (`dainctl.analysis`, `dainctl.plan.WholePlan`); then the
+    plan is executed. With `segment_seconds`, a plan longer than one segment is executed segment by
+    segment into the job folder beside the output (`dainctl.jobfolder`), resuming an earlier run's, and
+    the segments are joined by stream copy with the audio muxed once; a plan of one segment (or an output
+    that cannot be joined) is written directly, as one pass.
+
+    `progress(done, total)` is called after every output frame; `on_plan(summary)` once before the first
+    frame, with the planned rates and frame count (exact: the plan is complete). `executor` computes the
+    pending segments of a segmented run elsewhere (`dainctl.cluster.RayExecutor`), `engine_identity`
+    then describes the engine for the job folder (default: `engine`'s name, precision, weights, profile).
     """
-    from .video import DEFAULT_PRESET, open_input, open_output  # PyAV is only needed once a run starts
+    started = time.perf_counter()
+    engine = as_engine(engine) if engine is not None else None
+    nice = BACKGROUND_NICE if engine is not None and _computes_on_cpu(engine) else 0
+    if executor is not None and not can_segment(job):
+        raise UsageError("computing elsewhere (--ray) needs a video output that segments can be joined into: "
+                         ".mp4, .mov, .m4v, .mkv or .webm, with libx264, libx265, libvpx-vp9 or ffv1")
+    timeline = analyze_job(job)
+    plan = plan_job(job, timeline)
+    segments = plan.segments(segment_seconds if can_segment(job) else None)
+    folder = None
+    if len(segments) > 1 or executor is not None:
+        from .jobfolder import JobFolder
+
+        identity = job_identity(job, engine_identity or describe_engine(engine), plan)
+        folder = JobFolder.open(job.output_path, identity, segments, restart=restart)
+    if on_plan is not None:
+        on_plan({"input_rate": timeline.input_rate, "output_rate": plan.spec.output_rate,
+                 "input_frames": plan.input_frames, "output_frames": plan.output_frames,
+                 "output_duration": plan.output_duration, "segments": len(segments),
+                 "segments_done": folder.reused if folder is not None else 0})
+    if folder is None:
+        outcome = _run_single(job, engine, timeline, plan, segments[0], progress, nice)
+    else:
+        outcome = _run_segmented(job, engine, timeline, plan, folder, progress, nice, executor)
+    counts, stage_seconds, audio, writer_facts, report = outcome
+    stage_seconds = {"analysis": timeline.seconds, **stage_seconds}
+    cuts = [{"input_frame": c.index, "time": float(c.ts) if not timeline.is_folder else float(c.ts / timeline.input_rate),
+             "score": round(c.score, 3)} for c in timeline.cuts]
+    return RunResult(
+        input_path=job.input_path,
+        output_path=job.output_path,
+        input_frames=plan.input_frames,
+        output_frames=plan.output_frames,
+        input_rate=timeline.input_rate,
+        output_rate=plan.spec.output_rate,
+        input_duration=timeline.end if timeline.hold_last else Fraction(plan.input_frames) / timeline.input_rate,
+        output_duration=plan.output_duration,
+        interpolated_frames=counts["interpolated"],
+        elapsed=time.perf_counter() - started,
+        stage_seconds=stage_seconds,
+        audio=audio,
+        decoded_frames=timeline.decoded,
+        duplicates_dropped=timeline.duplicates_dropped,
+        scene_cuts=cuts,
+        verification=report.to_dict(),
+        notices=list(timeline.notices) + writer_facts["notices"],
+        subtitles=writer_facts["subtitles"],
+        segments={"count": len(segments), "computed": counts["segments"],
+                  "reused": folder.reused if folder is not None else 0,
+                  "redone": list(folder.redone) if folder is not None else []},
+    )
+
+
+def _audio_mode(job: Job, info) -> tuple[str, list[str]]:
     from .video.writer import is_folder_output
 
-    started = time.perf_counter()
-    engine = as_engine(engine)
-    nice = BACKGROUND_NICE if _computes_on_cpu(engine) else 0
+    audio = job.audio if (not info.is_folder and info.audio_streams) else "drop"
+    notices: list[str] = []
+    if audio != "drop" and is_folder_output(job.output_path):
+        audio = "drop"
+        notices.append(f"an image folder holds no sound: the input's {info.audio_streams} audio stream(s) are not written")
+    return audio, notices
+
+
+def _writer_options(job: Job, info, plan: WholePlan) -> dict:
+    from .video import DEFAULT_PRESET
+
+    return dict(width=info.width, height=info.height, rate=plan.spec.output_rate, codec=job.encode.codec,
+                crf=job.encode.crf, preset=job.encode.preset or DEFAULT_PRESET, pix_fmt=job.encode.pix_fmt,
+                color=getattr(info, "color", None), rotation=getattr(info, "rotation", 0),
+                sample_aspect_ratio=getattr(info, "sample_aspect_ratio", None), bit_depth=getattr(info, "bit_depth", 8))
+
+
+def _run_single(job, engine, timeline, plan, segment, progress, nice):
+    """The whole plan in one pass, written directly (with the audio) to a temporary file beside the output."""
+    from .video import open_input, open_output
+
     with niced_new_threads(nice):
         source = open_input(job.input_path)
-    info = source.info
     temp_path = temp_path_for(job.output_path)
     writer = None
     try:
-        input_rate = info.rate if (info.rate and not info.is_folder) else job.folder_fps
-        spec = plan_spec(job, input_rate)
-        hold_last = not info.is_folder
-        planned_total = _planned_total(spec, info, input_rate, hold_last)
-        if on_plan is not None:
-            on_plan(
-                {
-                    "input_rate": input_rate,
-                    "output_rate": spec.output_rate,
-                    "input_frames": info.frame_count,
-                    "output_frames": planned_total,
-                    "output_duration": (planned_total / spec.output_rate) if planned_total else None,
-                }
-            )
-        audio = job.audio if (not info.is_folder and info.audio_streams) else "drop"
-        run_notices: list[str] = []
-        if audio != "drop" and is_folder_output(job.output_path):
-            audio = "drop"
-            run_notices.append(
-                f"an image folder holds no sound: the input's {info.audio_streams} audio stream(s) are not written"
-            )
+        audio, notices = _audio_mode(job, source.info)
         with niced_new_threads(nice):  # the codec's worker threads start when it is opened
-            writer = open_output(
-                temp_path,
-                width=info.width,
-                height=info.height,
-                rate=spec.output_rate,
-                codec=job.encode.codec,
-                crf=job.encode.crf,
-                preset=job.encode.preset or DEFAULT_PRESET,
-                pix_fmt=job.encode.pix_fmt,
-                audio_from=source,  # subtitles are carried even when the audio is dropped
-                audio=audio,
-                stretch=spec.stretch,
-                color=getattr(info, "color", None),
-                rotation=getattr(info, "rotation", 0),
-                sample_aspect_ratio=getattr(info, "sample_aspect_ratio", None),
-                bit_depth=getattr(info, "bit_depth", 8),
-            )
-        timeline = SceneTimeline(job.scene_threshold, dedup=job.dedup, dedup_threshold=job.dedup_threshold)
-        counts, stage_seconds, end = _run_stages(
-            source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline, nice
-        )
-        # The plan's rule for the end: every output frame lasts one output frame period.
-        end_ts = spec.output_duration(counts["output"])
-        close_started = time.perf_counter()
-        writer.close(end_ts)
-        stage_seconds["encode"] += time.perf_counter() - close_started
-        notices = run_notices + list(getattr(source, "notices", [])) + list(getattr(writer, "notices", []))
+            writer = open_output(temp_path, audio_from=source, audio=audio, stretch=plan.spec.stretch,  # subtitles
+                                 **_writer_options(job, source.info, plan))        # are carried even without audio
+        sink = _DirectSink(writer)
+        counts, stage_seconds = _run_stages(source, timeline, plan, [segment], engine, sink, progress, nice)
+        facts = {"notices": notices + list(getattr(writer, "notices", [])),
+                 "subtitles": getattr(writer, "subtitles", {"carried": [], "dropped": []})}
         audio_plan = list(getattr(writer, "audio_plan", []))
-        subtitles = getattr(writer, "subtitles", {"carried": [], "dropped": []})
         writer = None
         source.close()
-        if counts["input"] == 0:
-            raise InputError(f"no frames could be decoded from {job.input_path}")
-        report = _verify(job, temp_path, spec, end, hold_last, counts, audio_plan, info.start)
+        report = _verify(job, temp_path, plan, audio_plan, source.info.start)
         if not report.ok and job.verify:
             kept_unverified = _keep_unverified(temp_path, job.output_path)
             raise VerifyError(f"{failure_message(report)}; the output was kept as {kept_unverified} for inspection")
@@ -299,38 +391,101 @@ def run(
         source.close()
         remove_path(temp_path)
         raise
-    return RunResult(
-        input_path=job.input_path,
-        output_path=job.output_path,
-        input_frames=counts["input"],
-        output_frames=counts["output"],
-        input_rate=input_rate,
-        output_rate=spec.output_rate,
-        input_duration=end if hold_last else Fraction(counts["input"]) / input_rate,
-        output_duration=end_ts,
-        interpolated_frames=counts["interpolated"],
-        elapsed=time.perf_counter() - started,
-        stage_seconds=stage_seconds,
-        audio=audio,
-        decoded_frames=counts["decoded"],
-        duplicates_dropped=timeline.dropped,
-        scene_cuts=[{"input_frame": c.index, "time": float(c.ts) if not info.is_folder else float(c.ts / input_rate), "score": round(c.score, 3)} for c in timeline.cuts],
-        verification=report.to_dict(),
-        notices=notices,
-        subtitles=subtitles,
-    )
+    return counts, stage_seconds, audio, facts, report
 
 
-def _verify(job: Job, path: Path, spec: PlanSpec, end: Fraction, hold_last: bool, counts: dict, audio_plan: list,
-            video_start: Fraction):
-    """Re-open the written output and check it against the plan, computed anew from the input's end."""
-    if hold_last:
-        frames = spec.frame_count(end, hold_last=True)
-        audio_durations = expected_audio_durations(job.input_path, audio_plan, video_start, spec.stretch)
+def _run_segmented(job, engine, timeline, plan, folder, progress, nice, executor=None):
+    """The pending segments into the job folder (by `executor`, default: here, in order), then the join,
+    the check and the rename."""
+    stage_seconds = {"decode": 0.0, "interpolate": 0.0, "encode": 0.0, "join": 0.0}
+    counts = {"decoded": 0, "interpolated": 0, "output": 0, "segments": 0}
+    if folder.pending:
+        execute = executor or _execute_here
+        try:
+            counts, seconds = execute(job, engine, timeline, plan, folder, progress, nice)
+        except KeyboardInterrupt as error:
+            done = sum(1 for s in folder.states if s.done)
+            cause = "terminated (SIGTERM)" if isinstance(error, Terminated) else "interrupted"
+            raise StoppedWithCheckpoint(
+                f"{cause}; {done} of {len(folder.states)} segments are finished and kept in {folder.path}: "
+                "run the same command again to compute only the rest") from None
+        stage_seconds.update(seconds)
+    t0 = time.perf_counter()
+    audio, facts, report = _join(job, timeline, plan, folder, nice)
+    stage_seconds["join"] = time.perf_counter() - t0
+    return counts, stage_seconds, audio, facts, report
+
+
+def _execute_here(job, engine, timeline, plan, folder, progress, nice):
+    """The pending segments in this process, in one decode (seeking to the first one's start)."""
+    from .video import open_input
+
+    with niced_new_threads(nice):
+        source = open_input(job.input_path)
+    sink = _SegmentSink(folder, lambda path: open_segment_writer(path, job, source.info, plan), nice)
+    try:
+        done_frames = sum(s.segment.frames for s in folder.states if s.done)
+        return _run_stages(source, timeline, plan, folder.pending, engine, sink, progress, nice, done_frames)
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        source.close()
+
+
+def open_segment_writer(path: Path, job: Job, info, plan: WholePlan):
+    """A segment's file: video only, the output's encoder settings, timestamps from 0."""
+    from .video import open_output
+
+    return open_output(path, audio_from=None, audio="drop", **_writer_options(job, info, plan))
+
+
+def _join(job: Job, timeline, plan: WholePlan, folder, nice):
+    """Join the finished segments by stream copy, with the audio and subtitles muxed once from the input,
+    check the result against the plan, and only then rename it into place and remove the job folder."""
+    from .video import open_input
+    from .video.join import SegmentJoiner
+
+    temp_path = temp_path_for(job.output_path)
+    source = open_input(job.input_path)
+    joiner = None
+    try:
+        audio, notices = _audio_mode(job, source.info)
+        states = folder.states
+        joiner = SegmentJoiner(temp_path, template=folder.path / states[0].file, rate=plan.spec.output_rate,
+                               rotation=getattr(source.info, "rotation", 0), audio_from=source, audio=audio,
+                               stretch=plan.spec.stretch)
+        for state in states:
+            joiner.append(folder.path / state.file, state.segment.start)
+        joiner.close(plan.output_duration)
+        facts = {"notices": notices + list(joiner.notices), "subtitles": joiner.subtitles}
+        audio_plan = list(joiner.audio_plan)
+        joiner = None
+        source.close()
+        report = _verify(job, temp_path, plan, audio_plan, source.info.start)
+        if not report.ok and job.verify:
+            kept_unverified = _keep_unverified(temp_path, job.output_path)
+            raise VerifyError(f"{failure_message(report)}; the output was kept as {kept_unverified} for inspection "
+                              f"(the segments stay in {folder.path})")
+        commit_output(temp_path, job.output_path)
+    except BaseException:
+        if joiner is not None:
+            joiner.abort()
+        source.close()
+        remove_path(temp_path)
+        raise
+    folder.remove()
+    return audio, facts, report
+
+
+def _verify(job: Job, path: Path, plan: WholePlan, audio_plan: list, video_start: Fraction):
+    """Re-open the written output and check it against the plan."""
+    frames = plan.output_frames
+    if plan.end is not None:
+        audio_durations = expected_audio_durations(job.input_path, audio_plan, video_start, plan.spec.stretch)
     else:
-        frames = counts["output"]
         audio_durations = ()
-    expected = ExpectedOutput(frames, spec.output_rate, spec.output_duration(frames),
+    expected = ExpectedOutput(frames, plan.spec.output_rate, plan.output_duration,
                               audio_durations=audio_durations, subtitle_durations=None)
     return verify_output(path, expected)
 
@@ -343,92 +498,143 @@ def _keep_unverified(temp_path: Path, output_path: Path) -> Path:
     return kept
 
 
-def _planned_total(spec: PlanSpec, info, input_rate: Fraction, hold_last: bool) -> int | None:
-    if info.frame_count is None:
-        return None
-    if hold_last:
-        end = info.duration if info.duration else Fraction(info.frame_count) / input_rate
-        return spec.frame_count(end, hold_last=True)
-    return spec.frame_count(Fraction(0), hold_last=False, last_ts=Fraction(info.frame_count - 1) / input_rate)
+class _DirectSink:
+    """Where the encoder stage writes: one writer for the whole plan (opened by the caller)."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def writer_for(self, segment):
+        return self.writer
+
+    def finish(self, segment) -> None:
+        self.writer.close(segment.end - segment.start)
+
+    def abort(self) -> None:
+        pass
 
 
-def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_total, progress, timeline, nice):
-    folder_rate = input_rate if source.info.is_folder else None
+class _SegmentSink:
+    """Where the encoder stage writes in a segmented run: one file per segment in the job folder, opened
+    at its first frame, closed and moved into place (with the manifest updated) at its end."""
+
+    def __init__(self, folder, open_writer, nice: int):
+        self.folder, self.open_writer, self.nice = folder, open_writer, nice
+        self.current = None  # (segment, writer, partial path)
+
+    def writer_for(self, segment):
+        if self.current is None or self.current[0] is not segment:
+            path = self.folder.partial_path(segment)
+            with niced_new_threads(self.nice):
+                self.current = (segment, self.open_writer(path), path)
+        return self.current[1]
+
+    def finish(self, segment) -> None:
+        current, self.current = self.current, None
+        if current is None:
+            return
+        _, writer, path = current
+        writer.close(segment.end - segment.start)
+        self.folder.complete(segment, path)
+
+    def abort(self) -> None:
+        current, self.current = self.current, None
+        if current is not None:
+            try:
+                current[1].abort()
+            except Exception:
+                pass
+            remove_path(current[2])
+
+
+def _run_stages(source, timeline, plan: WholePlan, todo: list, engine, sink, progress, nice, done_frames: int = 0):
+    """Execute the segments `todo` (in order) of `plan`: decode the input frames they need, compute their
+    pairs, and hand their frames to `sink` (segment by segment, each from its own start)."""
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
     to_encode: queue.Queue = queue.Queue(maxsize=_QUEUE_DEPTH)
     stage_seconds = {"decode": 0.0, "interpolate": 0.0, "encode": 0.0}
-    counts = {"decoded": 0, "input": 0, "output": 0, "interpolated": 0}
+    counts = {"decoded": 0, "output": done_frames, "interpolated": 0, "segments": 0}
+    entries = timeline.entries
+    last = len(entries) - 1
+    owner: dict[int, object] = {}  # input position -> the segment (to compute) whose output frames start there
+    for segment in todo:
+        # A segment makes the output frames that start at its input positions but its last; the plan's
+        # last segment also those of the last input frame (held until the end).
+        for position in range(segment.first_input, segment.last_input + 1 if segment.last_input == last else segment.last_input):
+            owner[position] = segment
+    needed = set()
+    for segment in todo:
+        needed.update(range(segment.first_input, segment.last_input + 1))
+    last_needed = max(needed)
+    seek = entries[todo[0].first_input].source_ts if (timeline.seekable and todo[0].first_input > 0) else None
+    by_index = {entry.decode_index: position for position, entry in enumerate(entries)}
+    by_ts = {entry.source_ts: position for position, entry in enumerate(entries)} if seek is not None else None
+    by_src: dict[int, list[OutputFrame]] = {}
+    for frame in plan.frames:
+        by_src.setdefault(frame.src, []).append(frame)
 
     def decode() -> None:
-        # Scene cuts and duplicates are found here, beside decoding, off the compute thread.
-        frames: Iterator = iter(source.frames())
+        frames: Iterator = iter(source.frames(seek_to=seek))
+        index = -1
         while True:
             t0 = time.perf_counter()
             item = next(frames, _END)
-            if item is _END:
-                kept = timeline.finish()
-            else:
-                counts["decoded"] += 1
-                kept = timeline.push(*item)
             stage_seconds["decode"] += time.perf_counter() - t0
-            for frame in kept:
-                _put(decoded, (frame.ts, frame.frame, frame.cut_before), stop)
             if item is _END:
-                _put(decoded, _END, stop)
-                return
+                break
+            index += 1
+            counts["decoded"] += 1
+            source_ts, rgb = item
+            position = by_ts.get(source_ts) if by_ts is not None else by_index.get(index)
+            if position is None or position not in needed:
+                if position is not None and position > last_needed:
+                    break
+                continue
+            _put(decoded, (position, rgb), stop)
+            if position >= last_needed:
+                break
+        _put(decoded, _END, stop)
 
     def encode() -> None:
         while True:
             item = _get(to_encode, stop)
             if item is _END:
                 return
-            ts, rgb = item
             t0 = time.perf_counter()
-            writer.write(rgb.numpy() if isinstance(rgb, HostFrame) else rgb, ts)
+            if item[0] == "end":
+                sink.finish(item[1])
+                counts["segments"] += 1
+            else:
+                _, segment, ts, rgb = item
+                sink.writer_for(segment).write(rgb.numpy() if isinstance(rgb, HostFrame) else rgb, ts)
             stage_seconds["encode"] += time.perf_counter() - t0
 
     decoder = _Stage("dainctl-decode", decode, stop)
     encoder = _Stage("dainctl-encode", encode, stop)
-    planner = FramePlanner(spec)
-    end: Fraction | None = None
     try:
         # Started inside the try: a Ctrl-C landing here must still stop them before the input closes.
         with niced_new_threads(nice):
             decoder.start()
             encoder.start()
-        first_ts: Fraction | None = None
-        previous: tuple[Fraction, np.ndarray, int] | None = None  # (time since the first frame, pixels, index)
-        batch = _Batch(engine, to_encode, stop, counts, stage_seconds, planned_total, progress)
-        index = -1
+        batch = _Batch(engine, to_encode, stop, counts, stage_seconds, plan.output_frames, progress)
+        previous: tuple[None, np.ndarray, int] | None = None  # (unused, pixels, position)
+        current = None
         while True:
             item = _get(decoded, stop)
             if item is _END:
                 break
-            ts, rgb, cut_before = item
-            if folder_rate is not None:
-                ts = ts / folder_rate  # image folders count frames; their rate is --folder-fps
-            if first_ts is None:
-                first_ts = ts
-            ts -= first_ts
-            # A frame at or before the previous one (broken timestamps) is dropped, never reordered.
-            if previous is not None and ts <= previous[0]:
-                continue
-            index += 1
-            outputs = planner.push(ts)
-            counts["input"] += 1
-            if outputs:
-                # Never blend across a scene cut: the old shot is held until the new one starts.
-                batch.add(outputs, previous, None if cut_before else (rgb, index))
-            previous = (ts, rgb, index)
-        end = Fraction(0)
-        if previous is not None:
-            # The input's own end (container duration, or the last decoded frame's end): frames dropped
-            # as duplicates at the very end still count, and the last kept frame is held over them.
-            end = _input_end(source, first_ts or Fraction(0), previous[0], input_rate)
-            outputs = planner.finish(end if hold_last else None)
-            batch.add(outputs, previous, None)
+            position, rgb = item
+            if previous is not None and previous[2] == position - 1:
+                current = _pair(batch, owner.get(position - 1), current, by_src, previous,
+                                None if entries[position].cut_before else (rgb, position))
+            previous = (None, rgb, position)
+        if previous is not None and previous[2] == last:
+            # The last input frame is held until the end.
+            current = _pair(batch, owner.get(last), current, by_src, previous, None)
         batch.flush()
+        if current is not None:
+            _put(to_encode, ("end", current), stop)
         _put(to_encode, _END, stop)
         while encoder.is_alive() and not stop.is_set():
             encoder.join(_POLL_SECONDS)
@@ -441,8 +647,21 @@ def _run_stages(source, writer, engine, spec, input_rate, hold_last, planned_tot
         if stage.error is not None:
             _halt(stop, decoder, encoder)
             raise stage.error
-    assert end is not None
-    return counts, stage_seconds, end
+    return counts, stage_seconds
+
+
+def _pair(batch, segment, current, by_src, first, second):
+    """Queue the output frames that start at input position first[2] (when its segment is computed now),
+    closing the previous segment first when this one is another."""
+    if segment is None:
+        return current
+    if current is not None and current is not segment:
+        batch.flush()
+        _put(batch.to_encode, ("end", current), batch.stop)
+    outputs = by_src.get(first[2], [])
+    if outputs:
+        batch.add(outputs, first, second, segment)
+    return segment
 
 
 def _computes_on_cpu(engine) -> bool:
@@ -457,20 +676,14 @@ def _halt(stop: threading.Event, *stages: _Stage) -> None:
             stage.join(2)
 
 
-def _input_end(source, first_ts: Fraction, last_kept_ts: Fraction, input_rate: Fraction) -> Fraction:
-    declared = getattr(source, "end_ts", None)
-    if declared is not None and not source.info.is_folder and declared - first_ts > last_kept_ts:
-        return declared - first_ts
-    return last_kept_ts + 1 / input_rate
-
-
 class _Batch:
     """Output frames in order, the generated ones computed up to the engine's pairs per forward at once.
 
-    `add(outputs, (ts, rgb0, index0), (rgb1, index1) or None)` queues the output frames between two input
-    frames: copies of rgb0 where t == 0, and everywhere when the second frame is None (the last frame
-    held, or a scene cut). Everything queued is computed and sent to the encoder, in order, when the
-    batch is full and by `flush`.
+    `add(outputs, (ts, rgb0, index0), (rgb1, index1) or None, segment)` queues the output frames between
+    two input frames: copies of rgb0 where t == 0, and everywhere when the second frame is None (the last
+    frame held, or a scene cut). Everything queued is computed and sent to the encoder, in order, when the
+    batch is full and by `flush`, each frame as ("frame", segment, its time from the segment's start,
+    pixels).
     """
 
     def __init__(self, engine, to_encode, stop, counts, stage_seconds, total, progress):
@@ -478,12 +691,12 @@ class _Batch:
         self.store = FrameStore(engine)
         self.to_encode, self.stop, self.counts = to_encode, stop, counts
         self.stage_seconds, self.total, self.progress = stage_seconds, total, progress
-        self.pending: list[tuple[list[OutputFrame], np.ndarray, PairJob | None]] = []
+        self.pending: list[tuple[list[OutputFrame], np.ndarray, PairJob | None, object]] = []
         self.pairs = 0
         self.last_index = 0  # input index of the newest frame a queued pair uses
         self.size: int | None = None
 
-    def add(self, outputs: list[OutputFrame], first, second) -> None:
+    def add(self, outputs: list[OutputFrame], first, second, segment) -> None:
         _ts, rgb0, index0 = first
         wanted = tuple(float(f.t) for f in outputs if not f.is_copy) if second is not None else ()
         job = None
@@ -496,14 +709,14 @@ class _Batch:
             self.last_index = index1
             self.stage_seconds["interpolate"] += time.perf_counter() - t0
             self.pairs += 1
-        self.pending.append((outputs, rgb0, job))
+        self.pending.append((outputs, rgb0, job, segment))
         if self.size is not None and self.pairs >= self.size:
             self.flush()
         elif job is None and self.pairs == 0:
             self.flush()  # nothing to compute: pass the copies on now
 
     def flush(self) -> None:
-        jobs = [job for _outputs, _rgb, job in self.pending if job is not None]
+        jobs = [job for _outputs, _rgb, job, _segment in self.pending if job is not None]
         generated: dict[int, list[HostFrame]] = {}
         if jobs:
             t0 = time.perf_counter()
@@ -515,11 +728,11 @@ class _Batch:
             self.counts["interpolated"] += sum(len(job.timesteps) for job in jobs)
             # Only the newest frame can belong to a pair still to come.
             self.store.release_before(self.last_index)
-        for outputs, rgb0, job in self.pending:
+        for outputs, rgb0, job, segment in self.pending:
             frames = iter(generated.get(id(job), ()))
             for f in outputs:
                 pixels = next(frames) if (job is not None and not f.is_copy) else rgb0
-                _put(self.to_encode, (f.ts, pixels), self.stop)
+                _put(self.to_encode, ("frame", segment, f.ts - segment.start, pixels), self.stop)
                 self.counts["output"] += 1
                 if self.progress is not None:
                     self.progress(self.counts["output"], self.total)

@@ -224,3 +224,118 @@ def plan_all(spec: PlanSpec, timestamps: Iterable[Fraction], end: Fraction | Non
         frames.extend(planner.push(ts))
     frames.extend(planner.finish(end))
     return frames
+
+
+# ------------------------------------------------------------------------------------ the whole plan
+DEFAULT_SEGMENT_SECONDS = Fraction(60)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A contiguous part of the plan: input positions `first_input`..`last_input` (the last one shared
+    with the next segment as its first) and the output frames `first_output` .. `first_output + frames
+    - 1`, from `start` to `end` seconds on the output timeline."""
+
+    index: int
+    first_input: int
+    last_input: int
+    first_output: int
+    frames: int
+    start: Fraction
+    end: Fraction
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "first_input": self.first_input, "last_input": self.last_input,
+                "first_output": self.first_output, "frames": self.frames, "start": str(self.start),
+                "end": str(self.end)}
+
+
+@dataclass
+class WholePlan:
+    """Every output frame of a run, decided before any is computed.
+
+    timestamps: the input timeline's times (seconds from its first frame); cut_before[i]: a cut lies
+    between input frames i-1 and i; end: the input's end (videos) or None (image folders, whose last
+    frame is an instant).
+    """
+
+    spec: PlanSpec
+    timestamps: list[Fraction]
+    cut_before: list[bool]
+    end: Fraction | None
+    frames: list[OutputFrame]
+
+    @classmethod
+    def build(cls, spec: PlanSpec, timestamps: list[Fraction], cut_before: list[bool], end: Fraction | None) -> "WholePlan":
+        return cls(spec, list(timestamps), list(cut_before), end, plan_all(spec, timestamps, end))
+
+    @property
+    def input_frames(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def output_frames(self) -> int:
+        return len(self.frames)
+
+    @property
+    def output_duration(self) -> Fraction:
+        return self.spec.output_duration(len(self.frames))
+
+    def blends(self, frame: OutputFrame) -> bool:
+        """Whether `frame` is computed from its pair, not copied: t > 0, a next input frame exists and no
+        cut lies between the two (the old shot is held until the new one starts)."""
+        return (not frame.is_copy and frame.src + 1 < len(self.timestamps) and not self.cut_before[frame.src + 1])
+
+    @property
+    def generated_frames(self) -> int:
+        return sum(1 for frame in self.frames if self.blends(frame))
+
+    def segments(self, seconds: Fraction | None) -> list[Segment]:
+        """The plan cut into segments of about `seconds` of input each (None: one segment). A boundary is
+        an input frame; where a scene cut lies within half a segment of the target, it goes there, so that
+        no pair that a segment computes crosses into the next shot's segment; a last part shorter than
+        half a segment joins the one before."""
+        last = len(self.timestamps) - 1
+        bounds = [0]
+        if seconds is not None and seconds > 0 and last > 0:
+            ts, half = self.timestamps, seconds / 2
+            while True:
+                start = ts[bounds[-1]]
+                if (self.end if self.end is not None else ts[last]) - start < seconds + half:
+                    break
+                target = start + seconds
+                window = [i for i in range(bounds[-1] + 1, last) if abs(ts[i] - target) <= half]
+                cuts = [i for i in window if self.cut_before[i]]
+                if cuts:
+                    boundary = min(cuts, key=lambda i: (abs(ts[i] - target), i))
+                else:
+                    boundary = next((i for i in range(bounds[-1] + 1, last) if ts[i] >= target), None)
+                if boundary is None:
+                    break
+                bounds.append(boundary)
+        bounds.append(last)
+        by_src: list[int] = [0] * (last + 2)  # output frames starting at each input position
+        for frame in self.frames:
+            by_src[frame.src] += 1
+        segments, first_output = [], 0
+        pairs = list(zip(bounds[:-1], bounds[1:]))
+        for index, (first, final) in enumerate(pairs):
+            # A segment makes the output frames that start at its input positions but its last; the last
+            # segment also those of the last input frame (held until the end).
+            stop = final + 1 if index == len(pairs) - 1 else final
+            count = sum(by_src[first:stop])
+            period = self.spec.step * self.spec.stretch
+            segments.append(Segment(index, first, final, first_output, count, first_output * period,
+                                    (first_output + count) * period))
+            first_output += count
+        return segments
+
+    def frames_of(self, segment: Segment) -> list[OutputFrame]:
+        return self.frames[segment.first_output : segment.first_output + segment.frames]
+
+    def digest(self) -> str:
+        """A digest of every output frame's (ts, src, t) and blend decision: equal plans, equal digests."""
+        import hashlib
+
+        text = ";".join(f"{f.ts},{f.src},{f.t},{int(self.blends(f))}" for f in self.frames)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -151,6 +151,7 @@ def print_throughput(report: dict) -> None:
     row("frames in -> out", lambda i: f"{i['input_frames']} -> {i['output_frames']}")
     row("end-to-end wall s", lambda i: f"{i['wall_seconds']:.2f}")
     row("output fps", lambda i: _num(i["output_fps"]))
+    row("analysis pass s", lambda i: _num(i["stage_seconds"].get("analysis")))
     for stage in ("decode", "interpolate", "encode"):
         row(f"{stage} s (pipelined)", lambda i, stage=stage: _num(i["stage_seconds"].get(stage)))
     for stage in ("decode", "interpolate", "encode"):

@@ -57,3 +57,13 @@ MaxMemoryOpt = Annotated[
     typer.Option("--max-memory", help="Memory budget for the engine, e.g. 16G: large frames are processed in overlapping tiles that fit it (default: the GPU's free memory).", show_default=False),
 ]
 BatchPairsOpt = Annotated[Optional[int], typer.Option("--batch-pairs", min=1, show_default=False, help="DAIN: frame pairs per forward (default: 4 on CUDA within the memory budget, 1 on the CPU).")]
+SegmentSecondsOpt = Annotated[
+    float,
+    typer.Option("--segment-seconds", min=0.0, help="Long inputs are done in segments of about this many seconds of input, kept in OUT.dainctl-job/ until joined, so that an interrupted run resumes where it stopped (0: one pass, no segments)."),
+]
+RestartOpt = Annotated[bool, typer.Option("--restart", help="Discard an unfinished earlier run's segments (OUT.dainctl-job/) instead of resuming it.")]
+RayOpt = Annotated[
+    Optional[str],
+    typer.Option("--ray", help="Compute the segments as Ray tasks: local (a private Ray instance on this machine, all its GPUs), auto (the running cluster) or a cluster address; needs pip install 'dainctl[ray]'.", show_default=False),
+]
+RayWorkersOpt = Annotated[Optional[int], typer.Option("--ray-workers", min=1, help="With --ray local and no GPU: tasks at once (default: one per core).", show_default=False)]

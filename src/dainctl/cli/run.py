@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Annotated, Optional
 
 import typer
@@ -10,7 +11,7 @@ from ..engines import DEFAULT_ENGINE, create_engine
 from ..errors import UsageError
 from ..paths import check_paths, default_output
 from ..pipeline import EncodeOptions, Job, RunResult, configure_cpu_threads, run
-from ..plan import format_rate, parse_rate
+from ..plan import DEFAULT_SEGMENT_SECONDS, format_rate, parse_rate
 from . import ui
 from .options import (
     CodecOpt,
@@ -35,7 +36,11 @@ from .options import (
     NoSceneDetectOpt,
     NoVerifyOpt,
     QuietOpt,
+    RayOpt,
+    RayWorkersOpt,
+    RestartOpt,
     SceneThresholdOpt,
+    SegmentSecondsOpt,
     WeightsOpt,
 )
 from ..scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD
@@ -68,6 +73,10 @@ def interpolate(
     no_verify: NoVerifyOpt = False,
     max_memory: MaxMemoryOpt = None,
     batch_pairs: BatchPairsOpt = None,
+    segment_seconds: SegmentSecondsOpt = float(DEFAULT_SEGMENT_SECONDS),
+    restart: RestartOpt = False,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Raise the frame rate (2x by default, any factor, or an exact --fps); duration and audio kept."""
@@ -81,6 +90,7 @@ def interpolate(
             encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
             **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
         engine, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile, batch_pairs,
+        _segments(segment_seconds), restart, ray, ray_workers,
     )
 
 
@@ -109,6 +119,10 @@ def slowmo(
     no_verify: NoVerifyOpt = False,
     max_memory: MaxMemoryOpt = None,
     batch_pairs: BatchPairsOpt = None,
+    segment_seconds: SegmentSecondsOpt = float(DEFAULT_SEGMENT_SECONDS),
+    restart: RestartOpt = False,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Slow motion: N-1 new frames per pair, played at the input rate (N times longer)."""
@@ -120,6 +134,7 @@ def slowmo(
             encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
             **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
         engine, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile, batch_pairs,
+        _segments(segment_seconds), restart, ray, ray_workers,
     )
 
 
@@ -133,6 +148,11 @@ def _content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, n
     }
 
 
+def _segments(seconds: float) -> Fraction | None:
+    """--segment-seconds as an exact time (0: no segments)."""
+    return Fraction(seconds).limit_denominator(1000) if seconds > 0 else None
+
+
 def _check_factor(factor: int | None) -> int | None:
     if factor is not None and not 2 <= factor <= 1000:
         raise UsageError(f"invalid --factor {factor}: it must be an integer from 2 to 1000")
@@ -140,20 +160,32 @@ def _check_factor(factor: int | None) -> int | None:
 
 
 def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile="auto",
-             batch_pairs=None) -> None:
+             batch_pairs=None, segment_seconds=None, restart=False, ray=None, ray_workers=None) -> None:
     check_paths(job.input_path, job.output_path, overwrite)
+    from ..engines import check_engine
     from ..tiling import parse_memory
 
-    # The device is resolved once, by the factory. Tiles sized for the budget (or the GPU's free memory)
-    # where frames may not fit; an out-of-memory error retries the same pair with smaller tiles.
-    engine = create_engine(engine_name, device=device, fp16=fp16, weights=weights, profile=profile,
-                           max_memory=parse_memory(max_memory) if max_memory is not None else None,
-                           pairs=batch_pairs, warn=ui.warn, on_retry=ui.warn)
-    device = engine.device.type
-    if device == "cpu":
-        configure_cpu_threads(engine_name)
-    if engine.stats.get("weights_converted_in_memory"):
-        ui.info(f"hint: {weights} was converted in memory; convert it once with `dainctl convert {weights} dain.safetensors`", quiet=quiet)
+    budget = parse_memory(max_memory) if max_memory is not None else None
+    executor = None
+    if ray is not None:
+        # The tasks build their engines on the cluster's nodes; here only the options are checked.
+        from ..cluster import EngineSpec, RayExecutor
+
+        check_engine(engine_name, weights, profile)
+        spec = EngineSpec(engine_name, device=device, fp16=fp16, weights=str(weights) if weights else None,
+                          profile=profile, max_memory=budget, pairs=batch_pairs)
+        executor = RayExecutor(ray, spec, workers=ray_workers)
+        engine, where = None, f"Ray ({ray})"
+    else:
+        # The device is resolved once, by the factory. Tiles sized for the budget (or the GPU's free memory)
+        # where frames may not fit; an out-of-memory error retries the same pair with smaller tiles.
+        engine = create_engine(engine_name, device=device, fp16=fp16, weights=weights, profile=profile,
+                               max_memory=budget, pairs=batch_pairs, warn=ui.warn, on_retry=ui.warn)
+        where = engine.device.type
+        if where == "cpu":
+            configure_cpu_threads(engine_name)
+        if engine.stats.get("weights_converted_in_memory"):
+            ui.info(f"hint: {weights} was converted in memory; convert it once with `dainctl convert {weights} dain.safetensors`", quiet=quiet)
     if job.mode == "slowmo" and job.audio == "drop":
         ui.info("note: slowmo drops the audio by default; --audio stretch keeps it, slowed with its pitch kept", quiet=quiet)
 
@@ -164,20 +196,30 @@ def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, jso
             ui.info(
                 f"{job.input_path} -> {job.output_path}: {format_rate(plan['input_rate'])} -> "
                 f"{format_rate(plan['output_rate'])} fps, {frames if frames is not None else '?'} frames planned "
-                f"({ui.seconds(plan['output_duration'])}), engine {engine_name} on {device}",
+                f"({ui.seconds(plan['output_duration'])}), engine {engine_name} on {where}"
+                + (f", {plan['segments']} segments" if plan["segments"] > 1 else "")
+                + (f" ({plan['segments_done']} done by an earlier run, kept)" if plan["segments_done"] else ""),
                 quiet=quiet,
             )
             bar.start()
 
-        result = run(job, engine, progress=bar.update, on_plan=announce)
-    _report(result, engine, engine_name, device, quiet, json_out)
+        try:
+            result = run(job, engine, progress=bar.update, on_plan=announce, segment_seconds=segment_seconds,
+                         restart=restart, executor=executor,
+                         engine_identity=executor.identity if executor is not None else None)
+        finally:
+            if executor is not None:
+                executor.close()
+    _report(result, engine, engine_name, where, quiet, json_out, executor)
 
 
-def _report(result: RunResult, engine, engine_name: str, device: str, quiet: bool, json_out: bool) -> None:
+def _report(result: RunResult, engine, engine_name: str, device: str, quiet: bool, json_out: bool, executor=None) -> None:
     from ..verify import failure_message
 
     speed = result.output_frames / result.elapsed if result.elapsed > 0 else 0.0
     engine_stats = dict(getattr(engine, "stats", {}) or {})
+    if executor is not None:
+        engine_stats["ray"] = executor.stats
     verification = result.verification or {}
     ui.info(
         f"done: {result.input_frames} -> {result.output_frames} frames "
@@ -210,7 +252,7 @@ def _report(result: RunResult, engine, engine_name: str, device: str, quiet: boo
                 "output": str(result.output_path),
                 "engine": engine_name,
                 "device": device,
-                "precision": engine.policy.name,
+                "precision": engine.policy.name if engine is not None else None,
                 "decoded_frames": result.decoded_frames,
                 "input_frames": result.input_frames,
                 "output_frames": result.output_frames,
@@ -231,6 +273,7 @@ def _report(result: RunResult, engine, engine_name: str, device: str, quiet: boo
                 "verification": verification,
                 "notices": result.notices,
                 "subtitles": result.subtitles,
+                "segments": result.segments,
             }
         )
 

@@ -13,6 +13,7 @@ than `MIN_SIDE` or larger than `MAX_SIDE` pixels on a side, and an alpha channel
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -306,7 +307,7 @@ class VideoInput:
         # estimate: read the last packets' timestamps instead.
         return _scan_stream_end(self.path, stream.index, rate)
 
-    def frames(self) -> Iterator[tuple[Fraction, np.ndarray]]:
+    def frames(self, *, seek_to: Fraction | None = None, width: int | None = None) -> Iterator[tuple[Fraction, np.ndarray]]:
         """Yield `(ts, rgb)` for every frame in display order; `ts` is seconds after `info.start`.
 
         Afterwards `end_ts` is when the last frame stops being displayed (the container's end when it
@@ -314,6 +315,11 @@ class VideoInput:
 
         Timestamps are the frames' pts times the stream's time base, exactly. A frame without pts, or
         whose pts does not increase (broken files), is placed 1/rate after the previous one.
+
+        seek_to: start at the keyframe at or before this time (seconds after `info.start`) instead of
+            the first frame; the frames before `seek_to` that the keyframe brings are yielded too. Only
+            exact for files whose timestamps need no repair (`dainctl.analysis` knows).
+        width: frames scaled to this width (height in proportion, 8-bit RGB): thumbnails for analysis.
         """
         if self._consumed:
             raise RuntimeError("frames() can be iterated only once")
@@ -325,6 +331,9 @@ class VideoInput:
         previous_duration = step
         frame = self._first_frame
         self._first_frame = None
+        if seek_to is not None and seek_to > 0:
+            frame = self._seek(seek_to, time_base)
+        thumbnail = None if width is None else (width, max(2, round(self.info.height * width / self.info.width / 2) * 2))
         index = 0
         while frame is not None:
             if frame.pts is None:
@@ -337,7 +346,7 @@ class VideoInput:
             with self._lock:
                 if self._closed:
                     return
-                rgb = self._to_rgb(frame)
+                rgb = self._to_rgb(frame) if thumbnail is None else self._thumbnail(frame, thumbnail)
             previous_duration = frame.duration * time_base if frame.duration else step
             previous_ts = ts
             yield ts, rgb
@@ -360,6 +369,24 @@ class VideoInput:
                 self.end_ts = declared_end
             else:
                 self.end_ts = previous_ts + previous_duration
+
+    def _seek(self, seek_to: Fraction, time_base: Fraction):
+        """Position the decoder at the keyframe at or before `seek_to`; returns its first frame."""
+        target = int((seek_to + self.info.start) / time_base)
+        with self._lock:
+            try:
+                self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+                self._decoded = self._container.decode(self._stream)
+                return next(self._decoded, None)
+            except av.FFmpegError as error:
+                raise InputError(f"cannot seek in {self.path} (damaged?): {_ffmpeg_reason(error)}") from None
+
+    def _thumbnail(self, frame, size: tuple[int, int]) -> np.ndarray:
+        if self._has_alpha and not _is_opaque(frame):
+            raise InputError(_alpha_message(self.path))
+        small = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA",
+                               src_color_range=frame.color_range)
+        return np.ascontiguousarray(small.to_ndarray())
 
     def _to_rgb(self, frame) -> np.ndarray:
         pix_fmt = frame.format.name
@@ -602,10 +629,13 @@ class ImageFolderInput:
         """The image files in the order they are read."""
         return list(self._files)
 
-    def frames(self) -> Iterator[tuple[Fraction, np.ndarray]]:
-        """Yield `(Fraction(i), rgb)` for the i-th image; raise `InputError` if an image's size differs."""
+    def frames(self, *, seek_to: Fraction | None = None, width: int | None = None) -> Iterator[tuple[Fraction, np.ndarray]]:
+        """Yield `(Fraction(i), rgb)` for the i-th image; raise `InputError` if an image's size differs.
+
+        seek_to: start at image `floor(seek_to)`; width: images scaled to this width (8-bit thumbnails)."""
         expected = (self.info.height, self.info.width)
-        for index, file in enumerate(self._files):
+        first = max(0, math.floor(seek_to)) if seek_to is not None else 0
+        for index, file in enumerate(self._files[first:], start=first):
             if index == 0 and self._first_image is not None:
                 rgb, self._first_image = self._first_image, None
             else:
@@ -615,6 +645,12 @@ class ImageFolderInput:
                     f"images differ in size: {file.name} is {rgb.shape[1]}x{rgb.shape[0]}, "
                     f"{self._files[0].name} is {expected[1]}x{expected[0]}"
                 )
+            if width is not None:
+                import cv2
+
+                height = max(2, round(expected[0] * width / expected[1] / 2) * 2)
+                rgb = cv2.resize(rgb if rgb.dtype == np.uint8 else (rgb >> 8).astype(np.uint8), (width, height),
+                                 interpolation=cv2.INTER_AREA)
             yield Fraction(index), rgb
         self.end_ts = Fraction(len(self._files))
 

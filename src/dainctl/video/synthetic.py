@@ -112,8 +112,11 @@ def make_sample_clip(
     *,
     codec: str | None = None,
     crf: int = 12,
+    cuts: tuple[int, ...] = (),
 ) -> Path:
     """Write a synthetic clip: `frames` frames at `rate`, with a tone of exactly frames/rate seconds.
+
+    cuts: frame numbers where another scene (the next seed's texture) starts: scene cuts for tests.
 
     A path with a video extension gives a video file (libx264 + AAC for mp4/mov/mkv, VP9 + Opus for webm;
     `codec` overrides the video encoder); any other path gives a folder of PNG frames 00000000.png, ...
@@ -126,7 +129,7 @@ def make_sample_clip(
     if is_folder_output(output_path):
         with ImageFolderOutput(output_path, width=width, height=height) as folder:
             for index in range(frames):
-                folder.write(render_sample_frame(width, height, index, seed), Fraction(index))
+                folder.write(render_sample_frame(width, height, index, seed + 7 * sum(index >= c for c in cuts)), Fraction(index))
         return output_path
 
     time_base = 1 / rate
@@ -173,7 +176,8 @@ def make_sample_clip(
                 container.mux(packet)
 
         for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(render_sample_frame(width, height, index, seed), format="rgb24")
+            scene_seed = seed + 7 * sum(index >= c for c in cuts)
+            frame = av.VideoFrame.from_ndarray(render_sample_frame(width, height, index, scene_seed), format="rgb24")
             frame.pts = index
             frame.time_base = time_base
             mux_video(video.encode(frame))

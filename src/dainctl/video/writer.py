@@ -161,7 +161,153 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-class VideoOutput:
+class VideoMuxer:
+    """The container side of a video file being written: the video stream's packets in order (the last
+    one in decode order held back until `close`, which may lengthen it so that the track ends exactly
+    at `end_ts`), the input's audio and subtitle streams carried alongside (`StreamCarrier`), the MOV
+    family's timescale. `VideoOutput` feeds it packets it encodes; `dainctl.video.join` packets it
+    copies from finished segments."""
+
+    path: Path
+    rate: Fraction
+    time_base: Fraction
+
+    def _init_muxer(self, path: Path, rate: Fraction) -> None:
+        self.path = path
+        self.rate = rate
+        self.time_base = 1 / rate
+        self.notices: list[str] = []
+        self._closed = False
+        self._held_packet: av.Packet | None = None
+        self._first_video_timestamps: tuple[int, int] | None = None
+        self._carrier: StreamCarrier | None = None
+        if not path.parent.is_dir():
+            raise OutputError(f"output folder does not exist: {path.parent}")
+        try:
+            self._container = av.open(str(path), "w")
+        except ValueError:
+            raise UsageError(f"unknown output container for extension {path.suffix!r}: {path.name}") from None
+        except (av.FFmpegError, OSError) as error:
+            raise OutputError(f"cannot create {path}: {_reason(error)}") from None
+
+    def _start_muxing(self, stream, rotation: int, audio_from, audio: str, stretch: Fraction, before_start=None) -> None:
+        """After the video stream is added: rotation, the carried streams, then the container's header."""
+        self._stream = stream
+        if rotation % 360:
+            stream.set_display_rotation(rotation)
+        if audio_from is not None and isinstance(audio_from, VideoInput):
+            info = audio_from.info
+            if info.audio_streams or info.subtitle_streams:
+                self._carrier = StreamCarrier(audio_from.path, self._container, start=info.start, audio=audio, stretch=stretch)
+                self.notices.extend(self._carrier.notices)
+        if before_start is not None:
+            before_start()
+        if is_mov_family(self._container):
+            sample_rates = [s.codec_context.sample_rate for s in self._container.streams.audio]
+            timescale = movie_timescale(self.rate, sample_rates)
+            if timescale is not None:
+                self._container.container_options["movie_timescale"] = str(timescale)
+        try:
+            self._container.start_encoding()
+        except (av.FFmpegError, OSError) as error:
+            raise OutputError(f"cannot write {self.path}: {_reason(error)}") from None
+
+    @property
+    def carried_until(self) -> Fraction | None:
+        """Output time up to which audio/subtitle packets have been muxed (they follow the video's progress)."""
+        return self._carrier.carried_until if self._carrier is not None else None
+
+    @property
+    def audio_plan(self) -> list:
+        """How each audio stream written was carried (`dainctl.video.audio.CarriedAudio`), in output order."""
+        return list(self._carrier.audio_plan) if self._carrier is not None else []
+
+    @property
+    def subtitles(self) -> dict:
+        """Subtitle streams carried ("subrip copied", "ass converted to mov_text") and dropped (codecs)."""
+        if self._carrier is None:
+            return {"carried": [], "dropped": []}
+        return {"carried": list(self._carrier.subtitles_carried), "dropped": list(self._carrier.subtitles_dropped)}
+
+    @property
+    def audio_streams(self) -> int:
+        """Number of audio streams written (copied or stretched)."""
+        return self._carrier.audio_streams if self._carrier is not None else 0
+
+    def _carry_until(self, ts: Fraction) -> None:
+        if self._carrier is not None:
+            self._carrier.carry_until(self._container, Fraction(ts))
+
+    def _mux_video(self, packet: av.Packet) -> None:
+        if self._first_video_timestamps is None:
+            self._first_video_timestamps = (packet.pts, packet.dts if packet.dts is not None else packet.pts)
+        # The packet last in decode order is held back until close(), which may lengthen it.
+        if self._held_packet is not None:
+            self._container.mux(self._held_packet)
+        self._held_packet = packet
+
+    def _mux_last_packet(self, end_pts: int) -> None:
+        packet = self._held_packet
+        self._held_packet = None
+        if packet is None:
+            return
+        if is_mov_family(self._container) and packet.dts is not None:
+            # MP4/MOV store decode-order sample durations, and the track lasts from the first packet's dts to
+            # the last packet's dts + duration (shown from the first pts, as the edit list says). With
+            # B-frames the last packet in decode order is not the last one displayed, so its own duration
+            # does not end the track at end_pts; set it so that it does.
+            first_pts, first_dts = self._first_video_timestamps
+            packet_end = round(end_pts * self.time_base / packet.time_base)
+            packet.duration = packet_end - first_pts - (packet.dts - first_dts)
+        self._container.mux(packet)
+
+    def _finish_muxing(self, end_pts: int) -> None:
+        """The last video packet (ending the track at `end_pts`, in 1/rate ticks), the carried streams'
+        rest, the trailer."""
+        try:
+            self._mux_last_packet(end_pts)
+            if self._carrier is not None:
+                self._carrier.finish(self._container)
+            self._container.close()
+        except (av.FFmpegError, OSError) as error:
+            self.abort()
+            raise OutputError(f"cannot finish {self.path}: {_reason(error)}") from None
+        finally:
+            if self._carrier is not None:
+                self._carrier.close()
+        self._closed = True
+
+    def abort(self) -> None:
+        """Stop without finishing the file (on error or Ctrl-C); the caller deletes it. Waits for a frame
+        being encoded on another thread; a later write() fails instead of touching the closed file."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            self._abort()
+            return
+        with lock:
+            self._abort()
+
+    def _abort(self) -> None:
+        self._closed = True
+        self._pending = None
+        for resource in (getattr(self, "_container", None), self._carrier):
+            if resource is None:
+                continue
+            try:
+                resource.close()
+            except Exception:  # noqa: BLE001 - the file is being thrown away; nothing useful to report
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc_info):
+        if not self._closed:
+            self.abort()
+
+
+
+class VideoOutput(VideoMuxer):
     """A video file being encoded. Use `open_output` to create one.
 
     width, height: the encoded size; when the pixel format subsamples chroma (yuv420p) an odd size is
@@ -187,93 +333,37 @@ class VideoOutput:
         options: dict[str, str],
         sample_aspect_ratio: Fraction | None = None,
     ):
-        self.path = path
+        self._init_muxer(path, rate)
         self.frame_width, self.frame_height = width, height
-        self.rate = rate
-        self.time_base = 1 / rate
-        self.notices: list[str] = []
         self.frames_written = 0
-        self._closed = False
         # write() runs on an encode thread; abort() may come from another (Ctrl-C): they never overlap.
         self._lock = threading.RLock()
         self._pending: tuple[av.VideoFrame, int] | None = None
         self._durations: dict[int, int] = {}
-        self._held_packet: av.Packet | None = None
-        self._first_video_timestamps: tuple[int, int] | None = None
         self._last_pts: int | None = None
-        self._carrier: StreamCarrier | None = None
-
-        encoder = _find_video_encoder(codec)
-        video_format = _check_pix_fmt(encoder, pix_fmt)
-        align_x, align_y = _chroma_alignment(video_format)
-        self.width, self.height = _round_up(width, align_x), _round_up(height, align_y)
-        if (self.width, self.height) != (width, height):
-            self.notices.append(
-                f"{pix_fmt} needs a size divisible by {align_x}x{align_y}: {width}x{height} is encoded as "
-                f"{self.width}x{self.height}, the last column/row repeated"
-            )
-        self.pix_fmt = pix_fmt
-        self.bit_depth = _bits_per_sample(video_format)
-        self.sample_aspect_ratio = Fraction(sample_aspect_ratio) if sample_aspect_ratio else None
-        self._color = color if color is not None else ColorInfo()
-        self._yuv_matrix = None
-        if yuv.supports(pix_fmt, self._color.space, self.width, self.height):
-            self._yuv_matrix = yuv.rgb_to_yuv_matrix(self._color.space, self._color.range or 1)
-
-        if not path.parent.is_dir():
-            raise OutputError(f"output folder does not exist: {path.parent}")
         try:
-            self._container = av.open(str(path), "w")
-        except ValueError:
-            raise UsageError(f"unknown output container for extension {path.suffix!r}: {path.name}") from None
-        except (av.FFmpegError, OSError) as error:
-            raise OutputError(f"cannot create {path}: {_reason(error)}") from None
-        try:
-            self._stream = self._add_video_stream(encoder, crf, preset, options)
-            if rotation % 360:
-                self._stream.set_display_rotation(rotation)
-            if audio_from is not None and isinstance(audio_from, VideoInput):
-                info = audio_from.info
-                if info.audio_streams or info.subtitle_streams:
-                    self._carrier = StreamCarrier(
-                        audio_from.path, self._container, start=info.start, audio=audio, stretch=stretch
-                    )
-                    self.notices.extend(self._carrier.notices)
-            self._open_encoder(encoder.name, crf, preset)
-            if is_mov_family(self._container):
-                sample_rates = [stream.codec_context.sample_rate for stream in self._container.streams.audio]
-                timescale = movie_timescale(rate, sample_rates)
-                if timescale is not None:
-                    self._container.container_options["movie_timescale"] = str(timescale)
-            try:
-                self._container.start_encoding()
-            except (av.FFmpegError, OSError) as error:
-                raise OutputError(f"cannot write {path}: {_reason(error)}") from None
+            encoder = _find_video_encoder(codec)
+            video_format = _check_pix_fmt(encoder, pix_fmt)
+            align_x, align_y = _chroma_alignment(video_format)
+            self.width, self.height = _round_up(width, align_x), _round_up(height, align_y)
+            if (self.width, self.height) != (width, height):
+                self.notices.append(
+                    f"{pix_fmt} needs a size divisible by {align_x}x{align_y}: {width}x{height} is encoded as "
+                    f"{self.width}x{self.height}, the last column/row repeated"
+                )
+            self.pix_fmt = pix_fmt
+            self.bit_depth = _bits_per_sample(video_format)
+            self.sample_aspect_ratio = Fraction(sample_aspect_ratio) if sample_aspect_ratio else None
+            self._color = color if color is not None else ColorInfo()
+            self._yuv_matrix = None
+            if yuv.supports(pix_fmt, self._color.space, self.width, self.height):
+                self._yuv_matrix = yuv.rgb_to_yuv_matrix(self._color.space, self._color.range or 1)
+            stream = self._add_video_stream(encoder, crf, preset, options)
+            self._start_muxing(stream, rotation, audio_from, audio, stretch,
+                               before_start=lambda: self._open_encoder(encoder.name, crf, preset))
         except BaseException:
             self.abort()
             raise
-
-    @property
-    def carried_until(self) -> Fraction | None:
-        """Output time up to which audio/subtitle packets have been muxed (they follow the video's progress)."""
-        return self._carrier.carried_until if self._carrier is not None else None
-
-    @property
-    def audio_plan(self) -> list:
-        """How each audio stream written was carried (`dainctl.video.audio.CarriedAudio`), in output order."""
-        return list(self._carrier.audio_plan) if self._carrier is not None else []
-
-    @property
-    def subtitles(self) -> dict:
-        """Subtitle streams carried ("subrip copied", "ass converted to mov_text") and dropped (codecs)."""
-        if self._carrier is None:
-            return {"carried": [], "dropped": []}
-        return {"carried": list(self._carrier.subtitles_carried), "dropped": list(self._carrier.subtitles_dropped)}
-
-    @property
-    def audio_streams(self) -> int:
-        """Number of audio streams written (copied or stretched)."""
-        return self._carrier.audio_streams if self._carrier is not None else 0
 
     def _add_video_stream(self, encoder: av.Codec, crf, preset, options):
         if not container_accepts(self._container, encoder.name):
@@ -361,8 +451,7 @@ class VideoOutput:
             if self._pending is not None:
                 self._encode(*self._pending, duration=pts - self._pending[1])
             self._pending = (frame, pts)
-            if self._carrier is not None:
-                self._carrier.carry_until(self._container, Fraction(ts))
+            self._carry_until(Fraction(ts))
         except (av.FFmpegError, OSError) as error:
             raise OutputError(f"cannot write {self.path}: {_reason(error)}") from None
         self.frames_written += 1
@@ -377,27 +466,7 @@ class VideoOutput:
             # Encoders do not all pass frame durations through; the muxer needs them for the last sample.
             if packet.pts in self._durations:
                 packet.duration = self._durations.pop(packet.pts)
-            if self._first_video_timestamps is None:
-                self._first_video_timestamps = (packet.pts, packet.dts if packet.dts is not None else packet.pts)
-            # The packet last in decode order is held back until close(), which may lengthen it.
-            if self._held_packet is not None:
-                self._container.mux(self._held_packet)
-            self._held_packet = packet
-
-    def _mux_last_packet(self, end_pts: int) -> None:
-        packet = self._held_packet
-        self._held_packet = None
-        if packet is None:
-            return
-        if is_mov_family(self._container) and packet.dts is not None:
-            # MP4/MOV store decode-order sample durations, and the track lasts from the first packet's dts to
-            # the last packet's dts + duration (shown from the first pts, as the edit list says). With
-            # B-frames the last packet in decode order is not the last one displayed, so its own duration
-            # does not end the track at end_pts; set it so that it does.
-            first_pts, first_dts = self._first_video_timestamps
-            packet_end = round(end_pts * self.time_base / packet.time_base)
-            packet.duration = packet_end - first_pts - (packet.dts - first_dts)
-        self._container.mux(packet)
+            self._mux_video(packet)
 
     def close(self, end_ts: Fraction) -> None:
         """Finish the file: the last frame is displayed until `end_ts` seconds; audio is completed."""
@@ -419,46 +488,10 @@ class VideoOutput:
             self._encode(*self._pending, duration=end_pts - last_pts)
             self._pending = None
             self._encode(None)
-            self._mux_last_packet(end_pts)
-            if self._carrier is not None:
-                self._carrier.finish(self._container)
-            self._container.close()
         except (av.FFmpegError, OSError) as error:
             self.abort()
             raise OutputError(f"cannot finish {self.path}: {_reason(error)}") from None
-        finally:
-            if self._carrier is not None:
-                self._carrier.close()
-        self._closed = True
-
-    def abort(self) -> None:
-        """Stop without finishing the file (on error or Ctrl-C); the caller deletes it. Waits for a frame
-        being encoded on another thread; a later write() fails instead of touching the closed file."""
-        lock = getattr(self, "_lock", None)
-        if lock is None:
-            self._abort()
-            return
-        with lock:
-            self._abort()
-
-    def _abort(self) -> None:
-        self._closed = True
-        self._pending = None
-        for resource in (getattr(self, "_container", None), self._carrier):
-            if resource is None:
-                continue
-            try:
-                resource.close()
-            except Exception:  # noqa: BLE001 - the file is being thrown away; nothing useful to report
-                pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, *exc_info):
-        if not self._closed:
-            self.abort()
-
+        self._finish_muxing(end_pts)
 
 def _reason(error: BaseException) -> str:
     """The OS/FFmpeg reason for a failed write, without PyAV's errno and repeated file name."""

@@ -1,0 +1,124 @@
+"""The analysis pass: the input's timeline, fixed for the whole input before any interpolation.
+
+    timeline = analyze(job.input_path, folder_rate=..., scene_threshold=0.3, dedup=False)
+    plan = WholePlan.build(spec, timeline)          # dainctl.plan: every output frame, and the segments
+
+One decode of every frame, at thumbnail size (`ANALYSIS_WIDTH` pixels across: the scene detector's
+signatures are thumbnails of at most 128 pixels anyway), gives:
+  * each frame's timestamp as the reader gives it (repaired where the file's own do not increase);
+  * scene cuts and, with `--dedup`, the duplicate frames left off the timeline (`dainctl.scene`);
+  * the timeline: the frames that stay, their times relative to the first of them (a frame at or
+    before its predecessor is dropped, never reordered), and whether a cut comes before each;
+  * the input's end (the container's end, or the last frame's end).
+The interpolation pass then decodes the frames at full size and looks each up here: by position when
+it decodes from the start, by timestamp after a seek (only where no timestamp needed repair:
+`seekable`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from dainctl.errors import InputError
+from dainctl.scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD, SceneCut, SceneTimeline
+
+ANALYSIS_WIDTH = 256
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One input frame that stays on the timeline.
+
+    decode_index: its number in decode order (0 = the first decoded frame);
+    source_ts: its time as the reader yields it (seconds after the stream's start; frame numbers for
+        image folders);
+    ts: seconds from the first frame on the timeline (image folders: frame number / folder rate);
+    cut_before: a scene cut separates it from the previous entry (never blend the two).
+    """
+
+    decode_index: int
+    source_ts: Fraction
+    ts: Fraction
+    cut_before: bool
+
+
+@dataclass
+class InputTimeline:
+    """What the analysis pass found; `end` is the input's end on the timeline (seconds)."""
+
+    path: Path
+    entries: list[TimelineEntry]
+    end: Fraction
+    is_folder: bool
+    input_rate: Fraction
+    decoded: int
+    duplicates_dropped: int
+    cuts: list[SceneCut]  # decode-order index and the reader's timestamp of each cut
+    seekable: bool
+    notices: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def hold_last(self) -> bool:
+        """Videos hold their last frame until the input's end; an image folder's last frame is an instant."""
+        return not self.is_folder
+
+
+def analyze(
+    path: str | Path,
+    *,
+    folder_rate: Fraction,
+    scene_threshold: float | None = DEFAULT_SCENE_THRESHOLD,
+    dedup: bool = False,
+    dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
+    width: int | None = ANALYSIS_WIDTH,
+) -> InputTimeline:
+    """Decode `path` once (thumbnails `width` wide; None: full size) and fix its timeline."""
+    from dainctl.video import open_input
+
+    started = time.perf_counter()
+    with open_input(path) as source:
+        info = source.info
+        input_rate = info.rate if (info.rate and not info.is_folder) else folder_rate
+        timeline: SceneTimeline[tuple[int, Fraction]] = SceneTimeline(scene_threshold, dedup=dedup,
+                                                                      dedup_threshold=dedup_threshold)
+        entries: list[TimelineEntry] = []
+        first_ts: Fraction | None = None
+        decoded = 0
+        thumbnail_width = width if (width is not None and width < info.width) else None
+
+        def place(kept) -> None:
+            nonlocal first_ts
+            for item in kept:
+                index, source_ts = item.frame
+                ts = source_ts / folder_rate if info.is_folder else source_ts
+                if first_ts is None:
+                    first_ts = ts
+                ts -= first_ts
+                if entries and ts <= entries[-1].ts:
+                    continue  # broken timestamps: dropped, never reordered
+                entries.append(TimelineEntry(index, source_ts, ts, item.cut_before))
+
+        for source_ts, rgb in source.frames(width=thumbnail_width):
+            place(timeline.push(source_ts, (decoded, source_ts), rgb))
+            decoded += 1
+        place(timeline.finish())
+        if not entries:
+            raise InputError(f"no frames could be decoded from {path}")
+        end = _input_end(source, info.is_folder, first_ts or Fraction(0), entries[-1].ts, input_rate)
+        notices = list(getattr(source, "notices", []))
+        seekable = not info.is_folder and getattr(source, "repaired_timestamps", 0) == 0
+    return InputTimeline(Path(path), entries, end, info.is_folder, input_rate, decoded, timeline.dropped,
+                         list(timeline.cuts), seekable, notices, time.perf_counter() - started)
+
+
+def _input_end(source, is_folder: bool, first_ts: Fraction, last_ts: Fraction, input_rate: Fraction) -> Fraction:
+    """The input's own end (container duration, or the last decoded frame's end): frames dropped as
+    duplicates at the very end still count, and the last kept frame is held over them."""
+    declared = getattr(source, "end_ts", None)
+    if declared is not None and not is_folder and declared - first_ts > last_ts:
+        return declared - first_ts
+    return last_ts + 1 / input_rate

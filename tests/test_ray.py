@@ -1,0 +1,58 @@
+"""`--ray`: segments as Ray tasks give the output of a local run; without Ray, one line on installing it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import decode_rgb
+from dainctl.cli import main
+from dainctl.video import make_sample_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_sample_clip(tmp_path_factory.mktemp("ray") / "cuts.mp4", width=96, height=64, frames=120,
+                            rate=Fraction(24), cuts=(50,))
+
+
+def test_without_ray_the_option_says_how_to_install_it(clip, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    code = main(["interpolate", str(clip), str(tmp_path / "out.mp4"), "--ray", "local"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "pip install 'dainctl[ray]'" in err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_ray_needs_an_output_segments_can_be_joined_into(clip, tmp_path, capsys):
+    pytest.importorskip("ray")
+    code = main(["interpolate", str(clip), str(tmp_path / "frames"), "--ray", "local"])
+    err = capsys.readouterr().err
+    assert code == 2 and ".mp4, .mov" in err
+
+
+@pytest.mark.slow
+def test_ray_local_with_two_workers_gives_the_output_of_a_local_run(clip, tmp_path):
+    pytest.importorskip("ray")
+    common = ["--profile", "fast", "--codec", "ffv1", "--segment-seconds", "1", "--json", "--quiet"]
+    outputs = {}
+    for name, extra in (("local", []), ("ray", ["--ray", "local", "--ray-workers", "2"])):
+        out = tmp_path / f"{name}.mkv"
+        result = subprocess.run([sys.executable, "-m", "dainctl", "interpolate", str(clip), str(out), *common, *extra],
+                                capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, result.stderr
+        outputs[name] = (out, json.loads(result.stdout))
+    report = outputs["ray"][1]
+    assert report["verification"]["ok"] and report["segments"]["count"] >= 4
+    assert report["engine_stats"]["ray"]["tasks"] == report["segments"]["count"]
+    frames, reference = decode_rgb(outputs["ray"][0]), decode_rgb(outputs["local"][0])
+    assert len(frames) == len(reference) == report["output_frames"]
+    assert all(np.array_equal(a, b) for a, b in zip(frames, reference))
+    assert not (tmp_path / "ray.mkv.dainctl-job").exists()
