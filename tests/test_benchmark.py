@@ -119,7 +119,7 @@ def check_result_schema(item: dict) -> None:
     keys = {"engine", "profile", "device", "precision", "width", "height", "input", "factor", "input_frames", "output_frames",
             "interpolated_frames", "wall_seconds", "output_fps", "interpolated_fps", "stage_seconds", "alone_seconds",
             "overlap", "breakdown", "peak_rss_bytes", "process_peak_rss_bytes", "peak_gpu_bytes", "max_memory_bytes",
-            "tiles", "pairs_per_forward"}
+            "tiles", "pairs_per_forward", "ray"}
     assert set(item) == keys
     assert item["pairs_per_forward"] is None or item["pairs_per_forward"] >= 1
     assert set(item["stage_seconds"]) == {"analysis", "decode", "interpolate", "encode"}

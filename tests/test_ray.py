@@ -56,3 +56,23 @@ def test_ray_local_with_two_workers_gives_the_output_of_a_local_run(clip, tmp_pa
     assert len(frames) == len(reference) == report["output_frames"]
     assert all(np.array_equal(a, b) for a, b in zip(frames, reference))
     assert not (tmp_path / "ray.mkv.dainctl-job").exists()
+
+
+def test_benchmark_ray_without_ray_says_how_to_install_it(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    code = main(["benchmark", "--size", "64x48", "--frames", "4", "--ray", "local"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "pip install 'dainctl[ray]'" in err.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_benchmark_ray_reports_segments_per_second_and_the_overhead(capsys):
+    pytest.importorskip("ray")
+    code = main(["benchmark", "--size", "96x64", "--frames", "72", "--profile", "fast", "--no-alone", "--no-breakdown",
+                 "--ray", "local", "--ray-workers", "2", "--segment-seconds", "1", "--json", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    ray = json.loads(captured.out)["results"][0]["ray"]
+    assert ray["segments"] >= 2 and ray["ray_tasks"] == ray["segments"]
+    assert ray["segments_per_second_ray"] == pytest.approx(ray["segments"] / ray["ray_wall_seconds"], rel=1e-3)
+    assert ray["ray_over_local"] == pytest.approx(ray["ray_wall_seconds"] / ray["local_wall_seconds"], rel=1e-3)

@@ -95,12 +95,33 @@ def test_boundaries_prefer_a_nearby_cut():
     assert plan.segments(Fraction(3))[1].first_input == 27
 
 
+@pytest.mark.parametrize("ext", [".mp4", ".mkv", ".mov", ".webm"])
+def test_seeking_yields_the_frames_of_a_whole_decode_from_a_keyframe_before_the_target(tmp_path, ext):
+    from dainctl.video import open_input
+
+    clip = make_sample_clip(tmp_path / f"gop{ext}", width=64, height=48, frames=60, rate=Fraction(30000, 1001),
+                            audio=False, gop=12)
+    with open_input(clip) as source:
+        whole = [(ts, rgb) for ts, rgb in source.frames()]
+    times = [ts for ts, _ in whole]
+    for target in (times[13], times[30], times[59], times[0] + Fraction(1, 1000)):
+        with open_input(clip) as source:
+            seeked = list(source.frames(seek_to=target))
+        first = times.index(seeked[0][0])
+        assert seeked[0][0] <= target
+        assert [ts for ts, _ in seeked] == times[first:]
+        assert all(np.array_equal(rgb, whole[first + i][1]) for i, (_, rgb) in enumerate(seeked))
+        if ext != ".webm":  # x264 honours the keyframe interval
+            assert target - seeked[0][0] <= 12 / Fraction(30000, 1001)
+
+
 # ----------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def cut_clip(tmp_path_factory) -> Path:
-    """10 s at 24 fps with a tone (AAC) and two scene cuts (frames 84 and 170)."""
+    """10 s at 24 fps with a tone (AAC), two scene cuts (frames 84 and 170) and a keyframe every 12 frames
+    (so that a segment's decode seeks to near its start)."""
     return make_sample_clip(tmp_path_factory.mktemp("segments") / "cuts.mp4", width=96, height=64, frames=240,
-                            rate=Fraction(24), cuts=(84, 170))
+                            rate=Fraction(24), cuts=(84, 170), gop=12)
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -110,7 +110,8 @@ def analyze(
             raise InputError(f"no frames could be decoded from {path}")
         end = _input_end(source, info.is_folder, first_ts or Fraction(0), entries[-1].ts, input_rate)
         notices = list(getattr(source, "notices", []))
-        seekable = not info.is_folder and getattr(source, "repaired_timestamps", 0) == 0
+        # Frames are found again after a seek by their timestamps: exact unless some had to be repaired.
+        seekable = info.is_folder or getattr(source, "repaired_timestamps", 0) == 0
     return InputTimeline(Path(path), entries, end, info.is_folder, input_rate, decoded, timeline.dropped,
                          list(timeline.cuts), seekable, notices, time.perf_counter() - started)
 

@@ -263,6 +263,9 @@ class Case:
     breakdown: bool = True
     profile: str = "auto"  # the weight-free engine's profile
     pairs: int | None = None  # pairs per forward (DAIN); None: the engine's default
+    ray: str | None = None  # also run the clip's segments on Ray (local, auto or an address)
+    ray_workers: int | None = None
+    segment_seconds: Fraction = Fraction(2)  # the segments of the Ray comparison
 
 
 @dataclass
@@ -473,6 +476,7 @@ def run_case(case: Case, space: Workspace, log: Callable[[str], None] = lambda m
             "end_to_end_seconds": round(wall, 4),
             "end_to_end_over_slowest": round(wall / alone[slowest], 4) if alone[slowest] > 0 else None,
         }
+    ray = run_on_ray(case, clip, engine, space, log) if case.ray else None
     grid = getattr(engine, "last_grid", None)
     return {
         "engine": case.engine,
@@ -502,7 +506,44 @@ def run_case(case: Case, space: Workspace, log: Callable[[str], None] = lambda m
         "max_memory_bytes": case.max_memory,
         "tiles": {"rows": grid.rows, "cols": grid.cols, "tile_height": grid.tile_height, "tile_width": grid.tile_width}
         if grid is not None else None,
+        "ray": ray,
     }
+
+
+def run_on_ray(case: Case, clip: Path, engine, space: Workspace, log: Callable[[str], None]) -> dict:
+    """The clip cut into segments of `case.segment_seconds`, computed here and then as Ray tasks (each
+    building its own engine from the case), both joined: segments per second and Ray's overhead."""
+    from .cluster import EngineSpec, RayExecutor
+    from .pipeline import EncodeOptions, Job, run
+
+    spec = EngineSpec(case.engine, device=case.device, fp16=case.precision == "fp16",
+                      weights=str(case.weights or (space.random_weights() if case.engine == "dain" else "")) or None,
+                      profile=case.profile, max_memory=case.max_memory, pairs=case.pairs)
+    walls = {}
+    segments = None
+    for name in ("local", "ray"):
+        out = space.root / f"segments_{name}.mp4"
+        job = Job(input_path=clip, output_path=out, mode="interpolate", factor=case.factor, audio="drop",
+                  encode=EncodeOptions())
+        log(f"{case.engine} {case.precision}: segments of {float(case.segment_seconds):g} s, {name}")
+        executor = RayExecutor(case.ray, spec, workers=case.ray_workers) if name == "ray" else None
+        began = time.perf_counter()
+        try:
+            result = run(job, engine if executor is None else None, segment_seconds=case.segment_seconds,
+                         executor=executor, engine_identity=executor.identity if executor else None)
+        finally:
+            if executor is not None:
+                stats = executor.stats
+                executor.close()
+        walls[name] = time.perf_counter() - began
+        segments = result.segments["count"]
+        out.unlink(missing_ok=True)
+    return {"address": case.ray, "workers": case.ray_workers, "segment_seconds": float(case.segment_seconds),
+            "segments": segments, "local_wall_seconds": round(walls["local"], 4), "ray_wall_seconds": round(walls["ray"], 4),
+            "segments_per_second_local": round(segments / walls["local"], 4),
+            "segments_per_second_ray": round(segments / walls["ray"], 4),
+            "ray_over_local": round(walls["ray"] / walls["local"], 4), "ray_nodes": stats.get("nodes"),
+            "ray_tasks": stats.get("tasks")}
 
 
 def _rounded(value):

@@ -13,7 +13,7 @@ import typer
 
 from ..errors import InputError, UsageError
 from . import ui
-from .options import BatchPairsOpt, EngineOpt, MaxMemoryOpt, ProfileOpt
+from .options import BatchPairsOpt, EngineOpt, MaxMemoryOpt, ProfileOpt, RayOpt, RayWorkersOpt
 
 app = typer.Typer(
     name="benchmark",
@@ -79,14 +79,27 @@ def throughput(
     ] = True,
     breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="Time the engine's parts on a few pairs.")] = True,
     batch_pairs: BatchPairsOpt = None,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
+    segment_seconds: Annotated[float, typer.Option("--segment-seconds", min=0.1, help="With --ray: the segments of the comparison, seconds of input.")] = 2.0,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Throughput: per-stage times, output fps, overlap, peak RSS and GPU memory, fp16/fp32 ratios."""
+    """Throughput: per-stage times, output fps, overlap, peak RSS and GPU memory, fp16/fp32 ratios; with
+    --ray, segments per second on Ray against the same segments computed here."""
     if ctx.invoked_subcommand is not None:
         return
     cases = plan_cases(gpu, engine, weights, size, frames, precision, input, factor, max_memory, alone, breakdown, profile,
                        pairs=batch_pairs)
+    if ray is not None:
+        from dataclasses import replace
+        from fractions import Fraction
+
+        from ..cluster import import_ray
+
+        import_ray()  # one line on how to install it, before any work
+        cases = [replace(case, ray=ray, ray_workers=ray_workers,
+                         segment_seconds=Fraction(segment_seconds).limit_denominator(1000)) for case in cases]
     from ..benchmark import throughput as measure
 
     report = measure(cases, log=lambda message: ui.info(f"benchmark: {message}", quiet=quiet))
@@ -157,6 +170,11 @@ def print_throughput(report: dict) -> None:
     for stage in ("decode", "interpolate", "encode"):
         row(f"{stage} s (alone)", lambda i, stage=stage: _num((i["alone_seconds"] or {}).get(stage)))
     row("wall / slowest alone", lambda i: _num((i["overlap"] or {}).get("end_to_end_over_slowest")))
+    if any(item.get("ray") for item in results):
+        row("segments", lambda i: str((i["ray"] or {}).get("segments", "-")))
+        row("segments/s here", lambda i: _num((i["ray"] or {}).get("segments_per_second_local")))
+        row("segments/s on Ray", lambda i: _num((i["ray"] or {}).get("segments_per_second_ray")))
+        row("Ray wall / here", lambda i: _num((i["ray"] or {}).get("ray_over_local")))
     row("engine ms/pair", lambda i: _num(i["breakdown"]["engine_ms_per_pair"]) if i["breakdown"] else "-")
     parts = []
     for item in results:
@@ -197,11 +215,15 @@ def run_command(
     alone: Annotated[bool, typer.Option("--alone/--no-alone", help="Also time each stage alone.")] = True,
     breakdown: Annotated[bool, typer.Option("--breakdown/--no-breakdown", help="Time the engine's parts.")] = True,
     batch_pairs: BatchPairsOpt = None,
+    ray: RayOpt = None,
+    ray_workers: RayWorkersOpt = None,
+    segment_seconds: Annotated[float, typer.Option("--segment-seconds", min=0.1, help="With --ray: the segments of the comparison.")] = 2.0,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     throughput(ctx, gpu, engine, profile, weights, size, frames, precision, input, factor, max_memory, alone, breakdown,
-               batch_pairs, json_out, quiet)
+               batch_pairs, ray=ray, ray_workers=ray_workers, segment_seconds=segment_seconds, json_out=json_out,
+               quiet=quiet)
 
 
 @app.command("quality")

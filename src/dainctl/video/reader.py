@@ -187,6 +187,7 @@ class VideoInput:
 
         try:
             self._stream = self._pick_video_stream()
+            self._stream_position = list(self._container.streams.video).index(self._stream)
             # Frame threading must be chosen before the first decode; it cannot change afterwards.
             self._stream.thread_type = "AUTO"
             self._decoded = self._container.decode(self._stream)
@@ -203,7 +204,7 @@ class VideoInput:
         self.notices: list[str] = list(self._truncation_notice())
         self._yuv_matrices: dict[tuple[int, bool], np.ndarray] = {}
         self.end_ts: Fraction | None = None
-        self.repaired_timestamps = 0
+        self.repaired_timestamps = 0  # frames without a pts, or whose pts did not increase: placed by rate
 
     def _pick_video_stream(self):
         streams = [s for s in self._container.streams.video if not is_cover_art(s)]
@@ -338,6 +339,7 @@ class VideoInput:
         while frame is not None:
             if frame.pts is None:
                 ts = Fraction(0) if previous_ts is None else previous_ts + step
+                self.repaired_timestamps += 1
             else:
                 ts = frame.pts * time_base - start
                 if previous_ts is not None and ts <= previous_ts:
@@ -371,15 +373,31 @@ class VideoInput:
                 self.end_ts = previous_ts + previous_duration
 
     def _seek(self, seek_to: Fraction, time_base: Fraction):
-        """Position the decoder at the keyframe at or before `seek_to`; returns its first frame."""
-        target = int((seek_to + self.info.start) / time_base)
-        with self._lock:
-            try:
-                self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-                self._decoded = self._container.decode(self._stream)
-                return next(self._decoded, None)
-            except av.FFmpegError as error:
-                raise InputError(f"cannot seek in {self.path} (damaged?): {_ffmpeg_reason(error)}") from None
+        """Position the decoder at a keyframe at or before `seek_to`; returns its first frame. A seek that
+        fails or lands after the target (some containers seek only approximately) is retried from 1 s
+        and 5 s earlier, then the file is decoded from its start."""
+        start = self.info.start
+        for back in (Fraction(0), Fraction(1), Fraction(5)):
+            target = seek_to - back
+            if target <= 0:
+                break
+            with self._lock:
+                try:
+                    self._container.seek(int((target + start) / time_base), stream=self._stream, backward=True,
+                                         any_frame=False)
+                    self._decoded = self._container.decode(self._stream)
+                    frame = next(self._decoded, None)
+                except av.FFmpegError:
+                    break
+            if frame is not None and frame.pts is not None and frame.pts * time_base - start <= seek_to:
+                return frame
+        with self._lock:  # from the start, in a fresh demuxer: a failed seek can leave one anywhere
+            self._container.close()
+            self._container = av.open(str(self.path), metadata_errors="replace")
+            self._stream = self._container.streams.video[self._stream_position]
+            self._stream.thread_type = "AUTO"
+            self._decoded = self._container.decode(self._stream)
+            return next(self._decoded, None)
 
     def _thumbnail(self, frame, size: tuple[int, int]) -> np.ndarray:
         if self._has_alpha and not _is_opaque(frame):

@@ -113,10 +113,12 @@ def make_sample_clip(
     codec: str | None = None,
     crf: int = 12,
     cuts: tuple[int, ...] = (),
+    gop: int | None = None,
 ) -> Path:
     """Write a synthetic clip: `frames` frames at `rate`, with a tone of exactly frames/rate seconds.
 
     cuts: frame numbers where another scene (the next seed's texture) starts: scene cuts for tests.
+    gop: a keyframe at least every `gop` frames (x264/x265), so that seeking lands near its target.
 
     A path with a video extension gives a video file (libx264 + AAC for mp4/mov/mkv, VP9 + Opus for webm;
     `codec` overrides the video encoder); any other path gives a folder of PNG frames 00000000.png, ...
@@ -147,7 +149,7 @@ def make_sample_clip(
         video.pix_fmt = "yuv420p"
         video.codec_context.time_base = time_base
         if codec.startswith("libx26"):
-            video.codec_context.options = {"crf": str(crf), "preset": "veryfast"}
+            video.codec_context.options = {"crf": str(crf), "preset": "veryfast", **({"g": str(gop)} if gop else {})}
         elif codec.startswith("libvpx"):
             video.codec_context.options = {"crf": str(crf), "b": "0", "deadline": "realtime", "cpu-used": "8"}
         tone = None
