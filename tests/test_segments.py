@@ -30,6 +30,7 @@ SPECS = {
     "60000/1001": lambda rate: PlanSpec.for_rate(Fraction(60000, 1001)),
     "24 from anything": lambda rate: PlanSpec.for_rate(Fraction(24)),
     "slowmo 4x": lambda rate: PlanSpec.for_slowmo(rate, 4),
+    "a frame every 4 s": lambda rate: PlanSpec.for_rate(Fraction(1, 4)),
 }
 
 
@@ -56,6 +57,7 @@ def test_the_segments_of_a_plan_are_the_whole_plan(timeline, spec_name, seconds)
     plan = WholePlan.build(SPECS[spec_name](rate), timestamps, cut_before, end)
     segments = plan.segments(seconds)
     assert [f for s in segments for f in plan.frames_of(s)] == plan.frames
+    assert len(segments) == 1 or all(s.frames > 0 for s in segments)
     period = plan.spec.step * plan.spec.stretch
     last = len(timestamps) - 1
     for k, segment in enumerate(segments):

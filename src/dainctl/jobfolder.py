@@ -115,9 +115,10 @@ class JobFolder:
             differs = sorted(key for key in set(identity) | set(saved.get("identity", {}))
                              if identity.get(key) != saved.get("identity", {}).get(key))
             if differs:
+                words = {"segments": "segment length (--segment-seconds)"}
                 raise UsageError(
-                    f"{path} holds an unfinished run of other {' and '.join(differs)}; run the same command to "
-                    "resume it, or add --restart to discard it"
+                    f"{path} holds an unfinished run of other {' and '.join(words.get(k, k) for k in differs)}; "
+                    "run the same command to resume it, or add --restart to discard it"
                 )
             folder._adopt(saved.get("segments", []))
         try:
@@ -135,6 +136,9 @@ class JobFolder:
             entry = by_index.get(state.segment.index)
             if not entry or entry.get("state") != "done" or not entry.get("file"):
                 continue
+            if {key: entry.get(key) for key in ("first_output", "frames", "start", "end")} != {
+                    key: value for key, value in state.segment.as_dict().items() if key in ("first_output", "frames", "start", "end")}:
+                continue  # another cut of the plan: not this segment's frames
             file = self.path / entry["file"]
             ok = (file.is_file() and entry.get("sha256") == sha256_of(file)
                   and entry.get("packets") == state.segment.frames == count_packets(file))

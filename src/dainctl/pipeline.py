@@ -297,7 +297,8 @@ def run(
     if len(segments) > 1 or executor is not None:
         from .jobfolder import JobFolder
 
-        identity = job_identity(job, engine_identity or describe_engine(engine), plan)
+        identity = {**job_identity(job, engine_identity or describe_engine(engine), plan),
+                    "segments": [[s.first_input, s.last_input, s.first_output, s.frames] for s in segments]}
         folder = JobFolder.open(job.output_path, identity, segments, restart=restart)
     if on_plan is not None:
         on_plan({"input_rate": timeline.input_rate, "output_rate": plan.spec.output_rate,

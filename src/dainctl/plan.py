@@ -317,14 +317,26 @@ class WholePlan:
         by_src: list[int] = [0] * (last + 2)  # output frames starting at each input position
         for frame in self.frames:
             by_src[frame.src] += 1
-        segments, first_output = [], 0
         pairs = list(zip(bounds[:-1], bounds[1:]))
+        # A segment makes the output frames that start at its input positions but its last; the last
+        # segment also those of the last input frame (held until the end). A part without output frames
+        # (a low --fps over a short stretch) joins the next part, or the one before at the end.
+        parts: list[list[int]] = []
         for index, (first, final) in enumerate(pairs):
-            # A segment makes the output frames that start at its input positions but its last; the last
-            # segment also those of the last input frame (held until the end).
             stop = final + 1 if index == len(pairs) - 1 else final
-            count = sum(by_src[first:stop])
-            period = self.spec.step * self.spec.stretch
+            parts.append([first, final, sum(by_src[first:stop])])
+        merged: list[list[int]] = []
+        for part in parts:
+            if merged and merged[-1][2] == 0:
+                merged[-1] = [merged[-1][0], part[1], part[2]]
+            else:
+                merged.append(part)
+        if len(merged) > 1 and merged[-1][2] == 0:
+            last_part = merged.pop()
+            merged[-1] = [merged[-1][0], last_part[1], merged[-1][2]]
+        segments, first_output = [], 0
+        period = self.spec.step * self.spec.stretch
+        for index, (first, final, count) in enumerate(merged):
             segments.append(Segment(index, first, final, first_output, count, first_output * period,
                                     (first_output + count) * period))
             first_output += count
