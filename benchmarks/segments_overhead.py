@@ -1,7 +1,7 @@
 """The cost of planning first and of segments, through the CLI, side by side in one run (issue 15).
 
     python benchmarks/segments_overhead.py [--base e19cde8] [--input ../shared/data/videos/cockatoo.mp4]
-        [--runs 3] [--profile fast] [--segment-seconds 2]
+        [--runs 3] [--profile fast] [--segment-seconds 2] [--configs base,one,segmented]
 
 Three commands, alternating, `--runs` times each after one warm-up of each:
   base       `dainctl interpolate IN OUT --profile P --json --quiet` from a worktree of the base commit
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", default="fast")
     parser.add_argument("--segment-seconds", default="2")
+    parser.add_argument("--configs", default="base,one,segmented", help="which of the three to run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dainctl-segments-"))
     base_tree = work / "base"
@@ -63,6 +64,7 @@ def main() -> None:
             "one": (ROOT / "src", []),
             "segmented": (ROOT / "src", ["--segment-seconds", args.segment_seconds]),
         }
+        configs = {name: value for name, value in configs.items() if name in args.configs.split(",")}
         for name, (src, extra) in configs.items():  # warm-up: file caches, kernel builds
             run_once(src, args.input, work / f"{name}.mp4", args.profile, extra)
         results: dict[str, list[dict]] = {name: [] for name in configs}
@@ -72,12 +74,17 @@ def main() -> None:
                 results[name].append(row)
                 print(json.dumps({"config": name, "run": index, **row}), flush=True)
         medians = {name: statistics.median(r["wall_seconds"] for r in rows) for name, rows in results.items()}
-        share = statistics.median(r["analysis_seconds"] / r["elapsed_seconds"] for r in results["one"])
-        print(json.dumps({"medians_wall_seconds": medians, "one_over_base": round(medians["one"] / medians["base"], 4),
-                          "segmented_over_one": round(medians["segmented"] / medians["one"], 4),
-                          "analysis_share_of_run": round(share, 4),
-                          "segments": results["segmented"][0]["segments"], "input": str(args.input),
-                          "profile": args.profile}))
+
+        def ratio(a: str, b: str):
+            return round(medians[a] / medians[b], 4) if a in medians and b in medians else None
+
+        ours = results.get("one") or results.get("segmented") or []
+        share = statistics.median(r["analysis_seconds"] / r["elapsed_seconds"] for r in ours) if ours else None
+        print(json.dumps({"medians_wall_seconds": medians, "one_over_base": ratio("one", "base"),
+                          "segmented_over_one": ratio("segmented", "one"),
+                          "analysis_share_of_run": round(share, 4) if share is not None else None,
+                          "segments": results["segmented"][0]["segments"] if "segmented" in results else None,
+                          "input": str(args.input), "profile": args.profile}))
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)], capture_output=True)
 

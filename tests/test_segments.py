@@ -268,3 +268,21 @@ def test_ctrl_c_keeps_the_finished_segments(cut_clip, tmp_path):
     assert not list(folder.glob("*.partial*")) and not out.exists()
     done = [s for s in _manifest(folder)["segments"] if s["state"] == "done"]
     assert done and all((folder / s["file"]).is_file() for s in done)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p", "yuvj420p"])
+def test_analysis_thumbnails_have_the_colours_of_a_full_conversion(tmp_path, pix_fmt):
+    """The analysis pass's thumbnails (planes averaged, then converted) against swscale's area
+    downscale of the converted frame."""
+    from dainctl.video import yuv
+    from dainctl.video.synthetic import render_sample_frame
+
+    rgb = render_sample_frame(320, 192, 3.0, seed=2)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=pix_fmt, dst_colorspace=1 if pix_fmt != "yuvj420p" else None)
+    full = pix_fmt.startswith("yuvj")
+    matrix = yuv.yuv_to_rgb_matrix(frame.colorspace if frame.colorspace in (1, 5, 6) else 2, yuv.FULL_RANGE if full else 1)
+    thumb = yuv.planar_thumbnail(frame, 64, 38, matrix)
+    reference = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(width=64, height=38, interpolation="AREA").to_ndarray()
+    difference = np.abs(thumb.astype(int) - reference.astype(int))
+    assert thumb.shape == (38, 64, 3) and thumb.dtype == np.uint8
+    assert difference.mean() < 3 and np.percentile(difference, 99) < 12

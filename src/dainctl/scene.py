@@ -40,9 +40,9 @@ the 62 repeated frames of flipping_a_pancake.mkv (a 25 -> 30 fps conversion that
 frame; the others carry more encode noise, up to 19 levels) and the repeated last frame of car-turn.mp4
 (6.4), and nothing else in the five clips: the smallest change of a moving frame there is 11 levels.
 (Full-size frames, as measured when the thresholds were chosen. Runs now analyse 256-pixel-wide
-thumbnails, `dainctl.analysis`: on the same clips 38 repeats of flipping_a_pancake.mkv are found instead
-of 39, the same repeat of car-turn.mp4, the same five cuts of bikes.mp4 (scores 0.38-0.95), and
-no cut or repeat in cockatoo.mp4 and carphone_pristine.mp4, as before.)
+thumbnails, `dainctl.analysis`, each YUV plane area-averaged before the conversion to RGB: on the same
+five clips they find the same 39 repeats of flipping_a_pancake.mkv, the same repeat of car-turn.mp4, the
+same five cuts of bikes.mp4 (scores 0.39-0.95) and nothing in cockatoo.mp4 and carphone_pristine.mp4.)
 A run of duplicates is compared with its first frame (the one on screen), so a slow fade cannot creep
 through as a chain of "dups".
 """

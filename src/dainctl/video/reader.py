@@ -402,6 +402,13 @@ class VideoInput:
     def _thumbnail(self, frame, size: tuple[int, int]) -> np.ndarray:
         if self._has_alpha and not _is_opaque(frame):
             raise InputError(_alpha_message(self.path))
+        pix_fmt = frame.format.name
+        if pix_fmt in yuv.THUMBNAIL_PIX_FMTS and frame.colorspace in yuv._LUMA_WEIGHTS:
+            full = frame.color_range == yuv.FULL_RANGE or pix_fmt.startswith("yuvj")
+            key = (frame.colorspace, full)
+            if key not in self._yuv_matrices:
+                self._yuv_matrices[key] = yuv.yuv_to_rgb_matrix(frame.colorspace, yuv.FULL_RANGE if full else 1)
+            return yuv.planar_thumbnail(frame, size[0], size[1], self._yuv_matrices[key])
         small = frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA",
                                src_color_range=frame.color_range)
         return np.ascontiguousarray(small.to_ndarray())
