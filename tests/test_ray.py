@@ -76,3 +76,23 @@ def test_benchmark_ray_reports_segments_per_second_and_the_overhead(capsys):
     assert ray["segments"] >= 2 and ray["ray_tasks"] == ray["segments"]
     assert ray["segments_per_second_ray"] == pytest.approx(ray["segments"] / ray["ray_wall_seconds"], rel=1e-3)
     assert ray["ray_over_local"] == pytest.approx(ray["ray_wall_seconds"] / ray["local_wall_seconds"], rel=1e-3)
+
+
+def test_a_task_on_a_node_without_the_job_folder_returns_the_segment_bytes(clip, tmp_path):
+    """What a Ray task does (here called directly): with the job folder out of its sight it encodes into a
+    scratch file and returns the bytes, which hold exactly the segment's frames."""
+    from dainctl.cluster import EngineSpec, compute_segment
+    from dainctl.jobfolder import count_packets
+    from dainctl.pipeline import EncodeOptions, Job, analyze_job, plan_job
+
+    job = Job(clip, tmp_path / "out.mkv", "interpolate", factor=2, encode=EncodeOptions(codec="ffv1"))
+    timeline = analyze_job(job)
+    plan = plan_job(job, timeline)
+    segment = plan.segments(Fraction(1))[1]
+    result = compute_segment(job, timeline, plan, segment, EngineSpec("flow", device="cpu", profile="fast"),
+                             str(tmp_path / "not-visible-here"), 1)
+    assert "file" not in result and result["index"] == 1
+    written = tmp_path / "segment.mp4"
+    written.write_bytes(result["data"])
+    assert count_packets(written) == segment.frames
+    assert not list(tmp_path.glob("**/*.partial*"))
