@@ -286,3 +286,39 @@ def test_analysis_thumbnails_have_the_colours_of_a_full_conversion(tmp_path, pix
     difference = np.abs(thumb.astype(int) - reference.astype(int))
     assert thumb.shape == (38, 64, 3) and thumb.dtype == np.uint8
     assert difference.mean() < 3 and np.percentile(difference, 99) < 12
+
+
+def test_a_seek_that_lands_past_its_target_falls_back_to_decoding_from_the_start(cut_clip, unsegmented, tmp_path,
+                                                                                 capsys, monkeypatch):
+    import dainctl.pipeline
+    from dainctl.errors import OutputError
+    from dainctl.video.reader import VideoInput
+
+    whole, _ = unsegmented
+    out = tmp_path / "out.mkv"
+    args = ["interpolate", str(cut_clip), str(out), "--profile", "fast", "--codec", "ffv1", "--quiet", "--json",
+            "--segment-seconds", "2"]
+    folder = tmp_path / "out.mkv.dainctl-job"
+
+    def full_disk(*args, **kwargs):
+        raise OutputError("cannot write: No space left on device")
+
+    monkeypatch.setattr(dainctl.pipeline, "_join", full_disk)
+    assert main(args) == 4
+    monkeypatch.undo()
+    capsys.readouterr()
+    manifest = _manifest(folder)
+    (folder / manifest["segments"][2]["file"]).unlink()  # lost: to be computed again, after a seek
+    seek = VideoInput._seek
+
+    def seek_too_far(self, seek_to, time_base):
+        frame = seek(self, seek_to, time_base)
+        for _ in range(30):  # as a container that seeks only approximately might
+            frame = next(self._decoded, None)
+        return frame
+
+    monkeypatch.setattr(VideoInput, "_seek", seek_too_far)
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["segments"]["redone"] == [2] and report["segments"]["computed"] == 1
+    assert all(np.array_equal(a, b) for a, b in zip(decode_rgb(out), decode_rgb(whole)))

@@ -40,7 +40,7 @@ import torch
 
 from .analysis import InputTimeline, analyze
 from .engines.base import Engine, PairJob, as_engine
-from .errors import StoppedWithCheckpoint, Terminated, UsageError, VerifyError
+from .errors import InputError, StoppedWithCheckpoint, Terminated, UsageError, VerifyError
 from .framestore import FrameStore, HostFrame, to_rgb, to_tensor  # noqa: F401  (to_rgb, to_tensor: re-exported)
 from .paths import commit_output, remove_path, temp_path_for
 from .plan import OutputFrame, PlanSpec, WholePlan
@@ -575,9 +575,15 @@ def _run_stages(source, timeline, plan: WholePlan, todo: list, engine, sink, pro
     for frame in plan.frames:
         by_src.setdefault(frame.src, []).append(frame)
 
+    order = sorted(needed)
+
     def decode() -> None:
+        # Each needed position must arrive, in order. After a seek a frame is found by its timestamp; if
+        # the first one found is not the first needed (a container that seeks or stamps differently),
+        # the input is decoded again from its start, frames found by their decode order.
+        reader, mapping, skip_reader = source, by_ts, False
         frames: Iterator = iter(source.frames(seek_to=seek))
-        index = -1
+        index, want = -1, 0
         while True:
             t0 = time.perf_counter()
             item = next(frames, _END)
@@ -587,14 +593,28 @@ def _run_stages(source, timeline, plan: WholePlan, todo: list, engine, sink, pro
             index += 1
             counts["decoded"] += 1
             source_ts, rgb = item
-            position = by_ts.get(source_ts) if by_ts is not None else by_index.get(index)
-            if position is None or position not in needed:
+            position = mapping.get(source_ts) if mapping is not None else by_index.get(index)
+            if position is None or position not in needed or position < order[want]:
                 if position is not None and position > last_needed:
                     break
                 continue
+            if position != order[want]:
+                if mapping is not None and want == 0:
+                    from .video import open_input
+
+                    reader = open_input(source.path)
+                    skip_reader = True
+                    frames, mapping, index = iter(reader.frames()), None, -1
+                    continue
+                raise InputError(
+                    f"{source.path}: decoded frame {index} is not where the analysis pass found it "
+                    "(the file decodes differently from one pass to the next); run again with --segment-seconds 0")
             _put(decoded, (position, rgb), stop)
-            if position >= last_needed:
+            want += 1
+            if want == len(order):
                 break
+        if skip_reader:
+            reader.close()
         _put(decoded, _END, stop)
 
     def encode() -> None:
