@@ -1,6 +1,7 @@
 """Run the conformance matrix (input variants x operations) through the CLI and print pass counts.
 
     .venv/bin/python scripts/conformance_matrix.py [--variants a,b] [--operations x2,fps60] [--json FILE]
+        [--extra "--segment-seconds 0.25"]   (every run cut into segments of a quarter second and joined)
 
 Each input variant of `tests/conformance_clips.py` is generated in a temporary folder; every operation runs
 through `dainctl.cli.main` in this process (`--profile fast --quiet --json`); a run passes when it exits 0,
@@ -28,12 +29,12 @@ from conformance_clips import OPERATIONS, VARIANTS, conformance_problems, make_c
 from dainctl.cli import main  # noqa: E402
 
 
-def run_one(spec, source: Path, operation: str, folder: Path) -> tuple[bool, str]:
+def run_one(spec, source: Path, operation: str, folder: Path, extra: list[str] = ()) -> tuple[bool, str]:
     out = folder / f"{spec.name}.{operation}{output_extension(spec, operation)}"
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main([*OPERATIONS[operation][:1], str(source), str(out), *OPERATIONS[operation][1:],
-                     "--profile", "fast", "--quiet", "--json", "--overwrite"])
+                     "--profile", "fast", "--quiet", "--json", "--overwrite", *extra])
     if code != 0:
         return False, f"exit {code}: {stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else ''}"
     problems = conformance_problems(spec, source, out, operation)
@@ -75,6 +76,7 @@ def main_() -> int:
     parser.add_argument("--operations", default="")
     parser.add_argument("--json", dest="json_path", default=None)
     parser.add_argument("--sync", action="store_true", help="also measure flash/beep offsets of the sync clips")
+    parser.add_argument("--extra", default="", help="more dainctl options for every run, e.g. '--segment-seconds 0.25'")
     args = parser.parse_args()
     variants = [v for v in VARIANTS if not args.variants or v.name in args.variants.split(",")]
     operations = [o for o in OPERATIONS if not args.operations or o in args.operations.split(",")]
@@ -87,7 +89,7 @@ def main_() -> int:
             source = make_clip(spec, folder / f"{spec.name}{spec.ext}")
             results[spec.name] = {}
             for operation in operations:
-                ok, why = run_one(spec, source, operation, folder)
+                ok, why = run_one(spec, source, operation, folder, args.extra.split())
                 results[spec.name][operation] = "pass" if ok else why
                 passed += ok
                 total += 1

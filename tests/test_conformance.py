@@ -84,6 +84,25 @@ def test_more_operations(capsys, tmp_path, variant_clips, name, operation):
     assert conformance_problems(spec, source, out, operation) == []
 
 
+# The same rules when the run is cut into segments of a quarter of a second and joined by stream copy
+# (every variant into every container family; `scripts/conformance_matrix.py --extra "--segment-seconds
+# 0.25"` runs the whole matrix so).
+SEGMENTED_OPERATIONS = ["x2", "fps59.94", "slowmo-stretch", "x2-mov", "x2-mkv", "x2-webm"]
+
+
+@pytest.mark.parametrize("operation", SEGMENTED_OPERATIONS)
+@pytest.mark.parametrize("name", EXTRA_VARIANTS + ["mkv-hevc10", "mp4-vfr-bframes", "m2ts-ac3"])
+def test_segmented_runs_keep_the_rules(capsys, tmp_path, variant_clips, name, operation):
+    spec = next(v for v in VARIANTS if v.name == name)
+    source = variant_clips(spec)
+    out = tmp_path / f"out{output_extension(spec, operation)}"
+    summary = run_cli(capsys, operation, source, out, "--segment-seconds", "0.25")
+    assert summary["segments"]["count"] >= 2
+    assert summary["verification"]["ok"]
+    assert conformance_problems(spec, source, out, operation) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # the job folder is gone
+
+
 # A/V sync: a white flash frame and a beep at the same instant stay together within one output frame
 # (in slow motion the input's own offset is scaled by the factor), whatever the container and offsets.
 SYNC_CLIPS = {

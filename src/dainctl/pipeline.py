@@ -350,9 +350,13 @@ def _audio_mode(job: Job, info) -> tuple[str, list[str]]:
 
 
 def _writer_options(job: Job, info, plan: WholePlan) -> dict:
+    """The encoder settings of the output, also for its segments (whose own .mp4 name must not pick the
+    codec: a WebM output's segments are VP9 too)."""
     from .video import DEFAULT_PRESET
+    from .video.writer import default_video_codec
 
-    return dict(width=info.width, height=info.height, rate=plan.spec.output_rate, codec=job.encode.codec,
+    return dict(width=info.width, height=info.height, rate=plan.spec.output_rate,
+                codec=job.encode.codec or default_video_codec(job.output_path),
                 crf=job.encode.crf, preset=job.encode.preset or DEFAULT_PRESET, pix_fmt=job.encode.pix_fmt,
                 color=getattr(info, "color", None), rotation=getattr(info, "rotation", 0),
                 sample_aspect_ratio=getattr(info, "sample_aspect_ratio", None), bit_depth=getattr(info, "bit_depth", 8))

@@ -41,8 +41,11 @@ class SegmentJoiner(VideoMuxer):
         try:
             with av.open(str(template)) as source:
                 stream = self._container.add_stream_from_template(source.streams.video[0])
+            # The rate a container declares: from the codec's own timing for H.264, but VP9 carries none
+            # and Matroska's millisecond stamps would make 48.37 fps read as 48.
+            stream.codec_context.framerate = self.rate
             self._start_muxing(stream, rotation, audio_from, audio, Fraction(stretch))
-        except av.FFmpegError as error:
+        except (av.FFmpegError, ValueError) as error:
             self.abort()
             raise OutputError(f"cannot join segments into {path}: {_reason(error)}") from None
         except BaseException:
