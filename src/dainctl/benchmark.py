@@ -338,30 +338,21 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def encode_preset(encode) -> str:
-    """The encoder preset a run with these `EncodeOptions` uses: the one asked for, else the writer's
-    `DEFAULT_PRESET` (the rule `pipeline.run` applies), so the alone pass encodes as the pipelined one."""
-    from .video import DEFAULT_PRESET
-
-    return encode.preset or DEFAULT_PRESET
-
-
 def run_alone(path: Path, engine, output: Path, factor: int, device: str) -> dict[str, float]:
     """Decode, interpolate and encode the clip in one thread, timing each stage on its own (seconds)."""
-    from .pipeline import EncodeOptions, to_rgb, to_tensor
+    from .pipeline import EncodeOptions, Job, to_rgb, to_tensor, writer_options
     from .video import open_input, open_output
 
     seconds = {"decode": 0.0, "interpolate": 0.0, "encode": 0.0}
     source = open_input(path)
     rate = (source.info.rate or SYNTHETIC_RATE) * factor
-    encode = EncodeOptions()  # the pipelined run's encoder settings, so the encode times compare
+    # The pipelined run's encoder settings (`run_case`'s job), so that the encode times compare.
+    job = Job(input_path=path, output_path=output, mode="interpolate", factor=factor, audio="drop", encode=EncodeOptions())
     timesteps = _timesteps(factor)
     index = 0
     writer = None
     try:
-        writer = open_output(output, width=source.info.width, height=source.info.height, rate=rate,
-                             codec=encode.codec, crf=encode.crf, preset=encode_preset(encode),
-                             pix_fmt=encode.pix_fmt, audio="drop")
+        writer = open_output(output, audio="drop", **writer_options(job, source.info, rate))
         frames = iter(source.frames())
         previous = None
         while True:

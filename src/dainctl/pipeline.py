@@ -349,13 +349,14 @@ def _audio_mode(job: Job, info) -> tuple[str, list[str]]:
     return audio, notices
 
 
-def _writer_options(job: Job, info, plan: WholePlan) -> dict:
-    """The encoder settings of the output, also for its segments (whose own .mp4 name must not pick the
-    codec: a WebM output's segments are VP9 too)."""
+def writer_options(job: Job, info, rate: Fraction) -> dict:
+    """The encoder settings of `job`'s output at `rate` (for `open_output`): the output itself, its
+    segments (whose own .mp4 name must not pick the codec: a WebM output's segments are VP9 too) and
+    the benchmark's alone pass all open their writers with these."""
     from .video import DEFAULT_PRESET
     from .video.writer import default_video_codec
 
-    return dict(width=info.width, height=info.height, rate=plan.spec.output_rate,
+    return dict(width=info.width, height=info.height, rate=rate,
                 codec=job.encode.codec or default_video_codec(job.output_path),
                 crf=job.encode.crf, preset=job.encode.preset or DEFAULT_PRESET, pix_fmt=job.encode.pix_fmt,
                 color=getattr(info, "color", None), rotation=getattr(info, "rotation", 0),
@@ -374,7 +375,7 @@ def _run_single(job, engine, timeline, plan, segment, progress, nice):
         audio, notices = _audio_mode(job, source.info)
         with niced_new_threads(nice):  # the codec's worker threads start when it is opened
             writer = open_output(temp_path, audio_from=source, audio=audio, stretch=plan.spec.stretch,  # subtitles
-                                 **_writer_options(job, source.info, plan))        # are carried even without audio
+                                 **writer_options(job, source.info, plan.spec.output_rate))  # carried without audio
         sink = _DirectSink(writer)
         counts, stage_seconds = _run_stages(source, timeline, plan, [segment], engine, sink, progress, nice)
         facts = {"notices": notices + list(getattr(writer, "notices", [])),
@@ -442,7 +443,7 @@ def open_segment_writer(path: Path, job: Job, info, plan: WholePlan):
     """A segment's file: video only, the output's encoder settings, timestamps from 0."""
     from .video import open_output
 
-    return open_output(path, audio_from=None, audio="drop", **_writer_options(job, info, plan))
+    return open_output(path, audio_from=None, audio="drop", **writer_options(job, info, plan.spec.output_rate))
 
 
 def _join(job: Job, timeline, plan: WholePlan, folder, nice):
