@@ -220,27 +220,32 @@ def test_other_options_refuse_the_job_folder_and_restart_discards_it(cut_clip, t
     assert not folder.exists() and out.exists()
 
 
-def test_a_damaged_finished_segment_is_computed_again(cut_clip, unsegmented, tmp_path, capsys):
-    whole, _ = unsegmented
-    out = tmp_path / "out.mkv"
-    args = ["interpolate", str(cut_clip), str(out), "--profile", "fast", "--codec", "ffv1", "--quiet", "--json",
-            "--segment-seconds", "2"]
-    folder = tmp_path / "out.mkv.dainctl-job"
-    # A job folder whose segments are all done: the join fails (a full disk, say) after the last one.
+def _finished_job_folder(clip: Path, tmp_path: Path, capsys, monkeypatch) -> tuple[Path, list[str], Path, dict]:
+    """A job folder whose segments are all done: the join fails (a full disk, say) after the last one.
+    Returns the output, the command's arguments, the folder and its manifest."""
     import dainctl.pipeline
     from dainctl.errors import OutputError
+
+    out = tmp_path / "out.mkv"
+    args = ["interpolate", str(clip), str(out), "--profile", "fast", "--codec", "ffv1", "--quiet", "--json",
+            "--segment-seconds", "2"]
+    folder = tmp_path / "out.mkv.dainctl-job"
 
     def full_disk(*args, **kwargs):
         raise OutputError("cannot write: No space left on device")
 
-    join, dainctl.pipeline._join = dainctl.pipeline._join, full_disk
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(dainctl.pipeline, "_join", full_disk)
         assert main(args) == 4
-    finally:
-        dainctl.pipeline._join = join
     capsys.readouterr()
     manifest = _manifest(folder)
     assert all(s["state"] == "done" for s in manifest["segments"])
+    return out, args, folder, manifest
+
+
+def test_a_damaged_finished_segment_is_computed_again(cut_clip, unsegmented, tmp_path, capsys, monkeypatch):
+    whole, _ = unsegmented
+    out, args, folder, manifest = _finished_job_folder(cut_clip, tmp_path, capsys, monkeypatch)
     damaged = folder / manifest["segments"][1]["file"]
     data = bytearray(damaged.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -256,6 +261,7 @@ def test_ctrl_c_keeps_the_finished_segments(cut_clip, tmp_path):
     out = tmp_path / "out.mkv"
     folder = tmp_path / "out.mkv.dainctl-job"
     args = ["interpolate", str(cut_clip), str(out), "--profile", "fast", "--codec", "ffv1", "--quiet", "--segment-seconds", "1"]
+
     def one_done() -> bool:
         try:
             return any(s["state"] == "done" for s in _manifest(folder)["segments"])
@@ -290,24 +296,10 @@ def test_analysis_thumbnails_have_the_colours_of_a_full_conversion(tmp_path, pix
 
 def test_a_seek_that_lands_past_its_target_falls_back_to_decoding_from_the_start(cut_clip, unsegmented, tmp_path,
                                                                                  capsys, monkeypatch):
-    import dainctl.pipeline
-    from dainctl.errors import OutputError
     from dainctl.video.reader import VideoInput
 
     whole, _ = unsegmented
-    out = tmp_path / "out.mkv"
-    args = ["interpolate", str(cut_clip), str(out), "--profile", "fast", "--codec", "ffv1", "--quiet", "--json",
-            "--segment-seconds", "2"]
-    folder = tmp_path / "out.mkv.dainctl-job"
-
-    def full_disk(*args, **kwargs):
-        raise OutputError("cannot write: No space left on device")
-
-    monkeypatch.setattr(dainctl.pipeline, "_join", full_disk)
-    assert main(args) == 4
-    monkeypatch.undo()
-    capsys.readouterr()
-    manifest = _manifest(folder)
+    out, args, folder, manifest = _finished_job_folder(cut_clip, tmp_path, capsys, monkeypatch)
     (folder / manifest["segments"][2]["file"]).unlink()  # lost: to be computed again, after a seek
     seek = VideoInput._seek
 
