@@ -136,8 +136,8 @@ class JobFolder:
             entry = by_index.get(state.segment.index)
             if not entry or entry.get("state") != "done" or not entry.get("file"):
                 continue
-            if {key: entry.get(key) for key in ("first_output", "frames", "start", "end")} != {
-                    key: value for key, value in state.segment.as_dict().items() if key in ("first_output", "frames", "start", "end")}:
+            current = state.segment.as_dict()
+            if any(entry.get(key) != current[key] for key in ("first_output", "frames", "start", "end")):
                 continue  # another cut of the plan: not this segment's frames
             file = self.path / entry["file"]
             ok = (file.is_file() and entry.get("sha256") == sha256_of(file)

@@ -287,12 +287,13 @@ def run(
     started = time.perf_counter()
     engine = as_engine(engine) if engine is not None else None
     nice = BACKGROUND_NICE if engine is not None and _computes_on_cpu(engine) else 0
-    if executor is not None and not can_segment(job):
+    segmentable = can_segment(job)
+    if executor is not None and not segmentable:
         raise UsageError("computing elsewhere (--ray) needs a video output that segments can be joined into: "
                          ".mp4, .mov, .m4v, .mkv or .webm, with libx264, libx265, libvpx-vp9 or ffv1")
     timeline = analyze_job(job)
     plan = plan_job(job, timeline)
-    segments = plan.segments(segment_seconds if can_segment(job) else None)
+    segments = plan.segments(segment_seconds if segmentable else None)
     folder = None
     if len(segments) > 1 or executor is not None:
         from .jobfolder import JobFolder
@@ -563,24 +564,14 @@ def _run_stages(source, timeline, plan: WholePlan, todo: list, engine, sink, pro
     counts = {"decoded": 0, "output": done_frames, "interpolated": 0, "segments": 0}
     entries = timeline.entries
     last = len(entries) - 1
-    owner: dict[int, object] = {}  # input position -> the segment (to compute) whose output frames start there
-    for segment in todo:
-        # A segment makes the output frames that start at its input positions but its last; the plan's
-        # last segment also those of the last input frame (held until the end).
-        for position in range(segment.first_input, segment.last_input + 1 if segment.last_input == last else segment.last_input):
-            owner[position] = segment
-    needed = set()
-    for segment in todo:
-        needed.update(range(segment.first_input, segment.last_input + 1))
-    last_needed = max(needed)
+    # Input position -> the segment (to compute) whose output frames start there.
+    owner = {position: segment for segment in todo for position in plan.sources(segment.first_input, segment.last_input)}
+    needed = {position for segment in todo for position in range(segment.first_input, segment.last_input + 1)}
+    order = sorted(needed)
+    last_needed = order[-1]
     seek = entries[todo[0].first_input].source_ts if (timeline.seekable and todo[0].first_input > 0) else None
     by_index = {entry.decode_index: position for position, entry in enumerate(entries)}
     by_ts = {entry.source_ts: position for position, entry in enumerate(entries)} if seek is not None else None
-    by_src: dict[int, list[OutputFrame]] = {}
-    for frame in plan.frames:
-        by_src.setdefault(frame.src, []).append(frame)
-
-    order = sorted(needed)
 
     def decode() -> None:
         # Each needed position must arrive, in order. After a seek a frame is found by its timestamp; if
@@ -644,20 +635,19 @@ def _run_stages(source, timeline, plan: WholePlan, todo: list, engine, sink, pro
             decoder.start()
             encoder.start()
         batch = _Batch(engine, to_encode, stop, counts, stage_seconds, plan.output_frames, progress)
-        previous: tuple[None, np.ndarray, int] | None = None  # (unused, pixels, position)
+        previous: tuple[np.ndarray, int] | None = None  # (pixels, position)
         current = None
         while True:
             item = _get(decoded, stop)
             if item is _END:
                 break
             position, rgb = item
-            if previous is not None and previous[2] == position - 1:
-                current = _pair(batch, owner.get(position - 1), current, by_src, previous,
-                                None if entries[position].cut_before else (rgb, position))
-            previous = (None, rgb, position)
-        if previous is not None and previous[2] == last:
+            if previous is not None and previous[1] == position - 1:
+                current = _pair(batch, plan, owner.get(position - 1), current, previous, (rgb, position))
+            previous = (rgb, position)
+        if previous is not None and previous[1] == last:
             # The last input frame is held until the end.
-            current = _pair(batch, owner.get(last), current, by_src, previous, None)
+            current = _pair(batch, plan, owner.get(last), current, previous, None)
         batch.flush()
         if current is not None:
             _put(to_encode, ("end", current), stop)
@@ -676,17 +666,18 @@ def _run_stages(source, timeline, plan: WholePlan, todo: list, engine, sink, pro
     return counts, stage_seconds
 
 
-def _pair(batch, segment, current, by_src, first, second):
-    """Queue the output frames that start at input position first[2] (when its segment is computed now),
-    closing the previous segment first when this one is another."""
+def _pair(batch, plan: WholePlan, segment, current, first, second):
+    """Queue the output frames that start at input position first[1] (when its segment is computed now),
+    closing the previous segment first when this one is another; the plan says whether they blend the
+    pair (first, second) or copy first."""
     if segment is None:
         return current
     if current is not None and current is not segment:
         batch.flush()
         _put(batch.to_encode, ("end", current), batch.stop)
-    outputs = by_src.get(first[2], [])
+    outputs = plan.frames_from(first[1])
     if outputs:
-        batch.add(outputs, first, second, segment)
+        batch.add(outputs, first, second if plan.blends_after(first[1]) else None, segment)
     return segment
 
 
@@ -705,7 +696,7 @@ def _halt(stop: threading.Event, *stages: _Stage) -> None:
 class _Batch:
     """Output frames in order, the generated ones computed up to the engine's pairs per forward at once.
 
-    `add(outputs, (ts, rgb0, index0), (rgb1, index1) or None, segment)` queues the output frames between
+    `add(outputs, (rgb0, index0), (rgb1, index1) or None, segment)` queues the output frames between
     two input frames: copies of rgb0 where t == 0, and everywhere when the second frame is None (the last
     frame held, or a scene cut). Everything queued is computed and sent to the encoder, in order, when the
     batch is full and by `flush`, each frame as ("frame", segment, its time from the segment's start,
@@ -723,7 +714,7 @@ class _Batch:
         self.size: int | None = None
 
     def add(self, outputs: list[OutputFrame], first, second, segment) -> None:
-        _ts, rgb0, index0 = first
+        rgb0, index0 = first
         wanted = tuple(float(f.t) for f in outputs if not f.is_copy) if second is not None else ()
         job = None
         if wanted:

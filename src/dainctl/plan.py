@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable
 
@@ -264,6 +264,12 @@ class WholePlan:
     cut_before: list[bool]
     end: Fraction | None
     frames: list[OutputFrame]
+    _by_src: list[list[OutputFrame]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._by_src = [[] for _ in self.timestamps]
+        for frame in self.frames:
+            self._by_src[frame.src].append(frame)
 
     @classmethod
     def build(cls, spec: PlanSpec, timestamps: list[Fraction], cut_before: list[bool], end: Fraction | None) -> "WholePlan":
@@ -281,14 +287,26 @@ class WholePlan:
     def output_duration(self) -> Fraction:
         return self.spec.output_duration(len(self.frames))
 
-    def blends(self, frame: OutputFrame) -> bool:
-        """Whether `frame` is computed from its pair, not copied: t > 0, a next input frame exists and no
-        cut lies between the two (the old shot is held until the new one starts)."""
-        return (not frame.is_copy and frame.src + 1 < len(self.timestamps) and not self.cut_before[frame.src + 1])
+    def blends_after(self, src: int) -> bool:
+        """Whether the output frames between input frames `src` and `src + 1` are computed from that pair:
+        a next input frame exists and no cut lies between the two (the old shot is held until the new one
+        starts); otherwise they are copies of input frame `src`."""
+        return src + 1 < len(self.timestamps) and not self.cut_before[src + 1]
 
-    @property
-    def generated_frames(self) -> int:
-        return sum(1 for frame in self.frames if self.blends(frame))
+    def blends(self, frame: OutputFrame) -> bool:
+        """Whether `frame` is computed from its pair, not copied: t > 0 and `blends_after(frame.src)`."""
+        return not frame.is_copy and self.blends_after(frame.src)
+
+    def frames_from(self, src: int) -> list[OutputFrame]:
+        """The output frames that start at input frame `src` (between it and the next, or held after the
+        last), in order."""
+        return self._by_src[src]
+
+    def sources(self, first_input: int, last_input: int) -> range:
+        """The input positions whose output frames a segment from `first_input` to `last_input` makes: all
+        but its last, which starts the next segment; the plan's last segment also makes those of the last
+        input frame (held until the end)."""
+        return range(first_input, last_input + 1 if last_input == len(self.timestamps) - 1 else last_input)
 
     def segments(self, seconds: Fraction | None) -> list[Segment]:
         """The plan cut into segments of about `seconds` of input each (None: one segment). A boundary is
@@ -314,17 +332,10 @@ class WholePlan:
                     break
                 bounds.append(boundary)
         bounds.append(last)
-        by_src: list[int] = [0] * (last + 2)  # output frames starting at each input position
-        for frame in self.frames:
-            by_src[frame.src] += 1
-        pairs = list(zip(bounds[:-1], bounds[1:]))
-        # A segment makes the output frames that start at its input positions but its last; the last
-        # segment also those of the last input frame (held until the end). A part without output frames
-        # (a low --fps over a short stretch) joins the next part, or the one before at the end.
-        parts: list[list[int]] = []
-        for index, (first, final) in enumerate(pairs):
-            stop = final + 1 if index == len(pairs) - 1 else final
-            parts.append([first, final, sum(by_src[first:stop])])
+        # A part without output frames (a low --fps over a short stretch) joins the next part, or the one
+        # before at the end.
+        parts = [[first, final, sum(len(self.frames_from(i)) for i in self.sources(first, final))]
+                 for first, final in zip(bounds[:-1], bounds[1:])]
         merged: list[list[int]] = []
         for part in parts:
             if merged and merged[-1][2] == 0:

@@ -230,11 +230,9 @@ def build_model(settings: FinetuneSettings, policy: PrecisionPolicy) -> DAIN:
     load_into_model(model, load_dain_weights(settings.weights).state_dict)
     model = policy.prepare(model.to(settings.device))
     for name, prefixes in SUBNETWORKS.items():
-        learns = name in settings.train
         for prefix in prefixes:
-            module = getattr(model, prefix)
-            module.train(learns)
-            module.requires_grad_(learns)
+            getattr(model, prefix).requires_grad_(name in settings.train)
+    _frozen_modes(model, settings)
     return model
 
 
@@ -247,6 +245,7 @@ def _parameter_groups(model: DAIN, settings: FinetuneSettings) -> list[dict]:
 
 
 def _frozen_modes(model: DAIN, settings: FinetuneSettings) -> None:
+    """Train mode for the sub-networks that learn, eval mode (BatchNorm statistics fixed) for the rest."""
     for name, prefixes in SUBNETWORKS.items():
         for prefix in prefixes:
             getattr(model, prefix).train(name in settings.train)
