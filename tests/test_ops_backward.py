@@ -137,3 +137,22 @@ def test_the_compiled_backward_runs_and_autocast_computes_in_float32(op):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = OPS[op]["compiled"](*[x.detach().to(torch.bfloat16) for x in inputs])
     assert low.dtype == torch.float32
+
+
+@pytest.mark.parametrize("op", ["backward_warp", "filter_interpolation"])
+@pytest.mark.parametrize("threads", [1, 3, 64])
+def test_the_cpu_scatter_gives_the_same_gradients_with_any_thread_count(op, threads):
+    """The input's gradient scatters into one buffer per thread, a chunk of the channels at a time (at
+    most 16M elements in all): one thread, an odd count, and 64 threads (so 256x256 frames go in chunks
+    of 4 channels, and 9 channels need three chunks) all agree with the reference."""
+    inputs = OPS[op]["inputs"]("random", torch.float32, "cpu", shape=(2, 9, 256, 256))
+    grad = torch.randn((2, 9, 256, 256), generator=seeded("grad", op, "threads"), dtype=torch.float32)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        compiled = torch.autograd.grad(OPS[op]["compiled"](*inputs), inputs, grad)
+    finally:
+        torch.set_num_threads(before)
+    reference = torch.autograd.grad(OPS[op]["ref"](*inputs), inputs, grad)
+    for got, want in zip(compiled, reference):
+        torch.testing.assert_close(got, want, atol=1e-4 * max(1.0, float(want.abs().max())), rtol=1e-5)

@@ -2,7 +2,12 @@
 #include "dainctl/cpu_drivers.h"
 
 #include <algorithm>
+#include <memory>
 #include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "dainctl/adaptive_warp.h"
 #include "dainctl/backward_warp.h"
@@ -13,6 +18,67 @@ namespace dainctl {
 namespace cpu {
 
 namespace {
+
+// The most elements of the per-thread buffers a scatter may hold at once (64 MB of float32).
+constexpr int64_t kScatterBufferElements = int64_t(16) << 20;
+
+int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// The input's gradient of a gather op scatters to its taps, where the rows of two threads may meet. So
+// the rows run in parallel and each thread adds into its own buffers, which are summed into `out` at the
+// end. The buffers hold a chunk of the channels at a time, so their size stays bounded for wide
+// features: `rows(y, c0, count, add)` does row y for channels [c0, c0 + count), where
+// `add(c, offset, value)` adds `value` at `offset` of channel c0 + c in the running thread's buffers.
+// `out`: (channels, plane) of T, written whole.
+template <typename T, typename Rows>
+void scatter_rows(int channels, int height, int64_t plane, T* out, Rows rows) {
+  using A = typename Storage<T>::acc;
+  const int threads = max_threads();
+  const int chunk = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(channels, kScatterBufferElements / std::max<int64_t>(1, threads * plane))));
+  std::unique_ptr<A[]> buffers(new A[static_cast<size_t>(threads) * chunk * plane]);  // each thread zeroes its own
+  for (int c0 = 0; c0 < channels; c0 += chunk) {
+    const int count = std::min(chunk, channels - c0);
+#pragma omp parallel
+    {
+      const int team = team_size();  // at most `threads`
+      A* mine = buffers.get() + static_cast<int64_t>(thread_index()) * chunk * plane;
+      std::fill(mine, mine + count * plane, A(0));
+      auto add = [mine, plane](int c, int64_t offset, A value) { mine[c * plane + offset] += value; };
+#pragma omp for schedule(static)
+      for (int y = 0; y < height; ++y) rows(y, c0, count, add);
+      // (the barrier at the end of the loop above: every thread's buffers are complete)
+#pragma omp for schedule(static)
+      for (int64_t index = 0; index < count * plane; ++index) {
+        A total = 0;
+        for (int thread = 0; thread < team; ++thread) total += buffers[thread * chunk * plane + index];
+        out[c0 * plane + index] = Storage<T>::store(total);
+      }
+    }
+  }
+}
 
 // Where holes are many, the fill sweeps each row and column once instead of scanning from every hole
 // (O(H*W) instead of up to O(H*W*(H+W)) when nearly everything is a hole). The sweeps add each hole's
@@ -232,44 +298,39 @@ void backward_warp_backward(const T* grad, const T* input, const T* flow, T* gra
                             int64_t batch, int channels, int height, int width) {
   using A = typename Storage<T>::acc;
   const int64_t plane = static_cast<int64_t>(height) * width;
-  std::vector<WarpSample<A>> samples(plane);  // one batch item's sample points, shared by both passes
+  if (channels == 0) std::fill(grad_flow, grad_flow + batch * 2 * plane, T(0));
   for (int64_t b = 0; b < batch; ++b) {
     const T* flow_x = flow + b * 2 * plane;
     const T* flow_y = flow_x + plane;
     const T* image = input + b * channels * plane;
     const T* gradient = grad + b * channels * plane;
-    // The flow's gradient sums over channels per pixel: independent pixels, in parallel.
-#pragma omp parallel for schedule(static)
-    for (int y = 0; y < height; ++y) {
+    T* flow_out_x = grad_flow + b * 2 * plane;
+    T* flow_out_y = flow_out_x + plane;
+    // One pass over the pixels gives both gradients (the input's through each thread's own buffers).
+    scatter_rows(channels, height, plane, grad_input + b * channels * plane, [&](int y, int c0, int count, auto add) {
       for (int x = 0; x < width; ++x) {
         const int64_t pixel = static_cast<int64_t>(y) * width + x;
         const A fx = Storage<T>::load(flow_x[pixel]);
         const A fy = Storage<T>::load(flow_y[pixel]);
-        samples[pixel] = backward_warp_sample<A>(fx, fy, x, y, height, width);
+        const WarpSample<A> sample = backward_warp_sample<A>(fx, fy, x, y, height, width);
         A dx, dy;
-        backward_warp_flow_gradient_at<T, A>(image, gradient, samples[pixel], backward_warp_pass(fx, x, width),
-                                             backward_warp_pass(fy, y, height), channels, plane, pixel, &dx, &dy);
-        grad_flow[b * 2 * plane + pixel] = Storage<T>::store(dx);
-        grad_flow[(b * 2 + 1) * plane + pixel] = Storage<T>::store(dy);
-      }
-    }
-    // The input's gradient scatters to the taps: one plane per thread, so no two threads add to one element.
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < channels; ++c) {
-      T* target = grad_input + (b * channels + c) * plane;
-      const T* channel_gradient = gradient + c * plane;
-      std::fill(target, target + plane, T(0));
-      for (int64_t pixel = 0; pixel < plane; ++pixel) {
-        const WarpSample<A>& sample = samples[pixel];
+        backward_warp_flow_gradient_at<T, A>(image + c0 * plane, gradient + c0 * plane, sample,
+                                             backward_warp_pass(fx, x, width), backward_warp_pass(fy, y, height), count,
+                                             plane, pixel, &dx, &dy);
+        // Later chunks of channels add to what the earlier ones wrote.
+        flow_out_x[pixel] = c0 == 0 ? dx : flow_out_x[pixel] + dx;
+        flow_out_y[pixel] = c0 == 0 ? dy : flow_out_y[pixel] + dy;
         A weights[4];
         backward_warp_tap_weights(sample, weights);
-        const A g = Storage<T>::load(channel_gradient[pixel]);
-        target[sample.top_left] += Storage<T>::store(weights[0] * g);
-        target[sample.top_right] += Storage<T>::store(weights[1] * g);
-        target[sample.bottom_left] += Storage<T>::store(weights[2] * g);
-        target[sample.bottom_right] += Storage<T>::store(weights[3] * g);
+        for (int c = 0; c < count; ++c) {
+          const A g = Storage<T>::load(gradient[(c0 + c) * plane + pixel]);
+          add(c, sample.top_left, weights[0] * g);
+          add(c, sample.top_right, weights[1] * g);
+          add(c, sample.bottom_left, weights[2] * g);
+          add(c, sample.bottom_right, weights[3] * g);
+        }
       }
-    }
+    });
   }
 }
 
@@ -278,37 +339,37 @@ void filter_interpolation_backward(const T* grad, const T* input, const T* flow,
                                    T* grad_flow, T* grad_filters, int64_t batch, int channels, int height, int width) {
   using A = typename Storage<T>::acc;
   const int64_t plane = static_cast<int64_t>(height) * width;
-  // Flow and filter gradients: per pixel, summed over channels, pixels in parallel.
-#pragma omp parallel for collapse(2) schedule(static)
+  // One pass over the pixels gives every gradient (the input's through each thread's own buffers).
+  if (channels == 0) {
+    std::fill(grad_flow, grad_flow + batch * 2 * plane, T(0));
+    std::fill(grad_filters, grad_filters + batch * kFilterTaps * plane, T(0));
+  }
   for (int64_t b = 0; b < batch; ++b) {
-    for (int y = 0; y < height; ++y) {
+    const T* image = input + b * channels * plane;
+    const T* gradient = grad + b * channels * plane;
+    const T* kernels = filters + b * kFilterTaps * plane;
+    const T* flow_x = flow + b * 2 * plane;
+    scatter_rows(channels, height, plane, grad_input + b * channels * plane, [&](int y, int c0, int count, auto add) {
+      const int64_t row = static_cast<int64_t>(y) * width;
       for (int x = 0; x < width; ++x) {
-        const int64_t pixel = static_cast<int64_t>(y) * width + x;
+        const int64_t pixel = row + x;
+        const FilterTaps<A> taps = filter_interpolation_taps<A>(Storage<T>::load(flow_x[pixel]),
+                                                                Storage<T>::load(flow_x[plane + pixel]), x, y, height,
+                                                                width);
         A flow_gradient[2];
         A filter_gradient[kFilterTaps];
-        filter_interpolation_pixel_gradients<T, T>(input + b * channels * plane, flow + b * 2 * plane,
-                                                   filters + b * kFilterTaps * plane, grad + b * channels * plane,
-                                                   channels, height, width, x, y, flow_gradient, filter_gradient);
-        for (int k = 0; k < 2; ++k) grad_flow[(b * 2 + k) * plane + pixel] = Storage<T>::store(flow_gradient[k]);
+        filter_interpolation_parameter_gradients<T, A>(image + c0 * plane, kernels, gradient + c0 * plane, taps, count,
+                                                       plane, pixel, flow_gradient, filter_gradient);
+        filter_interpolation_input_gradient<T, A>(kernels, gradient + c0 * plane, taps, count, plane, pixel, add);
+        // Later chunks of channels add to what the earlier ones wrote.
+        T* flow_out = grad_flow + b * 2 * plane + pixel;
+        T* filter_out = grad_filters + b * kFilterTaps * plane + pixel;
+        for (int k = 0; k < 2; ++k)
+          flow_out[k * plane] = c0 == 0 ? flow_gradient[k] : flow_out[k * plane] + flow_gradient[k];
         for (int t = 0; t < kFilterTaps; ++t)
-          grad_filters[(b * kFilterTaps + t) * plane + pixel] = Storage<T>::store(filter_gradient[t]);
+          filter_out[t * plane] = c0 == 0 ? filter_gradient[t] : filter_out[t * plane] + filter_gradient[t];
       }
-    }
-  }
-  // The input's gradient scatters to the taps: one plane per thread, so no two threads add to one element.
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int c = 0; c < channels; ++c) {
-      T* target = grad_input + (b * channels + c) * plane;
-      const T* gradient = grad + (b * channels + c) * plane;
-      std::fill(target, target + plane, T(0));
-      auto add = [target](int64_t offset, A value) { target[offset] += Storage<T>::store(value); };
-      for (int y = 0; y < height; ++y)
-        for (int x = 0; x < width; ++x)
-          filter_interpolation_image_gradient<T, T>(flow + b * 2 * plane, filters + b * kFilterTaps * plane,
-                                                    Storage<T>::load(gradient[static_cast<int64_t>(y) * width + x]),
-                                                    height, width, x, y, add);
-    }
+    });
   }
 }
 

@@ -261,39 +261,31 @@ cudaError_t backward_warp_backward(const void* grad, const void* input, const fl
 }
 
 // ----------------------------------------------------------------------------------------------------
-// Backward of filter_interpolation: flow and filter gradients per pixel; the input's by atomics.
+// Backward of filter_interpolation: every gradient of one pixel in one thread; the input's by atomics.
 
 template <typename T>
-__global__ void filter_interpolation_gradients_kernel(const T* grad, const T* input, const float* flow,
-                                                      const T* filters, float* grad_flow, float* grad_filters,
-                                                      int64_t batch, int channels, int height, int width) {
+__global__ void filter_interpolation_backward_kernel(const T* grad, const T* input, const float* flow,
+                                                     const T* filters, float* grad_input, float* grad_flow,
+                                                     float* grad_filters, int64_t batch, int channels, int height,
+                                                     int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
   DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
+    const int x = static_cast<int>(pixel % width);
+    const int y = static_cast<int>(pixel / width);
+    const float* flow_b = flow + b * 2 * plane;
+    const FilterTaps<float> taps =
+        filter_interpolation_taps<float>(flow_b[pixel], flow_b[plane + pixel], x, y, height, width);
+    float* target = grad_input + b * channels * plane;
+    auto add = [target, plane](int c, int64_t offset, float value) { atomicAdd(target + c * plane + offset, value); };
     float flow_gradient[2];
     float filter_gradient[kFilterTaps];
-    filter_interpolation_pixel_gradients<T, float>(input + b * channels * plane, flow + b * 2 * plane,
-                                                   filters + b * kFilterTaps * plane, grad + b * channels * plane,
-                                                   channels, height, width, static_cast<int>(pixel % width),
-                                                   static_cast<int>(pixel / width), flow_gradient, filter_gradient);
+    filter_interpolation_parameter_gradients<T, float>(input + b * channels * plane, filters + b * kFilterTaps * plane,
+                                                       grad + b * channels * plane, taps, channels, plane, pixel,
+                                                       flow_gradient, filter_gradient);
+    filter_interpolation_input_gradient<T, float>(filters + b * kFilterTaps * plane, grad + b * channels * plane,
+                                                  taps, channels, plane, pixel, add);
     for (int k = 0; k < 2; ++k) grad_flow[(b * 2 + k) * plane + pixel] = flow_gradient[k];
     for (int t = 0; t < kFilterTaps; ++t) grad_filters[(b * kFilterTaps + t) * plane + pixel] = filter_gradient[t];
-  }
-}
-
-template <typename T>
-__global__ void filter_interpolation_image_gradient_kernel(const T* grad, const float* flow, const T* filters,
-                                                           float* grad_input, int64_t batch, int channels, int height,
-                                                           int width) {
-  const int64_t plane = static_cast<int64_t>(height) * width;
-  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
-    for (int c = 0; c < channels; ++c) {
-      float* target = grad_input + (b * channels + c) * plane;
-      auto add = [target](int64_t offset, float value) { atomicAdd(target + offset, value); };
-      filter_interpolation_image_gradient<T, float>(
-          flow + b * 2 * plane, filters + b * kFilterTaps * plane,
-          Storage<T>::load(grad[(b * channels + c) * plane + pixel]), height, width, static_cast<int>(pixel % width),
-          static_cast<int>(pixel / width), add);
-    }
   }
 }
 
@@ -301,11 +293,9 @@ template <typename T>
 void launch_filter_interpolation_backward(const void* grad, const void* input, const float* flow, const void* filters,
                                           float* grad_input, float* grad_flow, float* grad_filters, int64_t batch,
                                           int channels, int height, int width, int64_t count, cudaStream_t stream) {
-  filter_interpolation_gradients_kernel<T><<<blocks_for(count), kThreads, 0, stream>>>(
-      static_cast<const T*>(grad), static_cast<const T*>(input), flow, static_cast<const T*>(filters), grad_flow,
-      grad_filters, batch, channels, height, width);
-  filter_interpolation_image_gradient_kernel<T><<<blocks_for(count), kThreads, 0, stream>>>(
-      static_cast<const T*>(grad), flow, static_cast<const T*>(filters), grad_input, batch, channels, height, width);
+  filter_interpolation_backward_kernel<T><<<blocks_for(count), kThreads, 0, stream>>>(
+      static_cast<const T*>(grad), static_cast<const T*>(input), flow, static_cast<const T*>(filters), grad_input,
+      grad_flow, grad_filters, batch, channels, height, width);
 }
 
 cudaError_t filter_interpolation_backward(const void* grad, const void* input, const float* flow, const void* filters,

@@ -8,12 +8,14 @@ namespace dainctl {
 constexpr int kFilterSize = 4;
 constexpr int kFilterTaps = kFilterSize * kFilterSize;
 
-// Where output pixel (x, y) reads: whether the flow is valid there, the 16 tap offsets (reads clamped to
-// the border, row-major window order) and the bilinear weights of the four 2x2 quadrants.
+// Where output pixel (x, y) reads: whether the flow is valid there, the window's 4 row offsets and 4
+// columns (reads clamped to the border; tap t = 4 * row + col reads row[t / 4] + col[t % 4]) and the
+// bilinear weights of the four 2x2 quadrants.
 template <typename A>
 struct FilterTaps {
   bool valid = false;
-  int64_t offset[kFilterTaps];
+  int64_t row[kFilterSize];
+  int col[kFilterSize];
   A alpha = 0, beta = 0;
   A corner[4] = {0, 0, 0, 0};  // top-left, top-right, bottom-left, bottom-right
 };
@@ -38,11 +40,8 @@ DAINCTL_HD FilterTaps<A> filter_interpolation_taps(A fx, A fy, int x, int y, int
   const int window_x0 = base_x + 1 - kFilterSize / 2;
   const int window_y0 = base_y + 1 - kFilterSize / 2;
   for (int a = 0; a < kFilterSize; ++a) {
-    const int row = clamp_index(window_y0 + a, height - 1);
-    for (int b = 0; b < kFilterSize; ++b) {
-      const int col = clamp_index(window_x0 + b, width - 1);
-      taps.offset[a * kFilterSize + b] = static_cast<int64_t>(row) * width + col;
-    }
+    taps.row[a] = static_cast<int64_t>(clamp_index(window_y0 + a, height - 1)) * width;
+    taps.col[a] = clamp_index(window_x0 + a, width - 1);
   }
   taps.corner[0] = (A(1) - taps.alpha) * (A(1) - taps.beta);
   taps.corner[1] = taps.alpha * (A(1) - taps.beta);
@@ -51,17 +50,22 @@ DAINCTL_HD FilterTaps<A> filter_interpolation_taps(A fx, A fy, int x, int y, int
   return taps;
 }
 
-// One channel's four quadrant sums (each 2x2 quadrant summed row by row).
+// One channel's values at the 16 taps.
 template <typename T, typename A>
-DAINCTL_HD void filter_quadrant_sums(const T* channel, const FilterTaps<A>& taps, const A* kernel, A quadrant[4]) {
+DAINCTL_HD void filter_tap_values(const T* channel, const FilterTaps<A>& taps, A value[kFilterTaps]) {
+  for (int a = 0; a < kFilterSize; ++a)
+    for (int b = 0; b < kFilterSize; ++b)
+      value[a * kFilterSize + b] = Storage<T>::load(channel[taps.row[a] + taps.col[b]]);
+}
+
+// The four quadrant sums of tap values times the filter (each 2x2 quadrant summed row by row).
+template <typename A>
+DAINCTL_HD void filter_quadrant_sums(const A value[kFilterTaps], const A kernel[kFilterTaps], A quadrant[4]) {
   for (int q = 0; q < 4; ++q) {
-    const int row0 = (q / 2) * 2;
-    const int col0 = (q % 2) * 2;
-    A total = 0;
-    for (int a = row0; a < row0 + 2; ++a)
-      for (int b = col0; b < col0 + 2; ++b)
-        total += Storage<T>::load(channel[taps.offset[a * kFilterSize + b]]) * kernel[a * kFilterSize + b];
-    quadrant[q] = total;
+    const int t = (q / 2) * 2 * kFilterSize + (q % 2) * 2;  // the quadrant's top-left tap
+    const int below = t + kFilterSize;
+    quadrant[q] = value[t] * kernel[t] + value[t + 1] * kernel[t + 1] + value[below] * kernel[below] +
+                  value[below + 1] * kernel[below + 1];
   }
 }
 
@@ -81,11 +85,12 @@ DAINCTL_HD void filter_interpolation_pixel(const T* image, const A* flow, const 
   A kernel[kFilterTaps];
   for (int t = 0; t < kFilterTaps; ++t) kernel[t] = Storage<T>::load(filters[t * plane + pixel]);
   for (int c = 0; c < channels; ++c) {
-    A quadrant[4];
-    filter_quadrant_sums(image + c * plane, taps, kernel, quadrant);
-    const A value = taps.corner[0] * quadrant[0] + taps.corner[1] * quadrant[1] + taps.corner[2] * quadrant[2] +
-                    taps.corner[3] * quadrant[3];
-    out[c * plane + pixel] = Storage<T>::store(value);
+    A value[kFilterTaps], quadrant[4];
+    filter_tap_values(image + c * plane, taps, value);
+    filter_quadrant_sums(value, kernel, quadrant);
+    const A result = taps.corner[0] * quadrant[0] + taps.corner[1] * quadrant[1] + taps.corner[2] * quadrant[2] +
+                     taps.corner[3] * quadrant[3];
+    out[c * plane + pixel] = Storage<T>::store(result);
   }
 }
 
@@ -93,61 +98,48 @@ DAINCTL_HD void filter_interpolation_pixel(const T* image, const A* flow, const 
 // the reference twin takes it). An invalid pixel copies the input through, so its gradient goes to the
 // input pixel itself and none to the flow or the filters.
 
-// The flow's (2) and the filters' (16) gradients at one output pixel of one batch item with taps `taps`,
-// summed over channels; image, grad: (channels, plane) of T, filters: (16, plane) of T.
+// The flow's (2) and the filters' (16) gradients at output pixel `pixel` of one batch item with taps
+// `taps`, summed over channels (each tap read once per channel); none at an invalid pixel.
+//   image, grad: (channels, plane) of T      filters: (16, plane) of T
 template <typename T, typename A>
-DAINCTL_HD void filter_interpolation_gradients_at(const T* image, const T* filters, const T* grad,
-                                                  const FilterTaps<A>& taps, int channels, int64_t plane,
-                                                  int64_t pixel, A grad_flow[2], A grad_filters[kFilterTaps]) {
+DAINCTL_HD void filter_interpolation_parameter_gradients(const T* image, const T* filters, const T* grad,
+                                                         const FilterTaps<A>& taps, int channels, int64_t plane,
+                                                         int64_t pixel, A grad_flow[2], A grad_filters[kFilterTaps]) {
   grad_flow[0] = grad_flow[1] = A(0);
   for (int t = 0; t < kFilterTaps; ++t) grad_filters[t] = A(0);
   if (!taps.valid) return;
   A kernel[kFilterTaps];
   for (int t = 0; t < kFilterTaps; ++t) kernel[t] = Storage<T>::load(filters[t * plane + pixel]);
   for (int c = 0; c < channels; ++c) {
-    const T* channel = image + c * plane;
     const A g = Storage<T>::load(grad[c * plane + pixel]);
-    A quadrant[4];
-    filter_quadrant_sums(channel, taps, kernel, quadrant);
+    A value[kFilterTaps], quadrant[4];
+    filter_tap_values(image + c * plane, taps, value);
+    filter_quadrant_sums(value, kernel, quadrant);
     grad_flow[0] += g * ((A(1) - taps.beta) * (quadrant[1] - quadrant[0]) + taps.beta * (quadrant[3] - quadrant[2]));
     grad_flow[1] += g * ((A(1) - taps.alpha) * (quadrant[2] - quadrant[0]) + taps.alpha * (quadrant[3] - quadrant[1]));
-    for (int t = 0; t < kFilterTaps; ++t)
-      grad_filters[t] += g * taps.corner[filter_quadrant(t)] * Storage<T>::load(channel[taps.offset[t]]);
+    for (int t = 0; t < kFilterTaps; ++t) grad_filters[t] += g * taps.corner[filter_quadrant(t)] * value[t];
   }
 }
 
-// The same at output pixel (x, y), its taps computed here; flow: (2, height, width) of A.
-template <typename T, typename A>
-DAINCTL_HD void filter_interpolation_pixel_gradients(const T* image, const A* flow, const T* filters, const T* grad,
-                                                     int channels, int height, int width, int x, int y,
-                                                     A grad_flow[2], A grad_filters[kFilterTaps]) {
-  const int64_t plane = static_cast<int64_t>(height) * width;
-  const int64_t pixel = static_cast<int64_t>(y) * width + x;
-  const FilterTaps<A> taps = filter_interpolation_taps<A>(flow[pixel], flow[plane + pixel], x, y, height, width);
-  filter_interpolation_gradients_at(image, filters, grad, taps, channels, plane, pixel, grad_flow, grad_filters);
-}
-
-// The input's gradient g from one output pixel of one channel with taps `taps`: `add(offset, value)` adds
-// `value` at `offset` of that channel's plane (serially on the CPU, with atomics on CUDA).
+// The input's gradient from output pixel `pixel` of one batch item with taps `taps`, all channels:
+// `add(channel, offset, value)` adds `value` at `offset` of that channel's plane (into a thread's own
+// buffer on the CPU, with atomics on CUDA).
 template <typename T, typename A, typename Add>
-DAINCTL_HD void filter_interpolation_image_gradient_at(const T* filters, const FilterTaps<A>& taps, A g, int64_t plane,
-                                                       int64_t pixel, Add add) {
+DAINCTL_HD void filter_interpolation_input_gradient(const T* filters, const T* grad, const FilterTaps<A>& taps,
+                                                    int channels, int64_t plane, int64_t pixel, Add add) {
   if (!taps.valid) {
-    add(pixel, g);
+    for (int c = 0; c < channels; ++c) add(c, pixel, Storage<T>::load(grad[c * plane + pixel]));
     return;
   }
+  A weighted_kernel[kFilterTaps];  // d out / d input at each tap: the filter times its quadrant's weight
   for (int t = 0; t < kFilterTaps; ++t)
-    add(taps.offset[t], g * taps.corner[filter_quadrant(t)] * Storage<T>::load(filters[t * plane + pixel]));
-}
-
-// The same at output pixel (x, y), its taps computed here.
-template <typename T, typename A, typename Add>
-DAINCTL_HD void filter_interpolation_image_gradient(const A* flow, const T* filters, A g, int height, int width,
-                                                    int x, int y, Add add) {
-  const int64_t plane = static_cast<int64_t>(height) * width;
-  const int64_t pixel = static_cast<int64_t>(y) * width + x;
-  const FilterTaps<A> taps = filter_interpolation_taps<A>(flow[pixel], flow[plane + pixel], x, y, height, width);
-  filter_interpolation_image_gradient_at(filters, taps, g, plane, pixel, add);
+    weighted_kernel[t] = taps.corner[filter_quadrant(t)] * Storage<T>::load(filters[t * plane + pixel]);
+  for (int c = 0; c < channels; ++c) {
+    const A g = Storage<T>::load(grad[c * plane + pixel]);
+    for (int a = 0; a < kFilterSize; ++a)
+      for (int b = 0; b < kFilterSize; ++b)
+        add(c, taps.row[a] + taps.col[b], g * weighted_kernel[a * kFilterSize + b]);
+  }
 }
 
 }  // namespace dainctl
