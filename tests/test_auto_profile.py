@@ -56,6 +56,48 @@ def test_choice_is_the_best_profile_within_the_budget():
     assert "calibration pair" in slow.reason and "100.00x" in slow.reason
 
 
+def test_the_runs_fixed_costs_come_off_each_new_frames_budget():
+    """A short clip pays the start-up and the calibration over few frames: the budget per frame shrinks
+    by their share, and a share larger than what the better profiles leave drops auto to the floor."""
+    full = choose_profile(360, 640, 1, 1.0, AUTO_BUDGET_S_PER_MPX)
+    spread = choose_profile(360, 640, 1, 1.0, AUTO_BUDGET_S_PER_MPX, overhead_s_per_frame=0.01)
+    assert spread.budget_s_per_frame == pytest.approx(full.budget_s_per_frame - 0.01)
+    assert "start-up and calibration" in spread.reason and "start-up" not in full.reason
+    gap = full.budget_s_per_frame - full.predicted_s_per_frame  # what the default's choice leaves
+    assert gap > 0
+    squeezed = choose_profile(360, 640, 1, 1.0, AUTO_BUDGET_S_PER_MPX, overhead_s_per_frame=gap * 1.01)
+    assert AUTO_ORDER.index(squeezed.profile) > AUTO_ORDER.index(full.profile)
+
+
+@pytest.mark.parametrize("new_frames, slower", [(1, True), (10**9, False)])
+def test_expect_run_spreads_the_fixed_seconds_and_the_calibration(new_frames, slower):
+    frame0 = textured_frame(96, 128, 0.0, 0.0)
+    frame1 = textured_frame(96, 128, 2.5, -1.5)
+    engine = FlowEngine(profile="auto")
+    engine.expect_run(new_frames, fixed_seconds=30.0)
+    engine.interpolate(frame0, frame1, [0.5])
+    auto = engine.auto_choice(96, 128, 1)
+    assert engine.stats["auto"]["profile"] == auto.profile
+    overhead = (30.0 + 2 * engine.stats["calibration_seconds"]) / new_frames  # at least both passes
+    assert auto.overhead_s_per_frame >= overhead * 0.999
+    if slower:
+        assert auto.profile == AUTO_ORDER[-1] and auto.budget_s_per_frame < 0
+    else:
+        alone = choose_profile(96, 128, 1, engine.speed_factor, AUTO_BUDGET_S_PER_MPX)
+        assert auto.profile == alone.profile
+
+
+def test_the_pipeline_tells_the_engine_the_new_frames_of_the_plan(tmp_path, clip_factory, monkeypatch):
+    """The run's new frames (blended, not copied) and its start-up so far reach the engine before the
+    first pair: 7 input frames to 2x make 6 new frames between them (the held last frame is a copy)."""
+    told = []
+    monkeypatch.setattr(FlowEngine, "expect_run", lambda self, frames, seconds: told.append((frames, seconds)))
+    code = main(["interpolate", str(clip_factory(frames=7)), str(tmp_path / "out.mp4"), "--profile", "fast",
+                 "--quiet"])
+    assert code == 0
+    assert len(told) == 1 and told[0][0] == 6 and told[0][1] > 0
+
+
 def test_auto_calibrates_on_the_first_pair_and_reports_its_choice():
     frame0 = textured_frame(96, 128, 0.0, 0.0)
     frame1 = textured_frame(96, 128, 2.5, -1.5)

@@ -44,6 +44,7 @@ from .errors import InputError, StoppedWithCheckpoint, Terminated, UsageError, V
 from .framestore import FrameStore, HostFrame, to_rgb, to_tensor  # noqa: F401  (to_rgb, to_tensor: re-exported)
 from .paths import commit_output, remove_path, temp_path_for
 from .plan import OutputFrame, PlanSpec, WholePlan
+from .profiling import process_seconds
 from .scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD
 from .verify import ExpectedOutput, expected_audio_durations, failure_message, verify_output
 
@@ -306,6 +307,10 @@ def run(
                  "input_frames": plan.input_frames, "output_frames": plan.output_frames,
                  "output_duration": plan.output_duration, "segments": len(segments),
                  "segments_done": folder.reused if folder is not None else 0})
+    if engine is not None:  # what the engine's time budget (profile auto) must also pay for
+        pending = segments if folder is None else folder.pending
+        engine.expect_run(sum(1 for s in pending for frame in plan.frames_of(s) if plan.blends(frame)),
+                          process_seconds())
     if folder is None:
         outcome = _run_single(job, engine, timeline, plan, segments[0], progress, nice)
     else:

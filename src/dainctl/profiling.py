@@ -19,11 +19,28 @@ Stage names used by the engines (`STAGES`):
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from contextvars import ContextVar
 from typing import Iterator
 
 import torch
+
+_IMPORTED = time.monotonic()
+
+
+def process_seconds() -> float:
+    """Seconds since this process started (Linux: from /proc, so the interpreter's and the imports'
+    start-up count); elsewhere, since this module was imported."""
+    try:
+        with open("/proc/self/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as uptime:
+            since_boot = float(uptime.read().split()[0])
+        return max(0.0, since_boot - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.monotonic() - _IMPORTED
+
 
 STAGES = ("upload", "flow", "depth", "context", "kernels", "projection_warping", "synthesis", "download")
 

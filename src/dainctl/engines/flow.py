@@ -107,9 +107,11 @@ REFERENCE_WARP_S_PER_MPX = 0.10
 # auto's budget: engine seconds per new frame and frame megapixel. FFmpeg minterpolate (issue 2's
 # settings) took 0.52-0.55 s per new frame and megapixel end to end on the idle reference machine at
 # 640x360, 1280x720 and 1920x1080 (docs/benchmarks.md, 2026-12-01); auto spends at most 0.45 s in the
-# engine. Decoding and encoding overlap the engine, but dainctl's start-up (about 3 s: Python, torch,
-# the calibration, the check of the written file) does not: on clips of a few seconds at 640x360 the
-# whole run takes longer than minterpolate's (measured there).
+# engine. Decoding and encoding overlap the engine; the run's fixed costs do not: the process's start-up
+# and the analysis pass (measured by the pipeline, `expect_run`) and the calibration pair's runs. They
+# are spread over the run's new frames and taken off the budget of each, so a clip of a few seconds
+# affords less per frame than a long one (at 640x360 on a 2-s clip, those costs of about 2-3 s are
+# half the budget).
 AUTO_BUDGET_S_PER_MPX = 0.45
 
 
@@ -144,6 +146,7 @@ class AutoChoice:
     predicted_s_per_frame: float
     budget_s_per_frame: float
     speed_factor: float
+    overhead_s_per_frame: float = 0.0
 
     @property
     def reason(self) -> str:
@@ -153,27 +156,31 @@ class AutoChoice:
                else "the cheapest profile; none is predicted within the budget")
         if better and fits:
             why += f" ({', '.join(better)} would not fit)"
+        overhead = (f" after {self.overhead_s_per_frame:.3f} s per frame of start-up and calibration"
+                    if self.overhead_s_per_frame > 0 else "")
         return (f"{why}: predicted {self.predicted_s_per_frame:.3f} s per new {self.width}x{self.height} frame, "
-                f"budget {self.budget_s_per_frame:.3f} s; this machine ran the calibration pair at "
+                f"budget {self.budget_s_per_frame:.3f} s{overhead}; this machine ran the calibration pair at "
                 f"{self.speed_factor:.2f}x the reference machine's time")
 
     def as_dict(self) -> dict:
         return {"profile": self.profile, "width": self.width, "height": self.height,
                 "predicted_s_per_frame": round(self.predicted_s_per_frame, 4),
                 "budget_s_per_frame": round(self.budget_s_per_frame, 4),
+                "overhead_s_per_frame": round(self.overhead_s_per_frame, 4),
                 "speed_factor": round(self.speed_factor, 3), "reason": self.reason}
 
 
 def choose_profile(height: int, width: int, timesteps: int, speed_factor: float, budget_s_per_mpx: float,
-                   max_flow_side: int | None = None) -> AutoChoice:
+                   max_flow_side: int | None = None, overhead_s_per_frame: float = 0.0) -> AutoChoice:
     """The best profile of AUTO_ORDER whose predicted engine time per new frame (the reference cost
-    model x `speed_factor`) fits `budget_s_per_mpx` x the frame's megapixels; the last one otherwise."""
-    budget = budget_s_per_mpx * height * width / 1e6
+    model x `speed_factor`) fits `budget_s_per_mpx` x the frame's megapixels, less
+    `overhead_s_per_frame` (the run's fixed costs over its new frames); the last one otherwise."""
+    budget = budget_s_per_mpx * height * width / 1e6 - overhead_s_per_frame
     for profile in AUTO_ORDER:
         predicted = speed_factor * reference_seconds(height, width, timesteps, PROFILE_SETTINGS[profile],
                                                      max_flow_side) / max(1, timesteps)
         if predicted <= budget or profile == AUTO_ORDER[-1]:
-            return AutoChoice(profile, height, width, predicted, budget, speed_factor)
+            return AutoChoice(profile, height, width, predicted, budget, speed_factor, overhead_s_per_frame)
     raise AssertionError("unreachable")
 
 
@@ -253,6 +260,9 @@ class FlowEngine(EngineBase):
         self.budget_s_per_mpx = AUTO_BUDGET_S_PER_MPX if budget_s_per_mpx is None else budget_s_per_mpx
         self.speed_factor = speed_factor
         self._choices: dict[tuple[int, int, int], AutoChoice] = {}
+        # expect_run's count of new frames and fixed seconds (with the calibration's once it ran)
+        self._expected_frames: int | None = None
+        self._fixed_seconds = 0.0
         self.stats: dict = {"pairs": 0, "profile": None, "auto": None}
         self.max_flow_side = max_flow_side
         self.consistency_scale = consistency_scale
@@ -274,11 +284,19 @@ class FlowEngine(EngineBase):
             raise EngineError("profile auto chooses after its calibration on the first pair")
         return self.auto_choice(height, width, timesteps).profile
 
+    def expect_run(self, new_frames: int, fixed_seconds: float) -> None:
+        """auto's budget is the run's, so the fixed costs are spread over its new frames: a short clip
+        cannot afford what a long one can (see AUTO_BUDGET_S_PER_MPX)."""
+        self._expected_frames = max(1, int(new_frames))
+        self._fixed_seconds = max(0.0, float(fixed_seconds))
+        self._choices.clear()
+
     def auto_choice(self, height: int, width: int, timesteps: int = 1) -> "AutoChoice":
         key = (height, width, timesteps)
         if key not in self._choices:
+            overhead = 0.0 if self._expected_frames is None else self._fixed_seconds / self._expected_frames
             self._choices[key] = choose_profile(height, width, timesteps, self.speed_factor, self.budget_s_per_mpx,
-                                                self.max_flow_side)
+                                                self.max_flow_side, overhead)
         return self._choices[key]
 
     def settings_for(self, height: int, width: int) -> FlowSettings:
@@ -544,6 +562,7 @@ class FlowEngine(EngineBase):
             seconds.append(time.perf_counter() - start)
         predicted = reference_seconds(height, width, 1, settings, self.max_flow_side)
         self.stats["calibration_seconds"] = round(min(seconds), 4)
+        self._fixed_seconds += sum(seconds)  # discarded work: a fixed cost of the run
         return max(min(seconds) / predicted, 1e-3)
 
     def _frame_at(self, t, flow01, flow10, weight0, weight1, frames, to_frame_pixels, full_size,
