@@ -257,12 +257,11 @@ void correlation(const T* a, const T* b, T* out, int64_t batch, int channels, in
       const T* second = b + item * channels * plane;
       T* result = out + item * displacements * plane + static_cast<int64_t>(y) * width;
       for (int x = 0; x < width; ++x) {
-        for (int d = 0; d < displacements; ++d) {
-          const int dy = d / side - max_displacement;
-          const int dx = d % side - max_displacement;
-          result[d * plane + x] = Storage<T>::store(
-              correlation_value(first, second, channels, height, width, channels, 1, x, y, dx, dy));
-        }
+        int64_t d = 0;  // displacements row by row: (dy, dx) = (d / side, d % side) - max_displacement
+        for (int dy = -max_displacement; dy <= max_displacement; ++dy)
+          for (int dx = -max_displacement; dx <= max_displacement; ++dx, ++d)
+            result[d * plane + x] = Storage<T>::store(
+                correlation_value(first, second, channels, height, width, channels, 1, x, y, dx, dy));
       }
     }
   }
