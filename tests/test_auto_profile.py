@@ -74,7 +74,7 @@ def test_expect_run_spreads_the_fixed_seconds_and_the_calibration(new_frames, sl
     frame0 = textured_frame(96, 128, 0.0, 0.0)
     frame1 = textured_frame(96, 128, 2.5, -1.5)
     engine = FlowEngine(profile="auto")
-    engine.expect_run(new_frames, fixed_seconds=30.0)
+    engine.expect_run(new_frames, new_frames, fixed_seconds=30.0)
     engine.interpolate(frame0, frame1, [0.5])
     auto = engine.auto_choice(96, 128, 1)
     assert engine.stats["auto"]["profile"] == auto.profile
@@ -87,15 +87,44 @@ def test_expect_run_spreads_the_fixed_seconds_and_the_calibration(new_frames, sl
         assert auto.profile == alone.profile
 
 
-def test_the_pipeline_tells_the_engine_the_new_frames_of_the_plan(tmp_path, clip_factory, monkeypatch):
-    """The run's new frames (blended, not copied) and its start-up so far reach the engine before the
-    first pair: 7 input frames to 2x make 6 new frames between them (the held last frame is a copy)."""
+@pytest.mark.parametrize("flags, frames, pairs", [([], 6, 6), (["--factor", "3"], 12, 6)])
+def test_the_pipeline_tells_the_engine_the_new_frames_of_the_plan(tmp_path, clip_factory, monkeypatch, flags,
+                                                                  frames, pairs):
+    """The run's new frames (blended, not copied), its pairs and its start-up so far reach the engine
+    before the first pair: 7 input frames make 6 pairs (the held last frame is a copy), with 1 new frame
+    each at 2x and 2 at 3x."""
     told = []
-    monkeypatch.setattr(FlowEngine, "expect_run", lambda self, frames, seconds: told.append((frames, seconds)))
+    monkeypatch.setattr(FlowEngine, "expect_run", lambda self, *args: told.append(args))
     code = main(["interpolate", str(clip_factory(frames=7)), str(tmp_path / "out.mp4"), "--profile", "fast",
-                 "--quiet"])
+                 "--quiet", *flags])
     assert code == 0
-    assert len(told) == 1 and told[0][0] == 6 and told[0][1] > 0
+    assert len(told) == 1 and told[0][:2] == (frames, pairs) and told[0][2] > 0
+
+
+def test_every_pair_of_a_run_gets_the_same_profile_whatever_its_frame_count():
+    """Pairs that make different numbers of frames (24 to 60 fps: 2 or 3; uneven timestamps: 1 or 2)
+    must not alternate between profiles: auto chooses once per frame size, for the run's mean frames
+    per pair."""
+    frame0 = textured_frame(48, 64, 0.0, 0.0)
+    frame1 = textured_frame(48, 64, 1.5, 0.5)
+    factors = [10 ** (k / 4) for k in range(-16, 17)]
+    # Speed factors at which a choice per frame count would differ between 1 and 3 frames per pair.
+    split = [f for f in factors
+             if choose_profile(48, 64, 1, f, AUTO_BUDGET_S_PER_MPX).profile
+             != choose_profile(48, 64, 3, f, AUTO_BUDGET_S_PER_MPX).profile]
+    assert split
+    for factor in split:
+        for told in (None, (4, 2)):  # no plan, and a run of 2 pairs making 4 new frames
+            engine = FlowEngine(profile="auto", speed_factor=factor)
+            if told:
+                engine.expect_run(*told, fixed_seconds=0.0)
+            profiles = []
+            for timesteps in ([0.5], [0.25, 0.5, 0.75], [0.5]):
+                engine.interpolate(frame0, frame1, timesteps)
+                profiles.append(engine.stats["profile"])
+            assert len(set(profiles)) == 1
+            expected = choose_profile(48, 64, 2 if told else 1, factor, AUTO_BUDGET_S_PER_MPX).profile
+            assert profiles[0] == expected
 
 
 def test_auto_calibrates_on_the_first_pair_and_reports_its_choice():

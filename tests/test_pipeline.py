@@ -107,3 +107,24 @@ def test_lower_thread_priority_changes_only_the_calling_thread():
     assert result == {"done": True, "delta": 3}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
     assert not lower_thread_priority(0, threading.get_native_id())
+
+
+@pytest.mark.parametrize("rate", ["30000/1001", "15"])
+def test_a_matroska_input_at_2x_copies_its_frames_and_computes_only_the_midpoints(tmp_path, clip_factory, capsys,
+                                                                                 rate):
+    """Matroska rounds times to milliseconds; the analysis puts them back on the frame grid, so each
+    input frame is copied (not recomputed at t ~ 0.99) and each pair makes exactly one new frame."""
+    import json
+    from fractions import Fraction
+
+    from conftest import decode_rgb
+
+    from dainctl.cli import main
+
+    clip = clip_factory(frames=15, rate=Fraction(rate), audio=False, ext=".mkv")
+    out = tmp_path / "out.mkv"
+    code = main(["interpolate", str(clip), str(out), "--json", "--profile", "fast", "--codec", "ffv1", "--quiet"])
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["interpolated_frames"] == 14 and payload["output_frames"] == 30
+    assert len(decode_rgb(out)) == 30

@@ -160,3 +160,45 @@ def test_timestamps_must_start_at_zero_and_increase():
 def test_single_frame_video_is_held():
     frames = plan_all(PlanSpec.for_factor(F(10), 2), [F(0)], end=F(1, 10))
     assert [(f.src, f.is_copy) for f in frames] == [(0, True), (0, True)]
+
+
+# --------------------------------------------------------------- times a coarse time base rounded
+def _entries(times):
+    from dainctl.analysis import TimelineEntry
+
+    return [TimelineEntry(i, t, t, False) for i, t in enumerate(times)]
+
+
+@pytest.mark.parametrize("rate", [F(15), F(30000, 1001), F(24000, 1001), F(60)])
+def test_millisecond_times_go_back_on_the_frame_grid(rate):
+    from dainctl.analysis import snap_to_rate_grid
+
+    frames = 40
+    rounded = [F(round(k / rate * 1000), 1000) for k in range(frames)]
+    end = F(round(frames / rate * 1000), 1000)
+    assert any(t != F(k) / rate for k, t in enumerate(rounded))  # the case: some are off the grid
+    entries, snapped_end = snap_to_rate_grid(_entries(rounded), end, rate, F(1, 1000))
+    assert [e.ts for e in entries] == [F(k) / rate for k in range(frames)]
+    assert [e.source_ts for e in entries] == rounded  # what the reader yields is unchanged
+    assert snapped_end == F(frames) / rate
+    # With those times, a 2x plan copies every input frame instead of recomputing it at t ~ 0 or 1.
+    plan = plan_all(PlanSpec.for_factor(rate, 2), [e.ts for e in entries], snapped_end)
+    assert [f.t for f in plan] == [F(0), F(1, 2)] * (frames - 1) + [F(0), F(0)]  # the last one held
+
+
+def test_times_that_rounding_cannot_explain_keep_their_own():
+    from dainctl.analysis import snap_to_rate_grid
+
+    tick = F(1, 1000)
+    # variable rate: steps of 1/25, 1/50 and 3/100 s at a declared 30 fps, none within 0.5 ms of the grid
+    vfr = [F(0), F(1, 25), F(6, 100), F(9, 100), F(13, 100)]
+    entries, end = snap_to_rate_grid(_entries(vfr), F(16, 100), F(30), tick)
+    assert [e.ts for e in entries] == vfr and end == F(16, 100)
+    # a frame 2 ms off the grid: more than rounding to a millisecond explains
+    off = [F(0), F(1, 30) + F(2, 1000), F(2, 30)]
+    entries, _ = snap_to_rate_grid(_entries(off), F(3, 30), F(30), tick)
+    assert [e.ts for e in entries] == off
+    # a time base as fine as the frame period (1/rate <= 2 ticks): nothing to snap to
+    coarse = [F(0), F(1, 30), F(2, 30)]
+    entries, _ = snap_to_rate_grid(_entries(coarse), F(3, 30), F(30), F(1, 50))
+    assert [e.ts for e in entries] == coarse

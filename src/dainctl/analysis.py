@@ -18,7 +18,7 @@ it decodes from the start, by timestamp after a seek (only where no timestamp ne
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -109,11 +109,39 @@ def analyze(
         if not entries:
             raise InputError(f"no frames could be decoded from {path}")
         end = _input_end(source, info.is_folder, first_ts or Fraction(0), entries[-1].ts, input_rate)
+        if not info.is_folder and getattr(info, "time_base", None):
+            entries, end = snap_to_rate_grid(entries, end, input_rate, info.time_base)
         notices = list(getattr(source, "notices", []))
         # Frames are found again after a seek by their timestamps: exact unless some had to be repaired.
         seekable = info.is_folder or getattr(source, "repaired_timestamps", 0) == 0
     return InputTimeline(Path(path), entries, end, info.is_folder, input_rate, decoded, timeline.dropped,
                          list(timeline.cuts), seekable, notices, time.perf_counter() - started)
+
+
+def snap_to_rate_grid(entries: list[TimelineEntry], end: Fraction, rate: Fraction,
+                      tick: Fraction) -> tuple[list[TimelineEntry], Fraction]:
+    """Times that a coarse time base rounded, put back on the stream's frame grid.
+
+    Matroska stores times in milliseconds: frame k of a 15 fps stream is at round(66.67 k) ms, so a
+    frame that a 2x output should copy lies 0.3 ms off the output's grid and is recomputed at t = 0.995
+    instead. A time within half a tick (rounding's reach) of a multiple of 1/rate, and the end too, is
+    set to that multiple when the result still strictly increases; other times (variable-rate video,
+    gaps) keep their own.
+    """
+    if rate <= 0 or tick <= 0 or 1 / rate <= 2 * tick:
+        return entries, end
+
+    def snapped(ts: Fraction) -> Fraction:
+        grid = Fraction(round(ts * rate)) / rate
+        return grid if abs(grid - ts) <= tick / 2 else ts
+
+    times = [snapped(entry.ts) for entry in entries]
+    if any(later <= earlier for earlier, later in zip(times, times[1:])) or times[0] != 0:
+        return entries, end
+    new_end = snapped(end)
+    if new_end <= times[-1]:
+        new_end = end
+    return [replace(entry, ts=ts) for entry, ts in zip(entries, times)], new_end
 
 
 def _input_end(source, is_folder: bool, first_ts: Fraction, last_ts: Fraction, input_rate: Fraction) -> Fraction:

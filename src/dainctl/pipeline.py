@@ -307,10 +307,10 @@ def run(
                  "input_frames": plan.input_frames, "output_frames": plan.output_frames,
                  "output_duration": plan.output_duration, "segments": len(segments),
                  "segments_done": folder.reused if folder is not None else 0})
-    if engine is not None:  # what the engine's time budget (profile auto) must also pay for
+    if engine is not None:  # what the engine's time budget (profile auto) is for
         pending = segments if folder is None else folder.pending
-        engine.expect_run(sum(1 for s in pending for frame in plan.frames_of(s) if plan.blends(frame)),
-                          process_seconds())
+        blended = [frame for s in pending for frame in plan.frames_of(s) if plan.blends(frame)]
+        engine.expect_run(len(blended), len({frame.src for frame in blended}), process_seconds())
     if folder is None:
         outcome = _run_single(job, engine, timeline, plan, segments[0], progress, nice)
     else:

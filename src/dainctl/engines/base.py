@@ -119,7 +119,7 @@ class Engine(Protocol):
 
     def finish(self, canvas: torch.Tensor, height: int, width: int) -> torch.Tensor: ...
 
-    def expect_run(self, new_frames: int, fixed_seconds: float) -> None: ...
+    def expect_run(self, new_frames: int, pairs: int, fixed_seconds: float) -> None: ...
 
 
 def check_timesteps(timesteps: Sequence[float]) -> tuple[float, ...]:
@@ -149,10 +149,11 @@ class EngineBase:
     def pairs_per_forward(self, height: int, width: int) -> int:
         return self.max_pairs
 
-    def expect_run(self, new_frames: int, fixed_seconds: float) -> None:
-        """Told by the pipeline before the first pair: the run will compute `new_frames` frames, and
-        `fixed_seconds` went to work outside the engine that it cannot overlap (the process's start-up,
-        the analysis pass). An engine that chooses its settings by time counts them; the default ignores it."""
+    def expect_run(self, new_frames: int, pairs: int, fixed_seconds: float) -> None:
+        """Told by the pipeline before the first pair: the run will compute `new_frames` frames from
+        `pairs` pairs, and `fixed_seconds` went to work outside the engine that it cannot overlap (the
+        process's start-up, the analysis pass). An engine that chooses its settings by time counts them;
+        the default ignores it."""
 
     @property
     def compute_device(self) -> torch.device:

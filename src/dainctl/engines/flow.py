@@ -125,7 +125,7 @@ def work_scale(height: int, width: int, settings: FlowSettings, max_flow_side: i
     return min(1.0, settings.scale) if cap is None else min(1.0, settings.scale, cap / long_side)
 
 
-def reference_seconds(height: int, width: int, timesteps: int, settings: FlowSettings,
+def reference_seconds(height: int, width: int, timesteps: float, settings: FlowSettings,
                       max_flow_side: int | None = None) -> float:
     """Predicted engine seconds for one pair on the reference machine (the cost model above)."""
     profile = next(name for name, known in PROFILE_SETTINGS.items() if known is settings)
@@ -170,7 +170,7 @@ class AutoChoice:
                 "speed_factor": round(self.speed_factor, 3), "reason": self.reason}
 
 
-def choose_profile(height: int, width: int, timesteps: int, speed_factor: float, budget_s_per_mpx: float,
+def choose_profile(height: int, width: int, timesteps: float, speed_factor: float, budget_s_per_mpx: float,
                    max_flow_side: int | None = None, overhead_s_per_frame: float = 0.0) -> AutoChoice:
     """The best profile of AUTO_ORDER whose predicted engine time per new frame (the reference cost
     model x `speed_factor`) fits `budget_s_per_mpx` x the frame's megapixels, less
@@ -259,9 +259,11 @@ class FlowEngine(EngineBase):
         self.profile = profile
         self.budget_s_per_mpx = AUTO_BUDGET_S_PER_MPX if budget_s_per_mpx is None else budget_s_per_mpx
         self.speed_factor = speed_factor
-        self._choices: dict[tuple[int, int, int], AutoChoice] = {}
-        # expect_run's count of new frames and fixed seconds (with the calibration's once it ran)
+        self._choices: dict[tuple[int, int], AutoChoice] = {}
+        # expect_run's count of new frames, new frames per pair and fixed seconds (with the calibration's
+        # once it ran)
         self._expected_frames: int | None = None
+        self._frames_per_pair: float | None = None
         self._fixed_seconds = 0.0
         self.stats: dict = {"pairs": 0, "profile": None, "auto": None}
         self.max_flow_side = max_flow_side
@@ -284,18 +286,25 @@ class FlowEngine(EngineBase):
             raise EngineError("profile auto chooses after its calibration on the first pair")
         return self.auto_choice(height, width, timesteps).profile
 
-    def expect_run(self, new_frames: int, fixed_seconds: float) -> None:
-        """auto's budget is the run's, so the fixed costs are spread over its new frames: a short clip
-        cannot afford what a long one can (see AUTO_BUDGET_S_PER_MPX)."""
+    def expect_run(self, new_frames: int, pairs: int, fixed_seconds: float) -> None:
+        """auto's budget is the run's: the fixed costs are spread over its new frames (a short clip cannot
+        afford what a long one can; see AUTO_BUDGET_S_PER_MPX), and the pairs share their flows over the
+        run's mean new frames per pair."""
         self._expected_frames = max(1, int(new_frames))
+        self._frames_per_pair = max(1.0, new_frames / pairs) if pairs > 0 else None
         self._fixed_seconds = max(0.0, float(fixed_seconds))
         self._choices.clear()
 
     def auto_choice(self, height: int, width: int, timesteps: int = 1) -> "AutoChoice":
-        key = (height, width, timesteps)
+        """auto's profile for frames of this size: chosen once per size, for the run's mean new frames per
+        pair when expect_run told them, else for the first pair's `timesteps`. So every pair of a run
+        gets the same profile, also where pairs make different numbers of frames (24 to 60 fps: 2 or 3;
+        uneven timestamps: 1 or 2), and the quality does not alternate from pair to pair."""
+        key = (height, width)
         if key not in self._choices:
+            per_pair = self._frames_per_pair if self._frames_per_pair is not None else timesteps
             overhead = 0.0 if self._expected_frames is None else self._fixed_seconds / self._expected_frames
-            self._choices[key] = choose_profile(height, width, timesteps, self.speed_factor, self.budget_s_per_mpx,
+            self._choices[key] = choose_profile(height, width, per_pair, self.speed_factor, self.budget_s_per_mpx,
                                                 self.max_flow_side, overhead)
         return self._choices[key]
 

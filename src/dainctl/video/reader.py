@@ -72,6 +72,7 @@ class InputInfo:
         Pass to `open_output(bit_depth=...)` so the output keeps it.
     sample_aspect_ratio: shape of a pixel (anamorphic video, e.g. 4/3); None for square pixels.
         Pass to `open_output(sample_aspect_ratio=...)`.
+    time_base: the video stream's timestamp unit (Matroska's 1/1000 s rounds them); None for folders.
     """
 
     path: Path
@@ -89,6 +90,7 @@ class InputInfo:
     color: ColorInfo = ColorInfo()
     rotation: int = 0
     sample_aspect_ratio: Fraction | None = None  # None: square pixels or unknown
+    time_base: Fraction | None = None
 
 
 def open_input(path: str | os.PathLike) -> VideoInput | ImageFolderInput:
@@ -277,6 +279,7 @@ class VideoInput:
             color=color,
             rotation=_rotation_degrees(frame),
             sample_aspect_ratio=_sample_aspect_ratio(frame, stream),
+            time_base=time_base,
         )
 
     def _truncation_notice(self) -> list[str]:
