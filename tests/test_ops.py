@@ -650,3 +650,27 @@ except EngineError as error:
     log = lines["error"].split("see ")[-1].rstrip(")")
     assert Path(log).is_file() and Path(log).parent == tmp_path / "cache" / "kernels"
     assert "\n" not in lines["error"]
+
+
+@pytest.mark.parametrize("kind", ["random", "integer", "large", "nonfinite"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_projection_is_the_same_on_any_thread_count(kind, dtype):
+    """The CPU splat runs in bands of target rows, each summing its targets' sources in raster order:
+    bit for bit the result of one thread (the serial order), forward and backward, on 2, 3 and 8."""
+    generator = seeded("projection-threads", kind)
+    flow = make_flow(kind, 2, 200, 64, generator).to(dtype)
+    weight = (0.1 + torch.rand((2, 1, 200, 64), generator=generator, dtype=torch.float64)).to(dtype)
+    grad = torch.randn((2, 2, 200, 64), generator=generator, dtype=torch.float64).to(dtype)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3, 8):
+            torch.set_num_threads(threads)
+            out = depth_flow_projection(flow, weight, True, impl="compiled")
+            backward = torch.ops.dainctl.depth_flow_projection_backward(grad, flow, weight, True)
+            results.append((out, *backward))
+    finally:
+        torch.set_num_threads(before)
+    for result in results[1:]:
+        for got, want in zip(result, results[0]):
+            assert torch.equal(torch.nan_to_num(got, nan=7.0), torch.nan_to_num(want, nan=7.0))

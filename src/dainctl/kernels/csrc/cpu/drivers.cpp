@@ -142,8 +142,14 @@ void add_column_neighbours(const A* averaged_x, const A* averaged_y, const A* we
 }
 
 // Summed -w*fx, -w*fy and w per target pixel (3 planes into `sums`), then the weighted mean where the
-// summed weight is positive; returns the number of holes. The splat runs serially: targets collide, and
-// a fixed order keeps the CPU result deterministic. The pass after it runs in parallel.
+// summed weight is positive; returns the number of holes.
+//
+// Targets collide, and each target's sum must take its sources in raster order (a fixed order keeps the
+// result deterministic, and the same on any thread count). So the splat runs in bands of target rows,
+// one thread per band: a band's thread goes through every source row whose splat can reach the band (its
+// own rows and `reach` rows either side) in raster order and adds only what lands inside the band. Each
+// target is then summed by one thread, in the serial order. With few rows per band compared with the
+// reach, the bands would mostly redo each other's rows: then one band does everything.
 template <typename T>
 int64_t splat_and_average(const T* flow_x, const T* flow_y, const T* weights, typename Storage<T>::acc* sums,
                           int height, int width) {
@@ -152,22 +158,43 @@ int64_t splat_and_average(const T* flow_x, const T* flow_y, const T* weights, ty
   A* sum_x = sums;
   A* sum_y = sum_x + plane;
   A* weight_sum = sum_y + plane;
-  std::fill(sums, sums + 3 * plane, A(0));
-  for (int y = 0; y < height; ++y) {
-    for (int x = 0; x < width; ++x) {
-      const int64_t pixel = static_cast<int64_t>(y) * width + x;
-      const ProjectionSplat<A> splat = projection_splat<A>(x, y, width, height, Storage<T>::load(flow_x[pixel]),
-                                                           Storage<T>::load(flow_y[pixel]),
-                                                           Storage<T>::load(weights[pixel]));
-      if (!splat.lands) continue;
-      const int64_t targets[4] = {static_cast<int64_t>(splat.top) * width + splat.left,
-                                  static_cast<int64_t>(splat.top) * width + splat.right,
-                                  static_cast<int64_t>(splat.bottom) * width + splat.left,
-                                  static_cast<int64_t>(splat.bottom) * width + splat.right};
-      for (int64_t target : targets) {
-        sum_x[target] += splat.neg_weighted_x;
-        sum_y[target] += splat.neg_weighted_y;
-        weight_sum[target] += splat.weight;
+  // How many rows from its own a source can land: its top row is floor(y + fy), its bottom one below.
+  A largest = 0;
+#pragma omp parallel for schedule(static) reduction(max : largest)
+  for (int64_t pixel = 0; pixel < plane; ++pixel) {
+    const A fy = abs_of(Storage<T>::load(flow_y[pixel]));  // NaN, or more than height - 1: lands nowhere
+    largest = fy == fy && fy <= static_cast<A>(height - 1) && fy > largest ? fy : largest;
+  }
+  const int reach = static_cast<int>(largest) + 2;
+  const int bands = std::max(1, std::min(max_threads(), height / (2 * reach)));
+#pragma omp parallel for schedule(static)
+  for (int band = 0; band < bands; ++band) {
+    const int first_row = static_cast<int>(static_cast<int64_t>(height) * band / bands);
+    const int end_row = static_cast<int>(static_cast<int64_t>(height) * (band + 1) / bands);
+    const int64_t first = static_cast<int64_t>(first_row) * width;
+    const int64_t end = static_cast<int64_t>(end_row) * width;
+    std::fill(sums + first, sums + end, A(0));
+    std::fill(sum_y + first, sum_y + end, A(0));
+    std::fill(weight_sum + first, weight_sum + end, A(0));
+    const int from = bands == 1 ? 0 : std::max(0, first_row - reach);
+    const int to = bands == 1 ? height : std::min(height, end_row + reach);
+    for (int y = from; y < to; ++y) {
+      for (int x = 0; x < width; ++x) {
+        const int64_t pixel = static_cast<int64_t>(y) * width + x;
+        const ProjectionSplat<A> splat = projection_splat<A>(x, y, width, height, Storage<T>::load(flow_x[pixel]),
+                                                             Storage<T>::load(flow_y[pixel]),
+                                                             Storage<T>::load(weights[pixel]));
+        if (!splat.lands) continue;
+        const int64_t targets[4] = {static_cast<int64_t>(splat.top) * width + splat.left,
+                                    static_cast<int64_t>(splat.top) * width + splat.right,
+                                    static_cast<int64_t>(splat.bottom) * width + splat.left,
+                                    static_cast<int64_t>(splat.bottom) * width + splat.right};
+        for (int64_t target : targets) {
+          if (target < first || target >= end) continue;
+          sum_x[target] += splat.neg_weighted_x;
+          sum_y[target] += splat.neg_weighted_y;
+          weight_sum[target] += splat.weight;
+        }
       }
     }
   }
@@ -180,6 +207,64 @@ int64_t splat_and_average(const T* flow_x, const T* flow_y, const T* weights, ty
   return holes;
 }
 
+// Step 1 of the projection's backward: each filled hole passes its gradient to its sources, in equal
+// shares, and keeps none. Several holes may pass to one source, and each source must take them in the
+// holes' raster order (the serial order: the same result on any thread count). So the scans that find
+// each hole's sources (the costly part) run in parallel first; then each thread takes a band of rows
+// and goes through all the holes in order, adding only to sources in its band. Sources are never holes,
+// so every hole's own gradient is still unchanged when it is read. Serially where the holes' sources
+// would take more memory than the scatter buffers may.
+template <typename A>
+void fill_gradient(const A* weight_sum, A* gx, A* gy, int height, int width, int64_t holes) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  auto add = [gx, gy](int64_t source, A share_x, A share_y) {
+    gx[source] += share_x;
+    gy[source] += share_y;
+  };
+  if (holes == 0) return;
+  if (max_threads() == 1 || holes * 5 > kScatterBufferElements) {
+    for (int y = 0; y < height; ++y) {
+      for (int x = 0; x < width; ++x) {
+        const int64_t pixel = static_cast<int64_t>(y) * width + x;
+        if (!projection_is_hole(weight_sum[pixel])) continue;
+        int64_t sources[4];
+        const int found = projection_fill_sources(weight_sum, height, width, x, y, sources);
+        projection_fill_gradient_to(sources, found, gx, gy, pixel, add);
+        if (found > 0) gx[pixel] = gy[pixel] = A(0);
+      }
+    }
+    return;
+  }
+  std::vector<int64_t> hole_pixels;
+  hole_pixels.reserve(static_cast<size_t>(holes));
+  for (int64_t pixel = 0; pixel < plane; ++pixel)
+    if (projection_is_hole(weight_sum[pixel])) hole_pixels.push_back(pixel);
+  const int64_t count = static_cast<int64_t>(hole_pixels.size());
+  std::vector<int64_t> sources(static_cast<size_t>(count) * 4);
+  std::vector<int> found(static_cast<size_t>(count));
+#pragma omp parallel for schedule(dynamic, 256)
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t pixel = hole_pixels[i];
+    found[i] = projection_fill_sources(weight_sum, height, width, static_cast<int>(pixel % width),
+                                       static_cast<int>(pixel / width), &sources[i * 4]);
+  }
+  const int bands = std::max(1, std::min(max_threads(), height));
+#pragma omp parallel for schedule(static)
+  for (int band = 0; band < bands; ++band) {
+    const int64_t first = static_cast<int64_t>(height) * band / bands * width;
+    const int64_t end = static_cast<int64_t>(height) * (band + 1) / bands * width;
+    for (int64_t i = 0; i < count; ++i) {
+      projection_fill_gradient_to(&sources[i * 4], found[i], gx, gy, hole_pixels[i],
+                                  [&](int64_t source, A share_x, A share_y) {
+                                    if (source >= first && source < end) add(source, share_x, share_y);
+                                  });
+    }
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < count; ++i)
+    if (found[i] > 0) gx[hole_pixels[i]] = gy[hole_pixels[i]] = A(0);
+}
+
 }  // namespace
 
 template <typename T>
@@ -187,17 +272,17 @@ void depth_flow_projection(const T* flow, const T* weight, T* out, int64_t batch
                            bool fill_holes) {
   using A = typename Storage<T>::acc;
   const int64_t plane = static_cast<int64_t>(height) * width;
-  std::vector<A> sums(3 * plane);
+  std::unique_ptr<A[]> sums(new A[3 * plane]);  // written whole by the splat: no need to zero it first
   std::vector<HoleFill<A>> fills;  // per-pixel fill sums, only when sweeping
 
   for (int64_t b = 0; b < batch; ++b) {
     const T* flow_x = flow + b * 2 * plane;
     const T* flow_y = flow_x + plane;
     const T* weights = weight + b * plane;
-    A* sum_x = sums.data();
+    A* sum_x = sums.get();
     A* sum_y = sum_x + plane;
     A* weight_sum = sum_y + plane;
-    const int64_t holes = splat_and_average(flow_x, flow_y, weights, sums.data(), height, width);
+    const int64_t holes = splat_and_average(flow_x, flow_y, weights, sums.get(), height, width);
 
     // Scanning from each hole is cheapest while holes are few and short; past that, sweep.
     const bool sweep = fill_holes && holes > plane / 16;
@@ -399,42 +484,27 @@ void depth_flow_projection_backward(const T* grad, const T* flow, const T* weigh
                                     int64_t batch, int height, int width, bool fill_holes) {
   using A = typename Storage<T>::acc;
   const int64_t plane = static_cast<int64_t>(height) * width;
-  std::vector<A> sums(3 * plane);
-  std::vector<A> gradients(3 * plane);  // of the averaged x, y (then of the sums), and of the summed weight
+  // Written whole before they are read (the splat; the copy of grad and the average's gradient).
+  std::unique_ptr<A[]> sums(new A[3 * plane]);
+  std::unique_ptr<A[]> gradients(new A[3 * plane]);  // of the averaged x, y (then of the sums), and of the summed weight
   for (int64_t b = 0; b < batch; ++b) {
     const T* flow_x = flow + b * 2 * plane;
     const T* flow_y = flow_x + plane;
     const T* weights = weight + b * plane;
     const T* grad_x = grad + b * 2 * plane;
     // The forward again: averaged values and summed weights.
-    splat_and_average(flow_x, flow_y, weights, sums.data(), height, width);
-    const A* averaged_x = sums.data();
+    const int64_t holes = splat_and_average(flow_x, flow_y, weights, sums.get(), height, width);
+    const A* averaged_x = sums.get();
     const A* averaged_y = averaged_x + plane;
     const A* weight_sum = averaged_y + plane;
-    A* gx = gradients.data();
+    A* gx = gradients.get();
     A* gy = gx + plane;
     A* gw = gy + plane;
     for (int64_t pixel = 0; pixel < plane; ++pixel) {
       gx[pixel] = Storage<T>::load(grad_x[pixel]);
       gy[pixel] = Storage<T>::load(grad_x[plane + pixel]);
     }
-    if (fill_holes) {
-      // Serially: several holes may pass gradient to one source. Sources are never holes, so a hole's
-      // own gradient is read before anything is added to it, and then dropped.
-      for (int y = 0; y < height; ++y) {
-        for (int x = 0; x < width; ++x) {
-          const int64_t pixel = static_cast<int64_t>(y) * width + x;
-          if (!projection_is_hole(weight_sum[pixel])) continue;
-          int64_t sources[4];
-          if (projection_fill_sources(weight_sum, height, width, x, y, sources) == 0) continue;
-          projection_fill_gradient(weight_sum, gx, gy, height, width, x, y, [&](int64_t source, A share_x, A share_y) {
-            gx[source] += share_x;
-            gy[source] += share_y;
-          });
-          gx[pixel] = gy[pixel] = A(0);
-        }
-      }
-    }
+    if (fill_holes) fill_gradient(weight_sum, gx, gy, height, width, holes);
 #pragma omp parallel for schedule(static)
     for (int64_t pixel = 0; pixel < plane; ++pixel)
       projection_average_gradient(weight_sum[pixel], averaged_x[pixel], averaged_y[pixel], &gx[pixel], &gy[pixel],

@@ -113,16 +113,22 @@ DAINCTL_HD void projection_fill_by_scan(const A* averaged_x, const A* averaged_y
 //
 // Step 1, the fill: a hole filled from n sources passes grad/n to each (and keeps none); `add(offset,
 // gx, gy)` adds to the averaged values' gradient at a source (serially on the CPU, atomics on CUDA).
+// The same from a hole's `found` sources, already found (projection_fill_sources).
+template <typename A, typename Add>
+DAINCTL_HD void projection_fill_gradient_to(const int64_t* sources, int found, const A* grad_x, const A* grad_y,
+                                            int64_t pixel, Add add) {
+  if (found == 0) return;
+  const A share_x = grad_x[pixel] / static_cast<A>(found);
+  const A share_y = grad_y[pixel] / static_cast<A>(found);
+  for (int i = 0; i < found; ++i) add(sources[i], share_x, share_y);
+}
+
 template <typename A, typename Add>
 DAINCTL_HD void projection_fill_gradient(const A* weight_sum, const A* grad_x, const A* grad_y, int height, int width,
                                          int x, int y, Add add) {
   int64_t sources[4];
   const int found = projection_fill_sources(weight_sum, height, width, x, y, sources);
-  if (found == 0) return;
-  const int64_t pixel = static_cast<int64_t>(y) * width + x;
-  const A share_x = grad_x[pixel] / static_cast<A>(found);
-  const A share_y = grad_y[pixel] / static_cast<A>(found);
-  for (int i = 0; i < found; ++i) add(sources[i], share_x, share_y);
+  projection_fill_gradient_to(sources, found, grad_x, grad_y, static_cast<int64_t>(y) * width + x, add);
 }
 
 // Step 2, the average: from the averaged values' gradient (gx, gy) at a pixel to the summed values'
