@@ -101,6 +101,15 @@ def test_the_pipeline_tells_the_engine_the_new_frames_of_the_plan(tmp_path, clip
     assert len(told) == 1 and told[0][:2] == (frames, pairs) and told[0][2] > 0
 
 
+def test_a_tiled_engine_passes_the_run_on_to_the_flow_engine():
+    """On CUDA or with --max-memory the flow engine runs inside a TiledEngine, which must forward it."""
+    tiled = create_engine("flow", device="cpu", profile="auto", tile=True, max_memory=2**30)
+    assert tiled is not tiled.inner
+    tiled.expect_run(40, 20, 3.0)
+    flow = tiled.inner
+    assert flow._expected_frames == 40 and flow._frames_per_pair == 2.0 and flow._fixed_seconds == 3.0
+
+
 def test_every_pair_of_a_run_gets_the_same_profile_whatever_its_frame_count():
     """Pairs that make different numbers of frames (24 to 60 fps: 2 or 3; uneven timestamps: 1 or 2)
     must not alternate between profiles: auto chooses once per frame size, for the run's mean frames

@@ -307,10 +307,9 @@ def run(
                  "input_frames": plan.input_frames, "output_frames": plan.output_frames,
                  "output_duration": plan.output_duration, "segments": len(segments),
                  "segments_done": folder.reused if folder is not None else 0})
-    if engine is not None:  # what the engine's time budget (profile auto) is for
-        pending = segments if folder is None else folder.pending
-        blended = [frame for s in pending for frame in plan.frames_of(s) if plan.blends(frame)]
-        engine.expect_run(len(blended), len({frame.src for frame in blended}), process_seconds())
+    expect = getattr(engine, "expect_run", None)  # what the engine's time budget (profile auto) is for
+    if expect is not None:
+        expect(*new_frames_and_pairs(plan, segments if folder is None else folder.pending), process_seconds())
     if folder is None:
         outcome = _run_single(job, engine, timeline, plan, segments[0], progress, nice)
     else:
@@ -342,6 +341,12 @@ def run(
                   "reused": folder.reused if folder is not None else 0,
                   "redone": list(folder.redone) if folder is not None else []},
     )
+
+
+def new_frames_and_pairs(plan: WholePlan, segments) -> tuple[int, int]:
+    """How many frames `segments` of `plan` compute (blended, not copied), and from how many pairs."""
+    blended = [frame for segment in segments for frame in plan.frames_of(segment) if plan.blends(frame)]
+    return len(blended), len({frame.src for frame in blended})
 
 
 def _audio_mode(job: Job, info) -> tuple[str, list[str]]:

@@ -299,6 +299,11 @@ class TiledEngine(EngineBase):
     def canvas_size(self, height: int, width: int) -> tuple[int, int]:
         return self.inner.canvas_size(height, width)
 
+    def expect_run(self, new_frames: int, pairs: int, fixed_seconds: float) -> None:
+        expect = getattr(self.inner, "expect_run", None)
+        if expect is not None:
+            expect(new_frames, pairs, fixed_seconds)
+
     def bytes_per_pixel(self) -> float:
         return self.inner.bytes_per_pixel()
 
