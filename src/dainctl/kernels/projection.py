@@ -38,7 +38,9 @@ def depth_flow_projection(
     Returns:
         (B,2,H,W) flow from time t back to frame k, dtype of `flow`, contiguous.
         Accumulation is float32 (float64 for float64 input); the compiled CUDA path adds with atomics,
-        so the summation order, and the last bits of the result, may vary from run to run.
+        so the summation order, and the last bits of the result, may vary from run to run. The compiled
+        CPU path sums each target's sources in raster order on any number of threads: its result is
+        the same bit for bit on every run.
     """
     _dispatch.check_nchw("flow", flow, channels=2)
     _dispatch.check_nchw("weight", weight, channels=1)
