@@ -208,3 +208,22 @@ def test_one_flow_per_pair_for_every_timestep(monkeypatch, profile):
     assert len(calls) == first + 1
     engine.interpolate(frame1, frame0, [0.25, 0.5, 0.75])
     assert len(calls) == first + 2
+
+
+def test_a_caller_can_say_what_the_run_spent_before_it(tmp_path, clip_factory, monkeypatch):
+    """`dainctl benchmark` runs the pipeline after making clips and warming up in the same process: it
+    passes fixed_seconds=0, and the engine is told only the analysis pass, not the process's age."""
+    import time
+
+    from dainctl.pipeline import Job, run
+
+    told = []
+    monkeypatch.setattr(FlowEngine, "expect_run", lambda self, *args: told.append(args))
+    time.sleep(0.3)  # the process is older than the analysis of a 7-frame clip takes
+    job = Job(input_path=clip_factory(frames=7, audio=False), output_path=tmp_path / "out.mp4", mode="interpolate",
+              factor=2)
+    result = run(job, FlowEngine(profile="fast"), fixed_seconds=0.0)
+    assert told[0][:2] == (6, 6)
+    assert told[0][2] == pytest.approx(result.stage_seconds["analysis"], abs=1e-6)
+    run(job, FlowEngine(profile="fast"))
+    assert told[1][2] > 0.3  # the default: the process's age

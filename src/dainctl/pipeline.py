@@ -271,6 +271,7 @@ def run(
     restart: bool = False,
     executor: Callable | None = None,
     engine_identity: list | None = None,
+    fixed_seconds: float | None = None,
 ) -> RunResult:
     """Interpolate `job.input_path` into `job.output_path` with `engine`.
 
@@ -284,6 +285,9 @@ def run(
     frame, with the planned rates and frame count (exact: the plan is complete). `executor` computes the
     pending segments of a segmented run elsewhere (`dainctl.cluster.RayExecutor`), `engine_identity`
     then describes the engine for the job folder (default: `engine`'s name, precision, weights, profile).
+    `fixed_seconds`: what this run has already spent outside the engine, which the engine's time budget
+    counts (default: the process's age, right for one CLI run per process; a caller that runs several
+    in one process, such as `dainctl benchmark`, says what it means instead).
     """
     started = time.perf_counter()
     engine = as_engine(engine) if engine is not None else None
@@ -309,7 +313,8 @@ def run(
                  "segments_done": folder.reused if folder is not None else 0})
     expect = getattr(engine, "expect_run", None)  # what the engine's time budget (profile auto) is for
     if expect is not None:
-        expect(*new_frames_and_pairs(plan, segments if folder is None else folder.pending), process_seconds())
+        expect(*new_frames_and_pairs(plan, segments if folder is None else folder.pending),
+               process_seconds() if fixed_seconds is None else fixed_seconds + timeline.seconds)
     if folder is None:
         outcome = _run_single(job, engine, timeline, plan, segments[0], progress, nice)
     else:
