@@ -285,10 +285,15 @@ def run(
     frame, with the planned rates and frame count (exact: the plan is complete). `executor` computes the
     pending segments of a segmented run elsewhere (`dainctl.cluster.RayExecutor`), `engine_identity`
     then describes the engine for the job folder (default: `engine`'s name, precision, weights, profile).
-    `fixed_seconds`: what this run has already spent outside the engine, which the engine's time budget
-    counts (default: the process's age, right for one CLI run per process; a caller that runs several
-    in one process, such as `dainctl benchmark`, says what it means instead).
+    `fixed_seconds`: what this run spent before the analysis pass outside the engine, which the engine's
+    time budget counts with the analysis pass (default: the process's start-up, for the process's first
+    run, as in one CLI run; 0 for later runs in the same process). `dainctl benchmark` passes 0: its clip
+    making and warm-up are not a run's costs.
     """
+    global _STARTED_BEFORE
+    if fixed_seconds is None:
+        fixed_seconds = 0.0 if _STARTED_BEFORE else process_seconds()
+    _STARTED_BEFORE = True
     started = time.perf_counter()
     engine = as_engine(engine) if engine is not None else None
     nice = BACKGROUND_NICE if engine is not None and _computes_on_cpu(engine) else 0
@@ -314,7 +319,7 @@ def run(
     expect = getattr(engine, "expect_run", None)  # what the engine's time budget (profile auto) is for
     if expect is not None:
         expect(*new_frames_and_pairs(plan, segments if folder is None else folder.pending),
-               process_seconds() if fixed_seconds is None else fixed_seconds + timeline.seconds)
+               fixed_seconds + timeline.seconds)
     if folder is None:
         outcome = _run_single(job, engine, timeline, plan, segments[0], progress, nice)
     else:
@@ -346,6 +351,10 @@ def run(
                   "reused": folder.reused if folder is not None else 0,
                   "redone": list(folder.redone) if folder is not None else []},
     )
+
+
+# Whether a run has started in this process: the process's start-up is the first run's fixed cost only.
+_STARTED_BEFORE = False
 
 
 def new_frames_and_pairs(plan: WholePlan, segments) -> tuple[int, int]:
