@@ -66,8 +66,8 @@ def compute_segment(job, timeline, plan, segment, spec: EngineSpec, folder_path:
     """A task: compute one segment into the job folder (when this node sees it) or a temporary file whose
     bytes are returned. Returns {"index", "file"} or {"index", "data"}, and the task's counts."""
     from dainctl.jobfolder import PARTIAL
-    from dainctl.pipeline import (_run_stages, _SegmentSink, configure_cpu_threads, new_frames_and_pairs,
-                                  open_segment_writer)
+    from dainctl.pipeline import (_run_stages, _SegmentSink, configure_cpu_threads, open_segment_writer,
+                                  tell_engine_the_run)
     from dainctl.video import open_input
 
     if not Path(job.input_path).exists():
@@ -78,9 +78,7 @@ def compute_segment(job, timeline, plan, segment, spec: EngineSpec, folder_path:
     target = (folder if shared else scratch) / f"segment-{segment.index:04d}{PARTIAL}.{os.getpid()}.mp4"
     engine = spec.create()
     # The task's own frames and pairs; its worker's start-up is not this run's (a worker serves many).
-    expect = getattr(engine, "expect_run", None)
-    if expect is not None:
-        expect(*new_frames_and_pairs(plan, [segment]), 0.0)
+    tell_engine_the_run(engine, plan, [segment], 0.0)
     if engine.compute_device.type == "cpu":
         configure_cpu_threads(spec.name, cpu_count=max(1, cpus) + (0 if spec.name == "dain" else 1))
     source = open_input(job.input_path)

@@ -316,10 +316,7 @@ def run(
                  "input_frames": plan.input_frames, "output_frames": plan.output_frames,
                  "output_duration": plan.output_duration, "segments": len(segments),
                  "segments_done": folder.reused if folder is not None else 0})
-    expect = getattr(engine, "expect_run", None)  # what the engine's time budget (profile auto) is for
-    if expect is not None:
-        expect(*new_frames_and_pairs(plan, segments if folder is None else folder.pending),
-               fixed_seconds + timeline.seconds)
+    tell_engine_the_run(engine, plan, segments if folder is None else folder.pending, fixed_seconds + timeline.seconds)
     if folder is None:
         outcome = _run_single(job, engine, timeline, plan, segments[0], progress, nice)
     else:
@@ -357,10 +354,15 @@ def run(
 _STARTED_BEFORE = False
 
 
-def new_frames_and_pairs(plan: WholePlan, segments) -> tuple[int, int]:
-    """How many frames `segments` of `plan` compute (blended, not copied), and from how many pairs."""
+def tell_engine_the_run(engine, plan: WholePlan, segments, fixed_seconds: float) -> None:
+    """What the engine's time budget (profile auto) is for: `engine.expect_run` with how many frames
+    `segments` of `plan` compute (blended, not copied), from how many pairs, and `fixed_seconds`. An
+    object that implements the seam without `expect_run` is left alone."""
+    expect = getattr(engine, "expect_run", None)
+    if expect is None:
+        return
     blended = [frame for segment in segments for frame in plan.frames_of(segment) if plan.blends(frame)]
-    return len(blended), len({frame.src for frame in blended})
+    expect(len(blended), len({frame.src for frame in blended}), fixed_seconds)
 
 
 def _audio_mode(job: Job, info) -> tuple[str, list[str]]:
