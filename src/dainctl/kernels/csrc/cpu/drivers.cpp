@@ -159,21 +159,25 @@ int64_t splat_and_average(const T* flow_x, const T* flow_y, const T* weights, ty
   A* sum_y = sum_x + plane;
   A* weight_sum = sum_y + plane;
   // How many rows from its own a source can land: its top row is floor(y + fy), its bottom one below.
+  // (Only needed to cut bands: on one thread there is one band.)
+  const int threads = max_threads();
   A largest = 0;
+  if (threads > 1) {
 #pragma omp parallel for schedule(static) reduction(max : largest)
-  for (int64_t pixel = 0; pixel < plane; ++pixel) {
-    const A fy = abs_of(Storage<T>::load(flow_y[pixel]));  // NaN, or more than height - 1: lands nowhere
-    largest = fy == fy && fy <= static_cast<A>(height - 1) && fy > largest ? fy : largest;
+    for (int64_t pixel = 0; pixel < plane; ++pixel) {
+      const A fy = abs_of(Storage<T>::load(flow_y[pixel]));  // NaN, or more than height - 1: lands nowhere
+      largest = fy == fy && fy <= static_cast<A>(height - 1) && fy > largest ? fy : largest;
+    }
   }
   const int reach = static_cast<int>(largest) + 2;
-  const int bands = std::max(1, std::min(max_threads(), height / (2 * reach)));
+  const int bands = std::max(1, std::min(threads, height / (2 * reach)));
 #pragma omp parallel for schedule(static)
   for (int band = 0; band < bands; ++band) {
     const int first_row = static_cast<int>(static_cast<int64_t>(height) * band / bands);
     const int end_row = static_cast<int>(static_cast<int64_t>(height) * (band + 1) / bands);
     const int64_t first = static_cast<int64_t>(first_row) * width;
     const int64_t end = static_cast<int64_t>(end_row) * width;
-    std::fill(sums + first, sums + end, A(0));
+    std::fill(sum_x + first, sum_x + end, A(0));
     std::fill(sum_y + first, sum_y + end, A(0));
     std::fill(weight_sum + first, weight_sum + end, A(0));
     const int from = bands == 1 ? 0 : std::max(0, first_row - reach);
