@@ -117,6 +117,20 @@ def median_seconds(call: Callable[[], torch.Tensor], repeats: int, device: str) 
     return statistics.median(wall), statistics.median(cpu)
 
 
+def paired_median_seconds(calls: tuple[Callable[[], object], ...], repeats: int) -> list[float]:
+    """Median wall-clock seconds per call of each of `calls` (CPU), run in turn within every repeat, so
+    that a machine slowed for a while by its neighbours slows them all alike."""
+    for call in calls:
+        call()  # warm-up (and the build, the first time)
+    times: list[list[float]] = [[] for _ in calls]
+    for _ in range(repeats):
+        for call, spent in zip(calls, times):
+            begin = time.perf_counter()
+            call()
+            spent.append(time.perf_counter() - begin)
+    return [statistics.median(spent) for spent in times]
+
+
 def bench_cpu(repeats: int, context: bool) -> list[dict]:
     rows = []
     print(f"CPU, 1280x720, float32, {torch.get_num_threads()} threads, median of {repeats}")
@@ -140,7 +154,8 @@ def bench_cpu(repeats: int, context: bool) -> list[dict]:
 def bench_backward(repeats: int) -> list[dict]:
     """Forward + backward at 256x256 float32 on the CPU, compiled against autograd through the twins."""
     rows = []
-    print(f"CPU, 256x256, float32, forward + backward, {torch.get_num_threads()} threads, median of {repeats}")
+    print(f"CPU, 256x256, float32, forward + backward, {torch.get_num_threads()} threads, median of {repeats}"
+          " (the reference and the compiled op in turn)")
     print(f"{'op':34s} {'ref ms':>9s} {'compiled':>9s} {'speed-up':>9s}")
     for case in make_cases("cpu", torch.float32, 256, 256, False, requires_grad=True):
         grad = torch.ones_like(case.run("ref"))
@@ -148,8 +163,7 @@ def bench_backward(repeats: int) -> list[dict]:
         def step(impl: str, case=case, grad=grad) -> None:
             case.run(impl).backward(grad)
 
-        reference, _ = median_seconds(lambda: step("ref"), repeats, "cpu")
-        compiled, _ = median_seconds(lambda: step("compiled"), repeats, "cpu")
+        reference, compiled = paired_median_seconds((lambda: step("ref"), lambda: step("compiled")), repeats)
         print(f"{case.name:34s} {reference * 1e3:9.1f} {compiled * 1e3:9.1f} {reference / compiled:8.1f}x")
         rows.append({"device": "cpu", "op": case.name, "backward": True, "reference_s": reference,
                      "compiled_s": compiled})

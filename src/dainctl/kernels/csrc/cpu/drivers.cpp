@@ -46,16 +46,90 @@ int thread_index() {
 #endif
 }
 
-// The input's gradient of a gather op scatters to its taps, where the rows of two threads may meet. So
-// the rows run in parallel and each thread adds into its own buffers, which are summed into `out` at the
-// end. The buffers hold a chunk of the channels at a time, so their size stays bounded for wide
-// features: `rows(y, c0, count, add)` does row y for channels [c0, c0 + count), where
-// `add(c, offset, value)` adds `value` at `offset` of channel c0 + c in the running thread's buffers.
-// `out`: (channels, plane) of T, written whole.
-template <typename T, typename Rows>
-void scatter_rows(int channels, int height, int64_t plane, T* out, Rows rows) {
+// How many rows from its own a pixel of a gather op reads: `margin` (the taps' rows around the sample
+// point) plus the largest |clamp(y + fy, 0, height - 1) - y| over the pixels, a NaN displacement
+// counting as none. Found only where bands can be cut (more than one thread); one thread: `height`.
+//   flow_y: (height, width) of T
+template <typename T>
+int vertical_reach(const T* flow_y, int height, int width, int margin) {
   using A = typename Storage<T>::acc;
+  if (max_threads() == 1) return height;
+  A largest = 0;
+#pragma omp parallel for schedule(static) reduction(max : largest)
+  for (int y = 0; y < height; ++y) {
+    const A last = static_cast<A>(height - 1);
+    const T* row = flow_y + static_cast<int64_t>(y) * width;
+    A row_largest = 0;
+#pragma omp simd reduction(max : row_largest)
+    for (int x = 0; x < width; ++x) {
+      const A fy = Storage<T>::load(row[x]);
+      A sample = static_cast<A>(y) + (fy == fy ? fy : A(0));
+      sample = sample > A(0) ? sample : A(0);
+      sample = sample < last ? sample : last;
+      const A distance = abs_of(sample - static_cast<A>(y));
+      row_largest = distance > row_largest ? distance : row_largest;
+    }
+    largest = row_largest > largest ? row_largest : largest;
+  }
+  return static_cast<int>(largest) + 1 + margin;
+}
+
+// Bands of rows for a scatter on `threads` threads whose taps lie at most `reach` rows from their
+// pixel's: the first rows of each band (and, last, `height`), or nothing where none are worth cutting.
+// The bands run in two rounds, the even ones and then the odd ones; two bands of one round lie a whole
+// band apart, and every band but the first and the last is at least 2 * reach rows tall, so no two
+// threads of a round ever add to one row. Equal bands where they are tall enough; otherwise the inner
+// bands are exactly 2 * reach rows and the two outer ones share the rest, and with fewer bands if need be.
+std::vector<int> scatter_bands(int height, int reach, int threads) {
+  const int64_t gap = 2 * static_cast<int64_t>(reach);
+  for (int bands = 2 * threads; bands >= 3; --bands) {
+    std::vector<int> first(bands + 1);
+    if (height / bands >= gap) {
+      for (int band = 0; band <= bands; ++band)
+        first[band] = static_cast<int>(static_cast<int64_t>(height) * band / bands);
+      return first;
+    }
+    const int64_t rest = height - (bands - 2) * gap;  // for the two outer bands
+    if (rest < 2) continue;
+    first[0] = 0;
+    first[1] = static_cast<int>(rest / 2);
+    for (int band = 2; band < bands; ++band) first[band] = static_cast<int>(first[band - 1] + gap);
+    first[bands] = height;
+    return first;
+  }
+  return {};
+}
+
+// The input's gradient of a gather op scatters to its taps, where the rows of two threads may meet.
+// `rows(y, c0, count, add)` does row y for channels [c0, c0 + count), where `add(c, offset, value)` adds
+// `value` at `offset` of channel c0 + c. No tap lies more than `reach` rows from its pixel's row.
+// `out`: (channels, plane) of T, written whole.
+//
+// One thread adds straight into `out`, and so do several where the rows can be cut into bands
+// (`scatter_bands`). Otherwise (motion too large for the bands) the rows run in parallel and each thread
+// adds into its own buffers, which are summed into `out` at the end; those hold a chunk of the channels
+// at a time, so their size stays bounded for wide features.
+template <typename T, typename Rows>
+void scatter_rows(int channels, int height, int64_t plane, int reach, T* out, Rows rows) {
+  using A = typename Storage<T>::acc;
+  static_assert(sizeof(A) == sizeof(T), "the CPU drivers accumulate in the stored type (float32 or float64)");
   const int threads = max_threads();
+  std::vector<int> first = threads == 1 ? std::vector<int>{0, height} : scatter_bands(height, reach, threads);
+  if (!first.empty()) {
+    const int bands = static_cast<int>(first.size()) - 1;
+    auto add = [out, plane](int c, int64_t offset, A value) { out[c * plane + offset] += value; };
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+      for (int64_t index = 0; index < channels * plane; ++index) out[index] = T(0);
+      for (int round = 0; round < 2; ++round) {
+#pragma omp for schedule(static)
+        for (int band = round; band < bands; band += 2)
+          for (int y = first[band]; y < first[band + 1]; ++y) rows(y, 0, channels, add);
+      }
+    }
+    return;
+  }
   const int chunk = static_cast<int>(std::max<int64_t>(
       1, std::min<int64_t>(channels, kScatterBufferElements / std::max<int64_t>(1, threads * plane))));
   std::unique_ptr<A[]> buffers(new A[static_cast<size_t>(threads) * chunk * plane]);  // each thread zeroes its own
@@ -394,29 +468,39 @@ void backward_warp_backward(const T* grad, const T* input, const T* flow, T* gra
     const T* gradient = grad + b * channels * plane;
     T* flow_out_x = grad_flow + b * 2 * plane;
     T* flow_out_y = flow_out_x + plane;
-    // One pass over the pixels gives both gradients (the input's through each thread's own buffers).
-    scatter_rows(channels, height, plane, grad_input + b * channels * plane, [&](int y, int c0, int count, auto add) {
-      for (int x = 0; x < width; ++x) {
-        const int64_t pixel = static_cast<int64_t>(y) * width + x;
-        const A fx = Storage<T>::load(flow_x[pixel]);
-        const A fy = Storage<T>::load(flow_y[pixel]);
-        const WarpSample<A> sample = backward_warp_sample<A>(fx, fy, x, y, height, width);
-        A dx, dy;
-        backward_warp_flow_gradient_at<T, A>(image + c0 * plane, gradient + c0 * plane, sample,
-                                             backward_warp_pass(fx, x, width), backward_warp_pass(fy, y, height), count,
-                                             plane, pixel, &dx, &dy);
-        // Later chunks of channels add to what the earlier ones wrote.
-        flow_out_x[pixel] = c0 == 0 ? dx : flow_out_x[pixel] + dx;
-        flow_out_y[pixel] = c0 == 0 ? dy : flow_out_y[pixel] + dy;
-        A weights[4];
-        backward_warp_tap_weights(sample, weights);
-        for (int c = 0; c < count; ++c) {
-          const A g = Storage<T>::load(gradient[(c0 + c) * plane + pixel]);
-          add(c, sample.top_left, weights[0] * g);
-          add(c, sample.top_right, weights[1] * g);
-          add(c, sample.bottom_left, weights[2] * g);
-          add(c, sample.bottom_right, weights[3] * g);
+    // One pass over the pixels gives both gradients. A row's samples first (a loop that vectorises), then
+    // each channel along the row: its part of the flow's gradient, and its taps' share of the input's.
+    const int reach = vertical_reach(flow_y, height, width, 1);
+    scatter_rows(channels, height, plane, reach, grad_input + b * channels * plane,
+                 [&](int y, int c0, int count, auto add) {
+      thread_local std::vector<WarpSample<A>> samples;
+      thread_local std::vector<A> sums;  // the flow's gradient along the row, x then y, before the masks
+      samples.resize(width);
+      sums.assign(2 * static_cast<size_t>(width), A(0));
+      const int64_t row = static_cast<int64_t>(y) * width;
+      for (int x = 0; x < width; ++x)
+        samples[x] = backward_warp_sample<A>(Storage<T>::load(flow_x[row + x]), Storage<T>::load(flow_y[row + x]), x,
+                                             y, height, width);
+      for (int c = c0; c < c0 + count; ++c) {
+        const T* channel = image + c * plane;
+        const T* channel_gradient = gradient + c * plane + row;
+        for (int x = 0; x < width; ++x) {
+          const A g = Storage<T>::load(channel_gradient[x]);
+          backward_warp_add_sample_gradient(channel, samples[x], g, &sums[x], &sums[width + x]);
+          A weights[4];
+          backward_warp_tap_weights(samples[x], weights);
+          add(c - c0, samples[x].top_left, weights[0] * g);
+          add(c - c0, samples[x].top_right, weights[1] * g);
+          add(c - c0, samples[x].bottom_left, weights[2] * g);
+          add(c - c0, samples[x].bottom_right, weights[3] * g);
         }
+      }
+      // Later chunks of channels add to what the earlier ones wrote.
+      for (int x = 0; x < width; ++x) {
+        const A dx = sums[x] * backward_warp_pass(Storage<T>::load(flow_x[row + x]), x, width);
+        const A dy = sums[width + x] * backward_warp_pass(Storage<T>::load(flow_y[row + x]), y, height);
+        flow_out_x[row + x] = c0 == 0 ? dx : flow_out_x[row + x] + dx;
+        flow_out_y[row + x] = c0 == 0 ? dy : flow_out_y[row + x] + dy;
       }
     });
   }
@@ -437,7 +521,9 @@ void filter_interpolation_backward(const T* grad, const T* input, const T* flow,
     const T* gradient = grad + b * channels * plane;
     const T* kernels = filters + b * kFilterTaps * plane;
     const T* flow_x = flow + b * 2 * plane;
-    scatter_rows(channels, height, plane, grad_input + b * channels * plane, [&](int y, int c0, int count, auto add) {
+    const int reach = vertical_reach(flow_x + plane, height, width, 2);
+    scatter_rows(channels, height, plane, reach, grad_input + b * channels * plane,
+                 [&](int y, int c0, int count, auto add) {
       const int64_t row = static_cast<int64_t>(y) * width;
       for (int x = 0; x < width; ++x) {
         const int64_t pixel = row + x;
