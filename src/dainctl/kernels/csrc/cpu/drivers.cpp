@@ -511,7 +511,7 @@ void filter_interpolation_backward(const T* grad, const T* input, const T* flow,
                                    T* grad_flow, T* grad_filters, int64_t batch, int channels, int height, int width) {
   using A = typename Storage<T>::acc;
   const int64_t plane = static_cast<int64_t>(height) * width;
-  // One pass over the pixels gives every gradient (the input's through each thread's own buffers).
+  // One pass over the pixels gives every gradient (the input's through `scatter_rows`).
   if (channels == 0) {
     std::fill(grad_flow, grad_flow + batch * 2 * plane, T(0));
     std::fill(grad_filters, grad_filters + batch * kFilterTaps * plane, T(0));

@@ -122,8 +122,8 @@ DAINCTL_HD void filter_interpolation_parameter_gradients(const T* image, const T
 }
 
 // The input's gradient from output pixel `pixel` of one batch item with taps `taps`, all channels:
-// `add(channel, offset, value)` adds `value` at `offset` of that channel's plane (into a thread's own
-// buffer on the CPU, with atomics on CUDA).
+// `add(channel, offset, value)` adds `value` at `offset` of that channel's plane (on the CPU into the
+// result or a thread's own buffer, see `scatter_rows`; with atomics on CUDA).
 template <typename T, typename A, typename Add>
 DAINCTL_HD void filter_interpolation_input_gradient(const T* filters, const T* grad, const FilterTaps<A>& taps,
                                                     int channels, int64_t plane, int64_t pixel, Add add) {
