@@ -141,16 +141,20 @@ def test_the_compiled_backward_runs_and_autocast_computes_in_float32(op):
 
 @pytest.mark.parametrize("op", ["backward_warp", "filter_interpolation"])
 @pytest.mark.parametrize("threads", [1, 2, 3, 64])
-@pytest.mark.parametrize("kind", ["random", "large"])
+@pytest.mark.parametrize("kind", ["random", "far", "large"])
 def test_the_cpu_scatter_gives_the_same_gradients_with_any_thread_count(op, threads, kind):
     """The input's gradient scatters straight into the result on one thread, and on several where the
-    rows can be cut into bands that no two threads share (small motion: "random", whose taps lie up to 15
-    rows away for the warp and 7 for the filter, gives 4 and 6 equal bands on 2 and 3 threads and 10 to 20
-    uneven ones on 64); with large
-    motion each thread adds into its own buffers, a chunk of the channels at a time (at most 16M elements
-    in all: on 64 threads 256x256 frames go in chunks of 4 channels, and 9 channels need three chunks).
-    Every way agrees with the reference."""
-    inputs = OPS[op]["inputs"](kind, torch.float32, "cpu", shape=(2, 9, 256, 256))
+    rows can be cut into bands that no two threads share. Small motion ("random": taps up to 15 rows
+    away for the warp, 7 for the filter) gives equal bands on 2 and 3 threads. "far" is the same with
+    one pixel moving 31 rows: on 2 threads the bands are uneven (the outer ones shorter). With large
+    motion, and on 64 threads, each thread adds into its own buffers, a chunk of the channels at a time
+    (at most 16M elements in all: on 64 threads 256x256 frames go in chunks of 4 channels, and 9
+    channels need three chunks). Every way agrees with the reference."""
+    inputs = OPS[op]["inputs"]("large" if kind == "large" else "random", torch.float32, "cpu",
+                               shape=(2, 9, 256, 256))
+    if kind == "far":
+        with torch.no_grad():
+            inputs[1][:, 1, 100, 100] = 31.0
     grad = torch.randn((2, 9, 256, 256), generator=seeded("grad", op, "threads"), dtype=torch.float32)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

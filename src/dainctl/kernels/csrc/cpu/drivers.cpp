@@ -115,6 +115,15 @@ void scatter_rows(int channels, int height, int64_t plane, int reach, T* out, Ro
   static_assert(sizeof(A) == sizeof(T), "the CPU drivers accumulate in the stored type (float32 or float64)");
   const int threads = max_threads();
   std::vector<int> first = threads == 1 ? std::vector<int>{0, height} : scatter_bands(height, reach, threads);
+  if (!first.empty() && threads > 1) {
+    // The rounds wait for their tallest band. Uneven bands can keep threads waiting longer than the
+    // buffers' zeroing and summing cost (measured: a round time 3% over the even split's still wins,
+    // 25% over loses): past 10%, the buffers.
+    int longest[2] = {0, 0};
+    for (int band = 0; band + 1 < static_cast<int>(first.size()); ++band)
+      longest[band % 2] = std::max(longest[band % 2], first[band + 1] - first[band]);
+    if (static_cast<int64_t>(longest[0] + longest[1]) * threads * 10 > static_cast<int64_t>(height) * 11) first.clear();
+  }
   if (!first.empty()) {
     const int bands = static_cast<int>(first.size()) - 1;
     auto add = [out, plane](int c, int64_t offset, A value) { out[c * plane + offset] += value; };
