@@ -74,20 +74,29 @@ int vertical_reach(const T* flow_y, int height, int width, int margin) {
   return static_cast<int>(largest) + 1 + margin;
 }
 
-// Bands of rows for a scatter on `threads` threads whose taps lie at most `reach` rows from their
-// pixel's: the first rows of each band (and, last, `height`), or nothing where none are worth cutting.
-// The bands run in two rounds, the even ones and then the odd ones; two bands of one round lie a whole
-// band apart, and every band but the first and the last is at least 2 * reach rows tall, so no two
+// Bands of rows for a scatter on `threads` (more than one) threads whose taps lie at most `reach` rows
+// from their pixel's: the first rows of each band (and, last, `height`), or nothing where none are worth
+// cutting. The bands run in two rounds, the even ones and then the odd ones; two bands of one round lie a
+// whole band apart, and every band but the first and the last is at least 2 * reach rows tall, so no two
 // threads of a round ever add to one row. Equal bands where they are tall enough; otherwise the inner
 // bands are exactly 2 * reach rows and the two outer ones share the rest, and with fewer bands if need be.
+// A round waits for its tallest band, and uneven bands can keep threads waiting longer than the buffers'
+// zeroing and summing cost (measured: rounds 3% over an even split of the rows still win, 25% over
+// lose): past 10%, nothing.
 std::vector<int> scatter_bands(int height, int reach, int threads) {
   const int64_t gap = 2 * static_cast<int64_t>(reach);
+  auto balanced = [height, threads](const std::vector<int>& first) {
+    int longest[2] = {0, 0};
+    for (int band = 0; band + 1 < static_cast<int>(first.size()); ++band)
+      longest[band % 2] = std::max(longest[band % 2], first[band + 1] - first[band]);
+    return static_cast<int64_t>(longest[0] + longest[1]) * threads * 10 <= static_cast<int64_t>(height) * 11;
+  };
   for (int bands = 2 * threads; bands >= 3; --bands) {
     std::vector<int> first(bands + 1);
     if (height / bands >= gap) {
       for (int band = 0; band <= bands; ++band)
         first[band] = static_cast<int>(static_cast<int64_t>(height) * band / bands);
-      return first;
+      return balanced(first) ? first : std::vector<int>{};
     }
     const int64_t rest = height - (bands - 2) * gap;  // for the two outer bands
     if (rest < 2) continue;
@@ -95,7 +104,7 @@ std::vector<int> scatter_bands(int height, int reach, int threads) {
     first[1] = static_cast<int>(rest / 2);
     for (int band = 2; band < bands; ++band) first[band] = static_cast<int>(first[band - 1] + gap);
     first[bands] = height;
-    return first;
+    return balanced(first) ? first : std::vector<int>{};
   }
   return {};
 }
@@ -114,16 +123,7 @@ void scatter_rows(int channels, int height, int64_t plane, int reach, T* out, Ro
   using A = typename Storage<T>::acc;
   static_assert(sizeof(A) == sizeof(T), "the CPU drivers accumulate in the stored type (float32 or float64)");
   const int threads = max_threads();
-  std::vector<int> first = threads == 1 ? std::vector<int>{0, height} : scatter_bands(height, reach, threads);
-  if (!first.empty() && threads > 1) {
-    // The rounds wait for their tallest band. Uneven bands can keep threads waiting longer than the
-    // buffers' zeroing and summing cost (measured: a round time 3% over the even split's still wins,
-    // 25% over loses): past 10%, the buffers.
-    int longest[2] = {0, 0};
-    for (int band = 0; band + 1 < static_cast<int>(first.size()); ++band)
-      longest[band % 2] = std::max(longest[band % 2], first[band + 1] - first[band]);
-    if (static_cast<int64_t>(longest[0] + longest[1]) * threads * 10 > static_cast<int64_t>(height) * 11) first.clear();
-  }
+  const std::vector<int> first = threads == 1 ? std::vector<int>{0, height} : scatter_bands(height, reach, threads);
   if (!first.empty()) {
     const int bands = static_cast<int>(first.size()) - 1;
     auto add = [out, plane](int c, int64_t offset, A value) { out[c * plane + offset] += value; };
