@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
+# Test processes (pytest-xdist; whole files per worker). OMP_WAIT_POLICY=passive keeps the workers'
+# OpenMP threads from spinning on each other's cores. TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test clean
 
@@ -26,7 +29,7 @@ demo: install
 	@echo "demo: input demo/sample.mp4 -> result $(CURDIR)/demo/sample.2x.mp4"
 
 test: install
-	$(BIN)/python -m pytest -q
+	OMP_WAIT_POLICY=passive $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) demo build src/*.egg-info

@@ -71,17 +71,27 @@ def test_precision_ratios_pair_runs_by_engine_and_size():
 
 
 def test_rss_sampler_sees_a_temporary_allocation():
-    with RssSampler(interval=0.001) as sampler:
-        block = np.ones(64 * 1024 * 1024 // 8)  # 64 MiB, touched
-        before_free = sampler.peak
-        import time
+    import mmap
+    import time
 
-        time.sleep(0.02)
-        del block
-    assert sampler.peak is not None and before_free is not None
     from dainctl.benchmark import current_rss
 
-    assert sampler.peak >= current_rss() + 32 * 1024 * 1024
+    size, extra = 64 * 1024 * 1024, 32 * 1024 * 1024
+    start = current_rss()
+    with RssSampler(interval=0.001) as sampler:
+        # Mapped here rather than by malloc, which may hand out memory that is already resident (a freed
+        # heap kept untrimmed), so the RSS rises by the block's size and falls back when it is unmapped.
+        block = mmap.mmap(-1, size)
+        np.frombuffer(block, dtype=np.uint8)[:] = 1  # touched: resident
+        # The block lives until a sample has seen it (or 5 s pass): on a loaded machine (two test workers
+        # on two cores) the sampler thread may not run within a fixed short sleep.
+        deadline = time.monotonic() + 5.0
+        while (sampler.peak or 0) < start + extra and time.monotonic() < deadline:
+            time.sleep(0.005)
+        block.close()
+    # The peak outlives the block: it is the largest value seen, not the last one.
+    assert sampler.peak is not None
+    assert sampler.peak >= current_rss() + extra
 
 
 @no_cuda
