@@ -74,6 +74,30 @@ int vertical_reach(const T* flow_y, int height, int width, int margin) {
   return static_cast<int>(largest) + 1 + margin;
 }
 
+// The filter backward's window (`FilterWindow` in adaptive_warp.h) where its 4 columns are neighbours
+// (none clamped at the frame's border): each window row is read, and added to, as one run of 4.
+//   image, target: (channels, plane)
+template <typename T, typename A>
+struct InteriorFilterWindow {
+  const T* image;
+  A* target;
+  int64_t plane;
+  const int64_t* row;  // the window's 4 row offsets (FilterTaps::row)
+  int col;             // its first column
+
+  void load(int c, A value[kFilterTaps]) const {
+    const T* channel = image + c * plane + col;
+    for (int a = 0; a < kFilterSize; ++a)
+      for (int b = 0; b < kFilterSize; ++b) value[a * kFilterSize + b] = Storage<T>::load(channel[row[a] + b]);
+  }
+  void scatter(int c, const A gradient[kFilterTaps]) const {
+    A* channel = target + c * plane + col;
+    for (int a = 0; a < kFilterSize; ++a)
+      for (int b = 0; b < kFilterSize; ++b) channel[row[a] + b] += gradient[a * kFilterSize + b];
+  }
+  void add(int c, int64_t offset, A value) const { target[c * plane + offset] += value; }
+};
+
 // Bands of rows for a scatter on `threads` (more than one) threads whose taps lie at most `reach` rows
 // from their pixel's: the first rows of each band (and, last, `height`), or nothing where none are worth
 // cutting. The bands run in two rounds, the even ones and then the odd ones; two bands of one round lie a
@@ -110,8 +134,9 @@ std::vector<int> scatter_bands(int height, int reach, int threads) {
 }
 
 // The input's gradient of a gather op scatters to its taps, where the rows of two threads may meet.
-// `rows(y, c0, count, add)` does row y for channels [c0, c0 + count), where `add(c, offset, value)` adds
-// `value` at `offset` of channel c0 + c. No tap lies more than `reach` rows from its pixel's row.
+// `rows(y, c0, count, target)` does row y for channels [c0, c0 + count), adding channel c0 + c's
+// gradient into the plane at `target + c * plane` (in the result or in a thread's own buffer). No tap
+// lies more than `reach` rows from its pixel's row.
 // `out`: (channels, plane) of T, written whole.
 //
 // One thread adds straight into `out`, and so do several where the rows can be cut into bands
@@ -126,7 +151,6 @@ void scatter_rows(int channels, int height, int64_t plane, int reach, T* out, Ro
   const std::vector<int> first = threads == 1 ? std::vector<int>{0, height} : scatter_bands(height, reach, threads);
   if (!first.empty()) {
     const int bands = static_cast<int>(first.size()) - 1;
-    auto add = [out, plane](int c, int64_t offset, A value) { out[c * plane + offset] += value; };
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
@@ -134,7 +158,7 @@ void scatter_rows(int channels, int height, int64_t plane, int reach, T* out, Ro
       for (int round = 0; round < 2; ++round) {
 #pragma omp for schedule(static)
         for (int band = round; band < bands; band += 2)
-          for (int y = first[band]; y < first[band + 1]; ++y) rows(y, 0, channels, add);
+          for (int y = first[band]; y < first[band + 1]; ++y) rows(y, 0, channels, out);
       }
     }
     return;
@@ -149,9 +173,8 @@ void scatter_rows(int channels, int height, int64_t plane, int reach, T* out, Ro
       const int team = team_size();  // at most `threads`
       A* mine = buffers.get() + static_cast<int64_t>(thread_index()) * chunk * plane;
       std::fill(mine, mine + count * plane, A(0));
-      auto add = [mine, plane](int c, int64_t offset, A value) { mine[c * plane + offset] += value; };
 #pragma omp for schedule(static)
-      for (int y = 0; y < height; ++y) rows(y, c0, count, add);
+      for (int y = 0; y < height; ++y) rows(y, c0, count, mine);
       // (the barrier at the end of the loop above: every thread's buffers are complete)
 #pragma omp for schedule(static)
       for (int64_t index = 0; index < count * plane; ++index) {
@@ -481,7 +504,7 @@ void backward_warp_backward(const T* grad, const T* input, const T* flow, T* gra
     // each channel along the row: its part of the flow's gradient, and its taps' share of the input's.
     const int reach = vertical_reach(flow_y, height, width, 1);
     scatter_rows(channels, height, plane, reach, grad_input + b * channels * plane,
-                 [&](int y, int c0, int count, auto add) {
+                 [&](int y, int c0, int count, A* target) {
       thread_local std::vector<WarpSample<A>> samples;
       thread_local std::vector<A> sums;  // the flow's gradient along the row, x then y, before the masks
       samples.resize(width);
@@ -493,15 +516,16 @@ void backward_warp_backward(const T* grad, const T* input, const T* flow, T* gra
       for (int c = c0; c < c0 + count; ++c) {
         const T* channel = image + c * plane;
         const T* channel_gradient = gradient + c * plane + row;
+        A* channel_target = target + (c - c0) * plane;
         for (int x = 0; x < width; ++x) {
           const A g = Storage<T>::load(channel_gradient[x]);
           backward_warp_add_sample_gradient(channel, samples[x], g, &sums[x], &sums[width + x]);
           A weights[4];
           backward_warp_tap_weights(samples[x], weights);
-          add(c - c0, samples[x].top_left, weights[0] * g);
-          add(c - c0, samples[x].top_right, weights[1] * g);
-          add(c - c0, samples[x].bottom_left, weights[2] * g);
-          add(c - c0, samples[x].bottom_right, weights[3] * g);
+          channel_target[samples[x].top_left] += weights[0] * g;
+          channel_target[samples[x].top_right] += weights[1] * g;
+          channel_target[samples[x].bottom_left] += weights[2] * g;
+          channel_target[samples[x].bottom_right] += weights[3] * g;
         }
       }
       // Later chunks of channels add to what the earlier ones wrote.
@@ -532,8 +556,11 @@ void filter_interpolation_backward(const T* grad, const T* input, const T* flow,
     const T* flow_x = flow + b * 2 * plane;
     const int reach = vertical_reach(flow_x + plane, height, width, 2);
     scatter_rows(channels, height, plane, reach, grad_input + b * channels * plane,
-                 [&](int y, int c0, int count, auto add) {
+                 [&](int y, int c0, int count, A* target) {
       const int64_t row = static_cast<int64_t>(y) * width;
+      auto add = [target, plane](int c, int64_t offset, A value) { target[c * plane + offset] += value; };
+      const T* channels_in = image + c0 * plane;
+      const T* channels_grad = gradient + c0 * plane;
       for (int x = 0; x < width; ++x) {
         const int64_t pixel = row + x;
         const FilterTaps<A> taps = filter_interpolation_taps<A>(Storage<T>::load(flow_x[pixel]),
@@ -541,9 +568,15 @@ void filter_interpolation_backward(const T* grad, const T* input, const T* flow,
                                                                 width);
         A flow_gradient[2];
         A filter_gradient[kFilterTaps];
-        filter_interpolation_parameter_gradients<T, A>(image + c0 * plane, kernels, gradient + c0 * plane, taps, count,
-                                                       plane, pixel, flow_gradient, filter_gradient);
-        filter_interpolation_input_gradient<T, A>(kernels, gradient + c0 * plane, taps, count, plane, pixel, add);
+        if (taps.valid && taps.col[kFilterSize - 1] - taps.col[0] == kFilterSize - 1) {
+          const InteriorFilterWindow<T, A> window{channels_in, target, plane, taps.row, taps.col[0]};
+          filter_interpolation_pixel_backward<T, A>(kernels, channels_grad, taps, count, plane, pixel, window,
+                                                    flow_gradient, filter_gradient);
+        } else {
+          const FilterWindow<T, A, decltype(add)> window{channels_in, plane, &taps, add};
+          filter_interpolation_pixel_backward<T, A>(kernels, channels_grad, taps, count, plane, pixel, window,
+                                                    flow_gradient, filter_gradient);
+        }
         // Later chunks of channels add to what the earlier ones wrote.
         T* flow_out = grad_flow + b * 2 * plane + pixel;
         T* filter_out = grad_filters + b * kFilterTaps * plane + pixel;

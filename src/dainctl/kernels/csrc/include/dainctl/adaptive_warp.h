@@ -98,47 +98,62 @@ DAINCTL_HD void filter_interpolation_pixel(const T* image, const A* flow, const 
 // the reference twin takes it). An invalid pixel copies the input through, so its gradient goes to the
 // input pixel itself and none to the flow or the filters.
 
-// The flow's (2) and the filters' (16) gradients at output pixel `pixel` of one batch item with taps
-// `taps`, summed over channels (each tap read once per channel); none at an invalid pixel.
-//   image, grad: (channels, plane) of T      filters: (16, plane) of T
-template <typename T, typename A>
-DAINCTL_HD void filter_interpolation_parameter_gradients(const T* image, const T* filters, const T* grad,
-                                                         const FilterTaps<A>& taps, int channels, int64_t plane,
-                                                         int64_t pixel, A grad_flow[2], A grad_filters[kFilterTaps]) {
+// How the backward reads a channel's 16 tap values and adds a gradient to them, through the taps' row
+// offsets and columns (borders clamped): the general window, on the CPU and on CUDA. `add(c, offset,
+// value)` adds `value` at `offset` of channel c's plane of the input's gradient (on the CPU into the
+// result or a thread's own buffer, see `scatter_rows`; with atomics on CUDA). A driver may pass its
+// own window with the same three members (the CPU's reads and adds runs of 4 where the window lies
+// inside the frame's columns).
+//   image: (channels, plane) of T
+template <typename T, typename A, typename Add>
+struct FilterWindow {
+  const T* image;
+  int64_t plane;
+  const FilterTaps<A>* taps;
+  Add add_at;
+
+  DAINCTL_HD void load(int c, A value[kFilterTaps]) const { filter_tap_values(image + c * plane, *taps, value); }
+  DAINCTL_HD void scatter(int c, const A gradient[kFilterTaps]) const {
+    for (int a = 0; a < kFilterSize; ++a)
+      for (int b = 0; b < kFilterSize; ++b) add_at(c, taps->row[a] + taps->col[b], gradient[a * kFilterSize + b]);
+  }
+  DAINCTL_HD void add(int c, int64_t offset, A value) const { add_at(c, offset, value); }
+};
+
+// Every gradient of output pixel `pixel` of one batch item with taps `taps`, in one pass over the
+// channels (each tap read once per channel): the flow's (2) and the filters' (16), summed over the
+// channels, into `grad_flow` and `grad_filters`; the input's added through `window` (above). An invalid
+// pixel passes its gradient to the input pixel itself and none to the flow or the filters.
+//   filters: (16, plane) of T      grad: (channels, plane) of T
+template <typename T, typename A, typename Window>
+DAINCTL_HD void filter_interpolation_pixel_backward(const T* filters, const T* grad, const FilterTaps<A>& taps,
+                                                    int channels, int64_t plane, int64_t pixel, const Window& window,
+                                                    A grad_flow[2], A grad_filters[kFilterTaps]) {
   grad_flow[0] = grad_flow[1] = A(0);
   for (int t = 0; t < kFilterTaps; ++t) grad_filters[t] = A(0);
-  if (!taps.valid) return;
-  A kernel[kFilterTaps];
-  for (int t = 0; t < kFilterTaps; ++t) kernel[t] = Storage<T>::load(filters[t * plane + pixel]);
+  if (!taps.valid) {
+    for (int c = 0; c < channels; ++c) window.add(c, pixel, Storage<T>::load(grad[c * plane + pixel]));
+    return;
+  }
+  A kernel[kFilterTaps];  // the filter at each tap
+  A weight[kFilterTaps];  // each tap's quadrant weight: d out / d input = weight * kernel
+  for (int t = 0; t < kFilterTaps; ++t) {
+    kernel[t] = Storage<T>::load(filters[t * plane + pixel]);
+    weight[t] = taps.corner[filter_quadrant(t)];
+  }
   for (int c = 0; c < channels; ++c) {
     const A g = Storage<T>::load(grad[c * plane + pixel]);
-    A value[kFilterTaps], quadrant[4];
-    filter_tap_values(image + c * plane, taps, value);
+    A value[kFilterTaps], quadrant[4], gradient[kFilterTaps];
+    window.load(c, value);
     filter_quadrant_sums(value, kernel, quadrant);
     grad_flow[0] += g * ((A(1) - taps.beta) * (quadrant[1] - quadrant[0]) + taps.beta * (quadrant[3] - quadrant[2]));
     grad_flow[1] += g * ((A(1) - taps.alpha) * (quadrant[2] - quadrant[0]) + taps.alpha * (quadrant[3] - quadrant[1]));
-    for (int t = 0; t < kFilterTaps; ++t) grad_filters[t] += g * taps.corner[filter_quadrant(t)] * value[t];
-  }
-}
-
-// The input's gradient from output pixel `pixel` of one batch item with taps `taps`, all channels:
-// `add(channel, offset, value)` adds `value` at `offset` of that channel's plane (on the CPU into the
-// result or a thread's own buffer, see `scatter_rows`; with atomics on CUDA).
-template <typename T, typename A, typename Add>
-DAINCTL_HD void filter_interpolation_input_gradient(const T* filters, const T* grad, const FilterTaps<A>& taps,
-                                                    int channels, int64_t plane, int64_t pixel, Add add) {
-  if (!taps.valid) {
-    for (int c = 0; c < channels; ++c) add(c, pixel, Storage<T>::load(grad[c * plane + pixel]));
-    return;
-  }
-  A weighted_kernel[kFilterTaps];  // d out / d input at each tap: the filter times its quadrant's weight
-  for (int t = 0; t < kFilterTaps; ++t)
-    weighted_kernel[t] = taps.corner[filter_quadrant(t)] * Storage<T>::load(filters[t * plane + pixel]);
-  for (int c = 0; c < channels; ++c) {
-    const A g = Storage<T>::load(grad[c * plane + pixel]);
-    for (int a = 0; a < kFilterSize; ++a)
-      for (int b = 0; b < kFilterSize; ++b)
-        add(c, taps.row[a] + taps.col[b], g * weighted_kernel[a * kFilterSize + b]);
+    for (int t = 0; t < kFilterTaps; ++t) {
+      const A weighted = g * weight[t];
+      grad_filters[t] += weighted * value[t];
+      gradient[t] = weighted * kernel[t];
+    }
+    window.scatter(c, gradient);
   }
 }
 
