@@ -98,6 +98,41 @@ struct InteriorFilterWindow {
   void add(int c, int64_t offset, A value) const { target[c * plane + offset] += value; }
 };
 
+// One row's warp samples (`backward_warp_sample`), a plain array per field so that the loop finding
+// them vectorises (an array of `WarpSample`s did not). Each thread keeps its own.
+template <typename A>
+struct WarpRow {
+  std::vector<int> top_left, top_right, bottom_left, bottom_right;
+  std::vector<A> alpha, beta;
+
+  template <typename T>
+  void find(const T* flow_x, const T* flow_y, int y, int height, int width) {
+    for (auto* field : {&top_left, &top_right, &bottom_left, &bottom_right}) field->resize(width);
+    alpha.resize(width);
+    beta.resize(width);
+    int* tl = top_left.data();
+    int* tr = top_right.data();
+    int* bl = bottom_left.data();
+    int* br = bottom_right.data();
+    A* a = alpha.data();
+    A* b = beta.data();
+    DAINCTL_SIMD
+    for (int x = 0; x < width; ++x) {
+      const WarpSample<A> sample =
+          backward_warp_sample<A>(Storage<T>::load(flow_x[x]), Storage<T>::load(flow_y[x]), x, y, height, width);
+      tl[x] = sample.top_left;
+      tr[x] = sample.top_right;
+      bl[x] = sample.bottom_left;
+      br[x] = sample.bottom_right;
+      a[x] = sample.alpha;
+      b[x] = sample.beta;
+    }
+  }
+  WarpSample<A> operator[](int x) const {
+    return WarpSample<A>{top_left[x], top_right[x], bottom_left[x], bottom_right[x], alpha[x], beta[x]};
+  }
+};
+
 // Bands of rows for a scatter on `threads` (more than one) threads whose taps lie at most `reach` rows
 // from their pixel's: the first rows of each band (and, last, `height`), or nothing where none are worth
 // cutting. The bands run in two rounds, the even ones and then the odd ones; two bands of one round lie a
@@ -469,14 +504,13 @@ void backward_warp(const T* input, const T* flow, T* out, int64_t batch, int cha
 #pragma omp parallel
   {
     // A row's samples first (a loop that vectorises), then each channel's blends along the row.
-    std::vector<WarpSample<A>> samples(width);
+    WarpRow<A> samples;
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < batch; ++b) {
       for (int y = 0; y < height; ++y) {
         const T* flow_x = flow + b * 2 * plane + static_cast<int64_t>(y) * width;
         const T* flow_y = flow_x + plane;
-        for (int x = 0; x < width; ++x)
-          samples[x] = backward_warp_sample<A>(flow_x[x], flow_y[x], x, y, height, width);
+        samples.find(flow_x, flow_y, y, height, width);
         for (int c = 0; c < channels; ++c) {
           const T* channel = input + (b * channels + c) * plane;
           T* row = out + (b * channels + c) * plane + static_cast<int64_t>(y) * width;
@@ -505,14 +539,11 @@ void backward_warp_backward(const T* grad, const T* input, const T* flow, T* gra
     const int reach = vertical_reach(flow_y, height, width, 1);
     scatter_rows(channels, height, plane, reach, grad_input + b * channels * plane,
                  [&](int y, int c0, int count, A* target) {
-      thread_local std::vector<WarpSample<A>> samples;
+      thread_local WarpRow<A> samples;
       thread_local std::vector<A> sums;  // the flow's gradient along the row, x then y, before the masks
-      samples.resize(width);
       sums.assign(2 * static_cast<size_t>(width), A(0));
       const int64_t row = static_cast<int64_t>(y) * width;
-      for (int x = 0; x < width; ++x)
-        samples[x] = backward_warp_sample<A>(Storage<T>::load(flow_x[row + x]), Storage<T>::load(flow_y[row + x]), x,
-                                             y, height, width);
+      samples.find(flow_x + row, flow_y + row, y, height, width);
       for (int c = c0; c < c0 + count; ++c) {
         const T* channel = image + c * plane;
         const T* channel_gradient = gradient + c * plane + row;
