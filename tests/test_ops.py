@@ -44,7 +44,7 @@ DEVICE_DTYPES = [
 LAYOUTS = ("contiguous", "channels_last", "transposed")
 FLOW_KINDS = ("random", "integer", "border", "large", "nonfinite")
 # (B, C, H, W): odd sizes, batch > 1, C in {1, 3, 196}, single pixels.
-SHAPES = [(1, 1, 1, 1), (2, 3, 7, 11), (1, 196, 6, 5), (3, 1, 16, 9)]
+SHAPES = [(1, 1, 1, 1), (2, 3, 7, 11), (1, 196, 6, 5), (3, 1, 16, 9), (1, 12, 13, 14)]
 
 
 def tolerance(dtype: torch.dtype, scale: float = 1.0) -> dict:

@@ -69,41 +69,12 @@ DAINCTL_HD void filter_quadrant_sums(const A value[kFilterTaps], const A kernel[
   }
 }
 
-// Output pixel (x, y) of one batch item, all channels.
-//   image:   (channels, height, width) of T      flow:    (2, height, width) of A
-//   filters: (16, height, width) of T            out:     (channels, height, width) of T
-template <typename T, typename A>
-DAINCTL_HD void filter_interpolation_pixel(const T* image, const A* flow, const T* filters, T* out,
-                                           int channels, int height, int width, int x, int y) {
-  const int64_t plane = static_cast<int64_t>(height) * width;
-  const int64_t pixel = static_cast<int64_t>(y) * width + x;
-  const FilterTaps<A> taps = filter_interpolation_taps<A>(flow[pixel], flow[plane + pixel], x, y, height, width);
-  if (!taps.valid) {
-    for (int c = 0; c < channels; ++c) out[c * plane + pixel] = image[c * plane + pixel];
-    return;
-  }
-  A kernel[kFilterTaps];
-  for (int t = 0; t < kFilterTaps; ++t) kernel[t] = Storage<T>::load(filters[t * plane + pixel]);
-  for (int c = 0; c < channels; ++c) {
-    A value[kFilterTaps], quadrant[4];
-    filter_tap_values(image + c * plane, taps, value);
-    filter_quadrant_sums(value, kernel, quadrant);
-    const A result = taps.corner[0] * quadrant[0] + taps.corner[1] * quadrant[1] + taps.corner[2] * quadrant[2] +
-                     taps.corner[3] * quadrant[3];
-    out[c * plane + pixel] = Storage<T>::store(result);
-  }
-}
-
-// ---- backward: the derivative of the forward above, with the floor() held constant (as autograd of
-// the reference twin takes it). An invalid pixel copies the input through, so its gradient goes to the
-// input pixel itself and none to the flow or the filters.
-
-// How the backward reads a channel's 16 tap values and adds a gradient to them, through the taps' row
+// How a pixel reads a channel's 16 tap values (and the backward adds a gradient to them), through the taps' row
 // offsets and columns (borders clamped): the general window, on the CPU and on CUDA. `add(c, offset,
 // value)` adds `value` at `offset` of channel c's plane of the input's gradient (on the CPU into the
 // result or a thread's own buffer, see `scatter_rows`; with atomics on CUDA). A driver may pass its
 // own window with the same three members (the CPU's reads and adds runs of 4 where the window lies
-// inside the frame's columns).
+// inside the frame's columns). The forward needs no `add_at`: `NoAdd`.
 //   image: (channels, plane) of T
 template <typename T, typename A, typename Add>
 struct FilterWindow {
@@ -119,6 +90,50 @@ struct FilterWindow {
   }
   DAINCTL_HD void add(int c, int64_t offset, A value) const { add_at(c, offset, value); }
 };
+
+struct NoAdd {
+  template <typename V>
+  DAINCTL_HD void operator()(int, int64_t, V) const {}
+};
+
+// Output pixel `pixel` of one batch item with taps `taps`, all channels, the taps read through
+// `window` (above).
+//   image, out: (channels, plane) of T      filters: (16, plane) of T
+template <typename T, typename A, typename Window>
+DAINCTL_HD void filter_interpolation_pixel_at(const Window& window, const T* image, const T* filters, T* out,
+                                              const FilterTaps<A>& taps, int channels, int64_t plane, int64_t pixel) {
+  if (!taps.valid) {
+    for (int c = 0; c < channels; ++c) out[c * plane + pixel] = image[c * plane + pixel];
+    return;
+  }
+  A kernel[kFilterTaps];
+  for (int t = 0; t < kFilterTaps; ++t) kernel[t] = Storage<T>::load(filters[t * plane + pixel]);
+  for (int c = 0; c < channels; ++c) {
+    A value[kFilterTaps], quadrant[4];
+    window.load(c, value);
+    filter_quadrant_sums(value, kernel, quadrant);
+    const A result = taps.corner[0] * quadrant[0] + taps.corner[1] * quadrant[1] + taps.corner[2] * quadrant[2] +
+                     taps.corner[3] * quadrant[3];
+    out[c * plane + pixel] = Storage<T>::store(result);
+  }
+}
+
+// Output pixel (x, y) of one batch item, all channels.
+//   image:   (channels, height, width) of T      flow:    (2, height, width) of A
+//   filters: (16, height, width) of T            out:     (channels, height, width) of T
+template <typename T, typename A>
+DAINCTL_HD void filter_interpolation_pixel(const T* image, const A* flow, const T* filters, T* out,
+                                           int channels, int height, int width, int x, int y) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  const int64_t pixel = static_cast<int64_t>(y) * width + x;
+  const FilterTaps<A> taps = filter_interpolation_taps<A>(flow[pixel], flow[plane + pixel], x, y, height, width);
+  const FilterWindow<T, A, NoAdd> window{image, plane, &taps, NoAdd{}};
+  filter_interpolation_pixel_at<T, A>(window, image, filters, out, taps, channels, plane, pixel);
+}
+
+// ---- backward: the derivative of the forward above, with the floor() held constant (as autograd of
+// the reference twin takes it). An invalid pixel copies the input through, so its gradient goes to the
+// input pixel itself and none to the flow or the filters.
 
 // Every gradient of output pixel `pixel` of one batch item with taps `taps`, in one pass over the
 // channels (each tap read once per channel): the flow's (2) and the filters' (16), summed over the
