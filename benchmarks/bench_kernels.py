@@ -7,10 +7,10 @@ in float32 and float16, with the bandwidth achieved against the bytes each op mu
 
 With --backward: forward + backward (the gradient of every input) at 256x256, float32, on the CPU:
 the compiled ops (their compiled backward, `dainctl.kernels._autograd`) against autograd through the
-references.
+references. With --parts: the gather ops' forward and backward ops alone, at several shapes.
 
 Usage:
-    .venv/bin/python benchmarks/bench_kernels.py [--repeats N] [--context] [--backward] [--json OUT.json]
+    .venv/bin/python benchmarks/bench_kernels.py [--repeats N] [--context] [--backward | --parts] [--json OUT.json]
 
 Times are medians over N calls after one warm-up call (which also builds the library if needed).
 """
@@ -170,6 +170,40 @@ def bench_backward(repeats: int) -> list[dict]:
     return rows
 
 
+# (channels, height, width, flow scale): the benchmark's 3-channel frames, a 720p frame, PWC-Net's
+# features and DAIN's 196-channel context at a coarse and a finer level.
+PART_SHAPES = ((3, 256, 256, 8.0), (3, 720, 1280, 8.0), (32, 128, 128, 4.0), (64, 64, 64, 2.0), (196, 16, 16, 1.0),
+               (196, 128, 128, 4.0))
+
+
+def bench_parts(repeats: int) -> list[dict]:
+    """The compiled CPU ops called directly (`torch.ops.dainctl.*`: no autograd, no reference), forward
+    and backward of the gather ops, at the shapes of PART_SHAPES (float32, smooth random flow): where a
+    kernel change's time goes, without the autograd glue of --backward."""
+    ops = torch.ops.dainctl
+    rows = []
+    print(f"CPU, float32, the ops alone, {torch.get_num_threads()} threads, median ms of {repeats}")
+    print(f"{'shape':>18s} {'warp':>8s} {'warp bwd':>9s} {'filter':>8s} {'filter bwd':>11s}")
+    for channels, height, width, scale in PART_SHAPES:
+        generator = torch.Generator().manual_seed(0)
+        coarse = torch.randn((1, 2, height // 16 + 1, width // 16 + 1), generator=generator) * scale
+        flow = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+        image = torch.rand((1, channels, height, width), generator=generator)
+        grad = torch.rand_like(image)
+        filters = torch.rand((1, 16, height, width), generator=generator) * 0.125
+        calls = {
+            "warp": lambda: ops.backward_warp(image, flow),
+            "warp_backward": lambda: ops.backward_warp_backward(grad, image, flow),
+            "filter": lambda: ops.filter_interpolation(image, flow, filters),
+            "filter_backward": lambda: ops.filter_interpolation_backward(grad, image, flow, filters),
+        }
+        times = {name: median_seconds(call, repeats, "cpu")[0] for name, call in calls.items()}
+        shape = f"C={channels} {width}x{height}"
+        print(f"{shape:>18s} " + " ".join(f"{times[name] * 1e3:{w}.3f}" for name, w in zip(calls, (8, 9, 8, 11))))
+        rows.append({"device": "cpu", "shape": [channels, height, width], "parts_s": times})
+    return rows
+
+
 def bench_cuda(repeats: int, context: bool) -> list[dict]:
     return bench_device("cuda", (torch.float32, torch.float16), 1080, 1920, repeats, context)
 
@@ -206,17 +240,21 @@ def main() -> None:
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU comparison")
     parser.add_argument("--threads", type=int, help="torch and OpenMP CPU threads (default: torch's)")
     parser.add_argument("--backward", action="store_true", help="forward + backward at 256x256 on the CPU instead")
+    parser.add_argument("--parts", action="store_true",
+                        help="the CPU ops alone (no autograd), forward and backward, at several shapes, instead")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     print(f"library: {_build.load_library(need_cuda=torch.cuda.is_available())}")
-    if args.backward:
+    if args.parts:
+        rows = bench_parts(args.repeats)
+    elif args.backward:
         rows = bench_backward(args.repeats)
     else:
         rows = [] if args.no_cpu else bench_cpu(args.repeats, args.context)
-    if torch.cuda.is_available() and not args.backward:
+    if torch.cuda.is_available() and not (args.backward or args.parts):
         rows += bench_cuda(args.repeats * 4, args.context)
     if args.json:
         with open(args.json, "w") as handle:
