@@ -610,6 +610,14 @@ void filter_interpolation_backward(const T* grad, const T* input, const T* flow,
       auto add = [target, plane](int c, int64_t offset, A value) { target[c * plane + offset] += value; };
       const T* channels_in = image + c0 * plane;
       const T* channels_grad = gradient + c0 * plane;
+      // The row's filters in, and their gradients out, through row buffers (16 planes of `width`): read
+      // and written pixel by pixel, the 32 planes would be 32 strided streams, which large frames pay for.
+      thread_local std::vector<T> row_filters;
+      thread_local std::vector<A> row_filter_grads;
+      row_filters.resize(kFilterTaps * static_cast<size_t>(width));
+      row_filter_grads.resize(kFilterTaps * static_cast<size_t>(width));
+      for (int t = 0; t < kFilterTaps; ++t)
+        std::copy(kernels + t * plane + row, kernels + t * plane + row + width, row_filters.data() + t * width);
       for (int x = 0; x < width; ++x) {
         const int64_t pixel = row + x;
         const FilterTaps<A> taps = filter_interpolation_taps<A>(Storage<T>::load(flow_x[pixel]),
@@ -617,22 +625,26 @@ void filter_interpolation_backward(const T* grad, const T* input, const T* flow,
                                                                 width);
         A flow_gradient[2];
         A filter_gradient[kFilterTaps];
+        const T* filter = row_filters.data() + x;
         if (taps.valid && taps.col[kFilterSize - 1] - taps.col[0] == kFilterSize - 1) {
           const InteriorFilterWindow<T, A> window{channels_in, target, plane, taps.row, taps.col[0]};
-          filter_interpolation_pixel_backward<T, A>(kernels, channels_grad, taps, count, plane, pixel, window,
+          filter_interpolation_pixel_backward<T, A>(filter, width, channels_grad, taps, count, plane, pixel, window,
                                                     flow_gradient, filter_gradient);
         } else {
           const FilterWindow<T, A, decltype(add)> window{channels_in, plane, &taps, add};
-          filter_interpolation_pixel_backward<T, A>(kernels, channels_grad, taps, count, plane, pixel, window,
+          filter_interpolation_pixel_backward<T, A>(filter, width, channels_grad, taps, count, plane, pixel, window,
                                                     flow_gradient, filter_gradient);
         }
         // Later chunks of channels add to what the earlier ones wrote.
         T* flow_out = grad_flow + b * 2 * plane + pixel;
-        T* filter_out = grad_filters + b * kFilterTaps * plane + pixel;
         for (int k = 0; k < 2; ++k)
           flow_out[k * plane] = c0 == 0 ? flow_gradient[k] : flow_out[k * plane] + flow_gradient[k];
-        for (int t = 0; t < kFilterTaps; ++t)
-          filter_out[t * plane] = c0 == 0 ? filter_gradient[t] : filter_out[t * plane] + filter_gradient[t];
+        for (int t = 0; t < kFilterTaps; ++t) row_filter_grads[t * width + x] = filter_gradient[t];
+      }
+      for (int t = 0; t < kFilterTaps; ++t) {
+        T* filter_out = grad_filters + (b * kFilterTaps + t) * plane + row;
+        const A* row_grads = row_filter_grads.data() + t * width;
+        for (int x = 0; x < width; ++x) filter_out[x] = c0 == 0 ? row_grads[x] : filter_out[x] + row_grads[x];
       }
     });
   }

@@ -280,8 +280,9 @@ __global__ void filter_interpolation_backward_kernel(const T* grad, const T* inp
     const FilterWindow<T, float, decltype(add)> window{input + b * channels * plane, plane, &taps, add};
     float flow_gradient[2];
     float filter_gradient[kFilterTaps];
-    filter_interpolation_pixel_backward<T, float>(filters + b * kFilterTaps * plane, grad + b * channels * plane, taps,
-                                                  channels, plane, pixel, window, flow_gradient, filter_gradient);
+    filter_interpolation_pixel_backward<T, float>(filters + b * kFilterTaps * plane + pixel, plane,
+                                                  grad + b * channels * plane, taps, channels, plane, pixel, window,
+                                                  flow_gradient, filter_gradient);
     for (int k = 0; k < 2; ++k) grad_flow[(b * 2 + k) * plane + pixel] = flow_gradient[k];
     for (int t = 0; t < kFilterTaps; ++t) grad_filters[(b * kFilterTaps + t) * plane + pixel] = filter_gradient[t];
   }

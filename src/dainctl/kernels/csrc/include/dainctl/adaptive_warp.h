@@ -139,11 +139,13 @@ DAINCTL_HD void filter_interpolation_pixel(const T* image, const A* flow, const 
 // channels (each tap read once per channel): the flow's (2) and the filters' (16), summed over the
 // channels, into `grad_flow` and `grad_filters`; the input's added through `window` (above). An invalid
 // pixel passes its gradient to the input pixel itself and none to the flow or the filters.
-//   filters: (16, plane) of T      grad: (channels, plane) of T
+//   filter: the pixel's 16 filter values, tap t at filter[t * filter_stride] (the filters' plane, or a
+//           driver's row buffer)      grad: (channels, plane) of T
 template <typename T, typename A, typename Window>
-DAINCTL_HD void filter_interpolation_pixel_backward(const T* filters, const T* grad, const FilterTaps<A>& taps,
-                                                    int channels, int64_t plane, int64_t pixel, const Window& window,
-                                                    A grad_flow[2], A grad_filters[kFilterTaps]) {
+DAINCTL_HD void filter_interpolation_pixel_backward(const T* filter, int64_t filter_stride, const T* grad,
+                                                    const FilterTaps<A>& taps, int channels, int64_t plane,
+                                                    int64_t pixel, const Window& window, A grad_flow[2],
+                                                    A grad_filters[kFilterTaps]) {
   grad_flow[0] = grad_flow[1] = A(0);
   for (int t = 0; t < kFilterTaps; ++t) grad_filters[t] = A(0);
   if (!taps.valid) {
@@ -153,7 +155,7 @@ DAINCTL_HD void filter_interpolation_pixel_backward(const T* filters, const T* g
   A kernel[kFilterTaps];  // the filter at each tap
   A weight[kFilterTaps];  // each tap's quadrant weight: d out / d input = weight * kernel
   for (int t = 0; t < kFilterTaps; ++t) {
-    kernel[t] = Storage<T>::load(filters[t * plane + pixel]);
+    kernel[t] = Storage<T>::load(filter[t * filter_stride]);
     weight[t] = taps.corner[filter_quadrant(t)];
   }
   for (int c = 0; c < channels; ++c) {
