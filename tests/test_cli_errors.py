@@ -228,3 +228,18 @@ def test_profile_reaches_the_weight_free_engine(capsys, tmp_path, clip_factory, 
     code, _, err = run_cli(capsys, "slowmo", clip_factory(frames=3), tmp_path / "out.mp4", "--quiet", *flags)
     assert code == 0, err
     assert created == [expected]
+
+
+def test_help_and_a_missing_input_answer_before_torch_is_loaded(tmp_path):
+    # The CLI's names and checks come before the pipeline and the engines: `--help`, a bad option or a
+    # missing input answer at once, without waiting about a second for torch to load.
+    code = (
+        "import sys\n"
+        "from dainctl.cli import main\n"
+        f"codes = [main(['--help']), main(['interpolate', {str(tmp_path / 'missing.mp4')!r}]),"
+        f" main(['slowmo', {str(tmp_path / 'missing.mp4')!r}, '--factor', '1'])]\n"
+        "print(codes, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[0, 3, 2] False"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..engines import DEFAULT_ENGINE, create_engine
+from ..engines import DEFAULT_ENGINE
 from ..errors import UsageError
 from ..paths import check_paths, default_output
-from ..pipeline import EncodeOptions, Job, RunResult, configure_cpu_threads, run
 from ..plan import DEFAULT_SEGMENT_SECONDS, format_rate, parse_rate
 from . import ui
 from .options import (
@@ -44,6 +43,12 @@ from .options import (
     WeightsOpt,
 )
 from ..scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD
+
+if TYPE_CHECKING:
+    from ..pipeline import Job, RunResult
+
+# The pipeline and the engines (torch, PyAV, OpenCV) are imported where a command runs, so that --help
+# and the checks of the options answer at once.
 
 AUDIO_MODES = ("drop", "stretch")
 
@@ -86,10 +91,10 @@ def interpolate(
     factor = _check_factor(factor if factor is not None else (None if rate else 2))
     tag = f"{format_rate(rate)}fps" if rate is not None else f"{factor}x"
     _execute(
-        Job(input, output or default_output(input, tag), "interpolate", factor=factor, fps=rate, audio="copy",
-            encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
-            **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
-        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile, batch_pairs,
+        _checked_job(input, output or default_output(input, tag), overwrite, mode="interpolate", factor=factor,
+                     fps=rate, audio="copy", encode=(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
+                     **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
+        engine, weights, device, fp16, quiet, json_out, max_memory, profile, batch_pairs,
         _segments(segment_seconds), restart, ray, ray_workers,
     )
 
@@ -130,12 +135,22 @@ def slowmo(
     if audio not in AUDIO_MODES:
         raise UsageError(f"invalid --audio {audio!r}: use drop or stretch")
     _execute(
-        Job(input, output or default_output(input, f"slowmo{factor}x"), "slowmo", factor=factor, audio=audio,
-            encode=EncodeOptions(codec, crf, preset, pix_fmt), folder_fps=parse_rate(folder_fps),
-            **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
-        engine, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile, batch_pairs,
+        _checked_job(input, output or default_output(input, f"slowmo{factor}x"), overwrite, mode="slowmo",
+                     factor=factor, audio=audio, encode=(codec, crf, preset, pix_fmt),
+                     folder_fps=parse_rate(folder_fps),
+                     **_content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify)),
+        engine, weights, device, fp16, quiet, json_out, max_memory, profile, batch_pairs,
         _segments(segment_seconds), restart, ray, ray_workers,
     )
+
+
+def _checked_job(input, output, overwrite: bool, *, encode: tuple, **fields) -> Job:
+    """The job, once its paths are checked: a path that could lose data, or is not there, is answered
+    before the pipeline (and torch with it) is loaded. encode: EncodeOptions' fields."""
+    check_paths(input, output, overwrite)
+    from ..pipeline import EncodeOptions, Job
+
+    return Job(input, output, encode=EncodeOptions(*encode), **fields)
 
 
 def _content_options(scene_threshold, no_scene_detect, dedup, dedup_threshold, no_verify) -> dict:
@@ -159,10 +174,10 @@ def _check_factor(factor: int | None) -> int | None:
     return factor
 
 
-def _execute(job: Job, engine_name, weights, device, fp16, overwrite, quiet, json_out, max_memory, profile="auto",
+def _execute(job: Job, engine_name, weights, device, fp16, quiet, json_out, max_memory, profile="auto",
              batch_pairs=None, segment_seconds=None, restart=False, ray=None, ray_workers=None) -> None:
-    check_paths(job.input_path, job.output_path, overwrite)
-    from ..engines import check_engine
+    from ..engines import check_engine, create_engine
+    from ..pipeline import configure_cpu_threads, run
     from ..tiling import parse_memory
 
     budget = parse_memory(max_memory) if max_memory is not None else None

@@ -10,11 +10,15 @@ warning and float32), loads the engine and, where frames may not fit, wraps it i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import EngineError, UsageError
-from ..precision import PrecisionPolicy, warn_about_precision
-from .base import Engine, as_engine
+
+if TYPE_CHECKING:
+    from .base import Engine
+
+# torch is imported by the functions that need it, not here: the CLI reads the names below before any
+# work (its --help among them) and should not wait a second for torch to load.
 
 ENGINES = ("flow", "dain")
 DEFAULT_ENGINE = "flow"
@@ -78,6 +82,8 @@ def create_engine(
     in a TiledEngine (None: when a budget is given, on CUDA, and for DAIN, whose frames outgrow memory
     first). warn: where the one warning about `--fp16` without CUDA goes (default: `warnings.warn`).
     """
+    from ..precision import PrecisionPolicy, warn_about_precision
+
     check_engine(name, weights, profile)
     device = resolve_device(device)
     policy = PrecisionPolicy.choose(device, fp16, warn or warn_about_precision)
@@ -100,4 +106,4 @@ def create_engine(
     return wrap_for_memory(engine, device=device, max_memory=max_memory, on_retry=on_retry)
 
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "Engine", "as_engine", "check_engine", "create_engine", "resolve_device"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "check_engine", "check_profile", "create_engine", "resolve_device"]
