@@ -40,6 +40,13 @@ class Case:
     min_bytes: int
 
 
+def smooth_flow(height: int, width: int, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """(1,2,H,W) smooth motion of about `scale` pixels, like real flows (i.i.d. per-pixel noise would turn
+    every read into a cache miss, which no real video does): coarse noise upsampled 16x."""
+    coarse = torch.randn((1, 2, height // 16 + 1, width // 16 + 1), generator=generator) * scale
+    return F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+
+
 def make_cases(device: str, dtype: torch.dtype, height: int, width: int, context: bool,
                requires_grad: bool = False) -> list[Case]:
     generator = torch.Generator().manual_seed(0)
@@ -52,10 +59,7 @@ def make_cases(device: str, dtype: torch.dtype, height: int, width: int, context
 
     item = torch.finfo(dtype).bits // 8
     pixels = height * width
-    # Smooth motion of a few pixels, like real flows (i.i.d. per-pixel noise would turn every read
-    # into a cache miss, which no real video does): coarse noise upsampled 16x.
-    coarse = torch.randn((1, 2, height // 16 + 1, width // 16 + 1), generator=generator) * 8.0
-    flow = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False).to(device, dtype)
+    flow = smooth_flow(height, width, 8.0, generator).to(device, dtype)
     flow.requires_grad_(requires_grad)
     weight = rand(1, 1, height, width, scale=2.0, offset=1e-3)
     frame = rand(1, 3, height, width)
@@ -186,8 +190,7 @@ def bench_parts(repeats: int) -> list[dict]:
     print(f"{'shape':>18s} {'warp':>8s} {'warp bwd':>9s} {'filter':>8s} {'filter bwd':>11s}")
     for channels, height, width, scale in PART_SHAPES:
         generator = torch.Generator().manual_seed(0)
-        coarse = torch.randn((1, 2, height // 16 + 1, width // 16 + 1), generator=generator) * scale
-        flow = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+        flow = smooth_flow(height, width, scale, generator)
         image = torch.rand((1, channels, height, width), generator=generator)
         grad = torch.rand_like(image)
         filters = torch.rand((1, 16, height, width), generator=generator) * 0.125

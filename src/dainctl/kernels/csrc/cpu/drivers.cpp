@@ -99,6 +99,18 @@ struct InteriorFilterWindow {
   void add(int c, int64_t offset, A value) const { target[c * plane + offset] += value; }
 };
 
+// Calls `body(window)` with the filter window for pixel taps `taps`: the interior one where `runs` is
+// allowed and the 4 columns are neighbours, the general `FilterWindow` (through `add`) otherwise.
+//   image, target: (channels, plane); `target` and `add` only for the backward
+template <typename T, typename A, typename Add, typename Body>
+void with_filter_window(bool runs, const FilterTaps<A>& taps, const T* image, A* target, int64_t plane, Add add,
+                        Body body) {
+  if (runs && taps.valid && taps.col[kFilterSize - 1] - taps.col[0] == kFilterSize - 1)
+    body(InteriorFilterWindow<T, A>{image, target, plane, taps.row, taps.col[0]});
+  else
+    body(FilterWindow<T, A, Add>{image, plane, &taps, add});
+}
+
 // One row's warp samples (`backward_warp_sample`), a plain array per field so that the loop finding
 // them vectorises (an array of `WarpSample`s did not). Each thread keeps its own.
 template <typename A>
@@ -471,21 +483,17 @@ void filter_interpolation(const T* input, const T* flow, const T* filters, T* ou
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < batch; ++b) {
     for (int y = 0; y < height; ++y) {
+      const T* image = input + b * channels * plane;
+      const T* flow_x = flow + b * 2 * plane;
+      const T* kernels = filters + b * kFilterTaps * plane;
+      T* result = out + b * channels * plane;
       for (int x = 0; x < width; ++x) {
-        const T* image = input + b * channels * plane;
-        const T* flow_x = flow + b * 2 * plane;
         const int64_t pixel = static_cast<int64_t>(y) * width + x;
         const FilterTaps<T> taps = filter_interpolation_taps<T>(flow_x[pixel], flow_x[plane + pixel], x, y, height,
                                                                 width);
-        const T* kernels = filters + b * kFilterTaps * plane;
-        T* result = out + b * channels * plane;
-        if (runs && taps.valid && taps.col[kFilterSize - 1] - taps.col[0] == kFilterSize - 1) {
-          const InteriorFilterWindow<T, T> window{image, nullptr, plane, taps.row, taps.col[0]};
+        with_filter_window<T, T>(runs, taps, image, nullptr, plane, NoAdd{}, [&](const auto& window) {
           filter_interpolation_pixel_at<T, T>(window, image, kernels, result, taps, channels, plane, pixel);
-        } else {
-          const FilterWindow<T, T, NoAdd> window{image, plane, &taps, NoAdd{}};
-          filter_interpolation_pixel_at<T, T>(window, image, kernels, result, taps, channels, plane, pixel);
-        }
+        });
       }
     }
   }
@@ -626,15 +634,10 @@ void filter_interpolation_backward(const T* grad, const T* input, const T* flow,
         A flow_gradient[2];
         A filter_gradient[kFilterTaps];
         const T* filter = row_filters.data() + x;
-        if (taps.valid && taps.col[kFilterSize - 1] - taps.col[0] == kFilterSize - 1) {
-          const InteriorFilterWindow<T, A> window{channels_in, target, plane, taps.row, taps.col[0]};
+        with_filter_window<T, A>(true, taps, channels_in, target, plane, add, [&](const auto& window) {
           filter_interpolation_pixel_backward<T, A>(filter, width, channels_grad, taps, count, plane, pixel, window,
                                                     flow_gradient, filter_gradient);
-        } else {
-          const FilterWindow<T, A, decltype(add)> window{channels_in, plane, &taps, add};
-          filter_interpolation_pixel_backward<T, A>(filter, width, channels_grad, taps, count, plane, pixel, window,
-                                                    flow_gradient, filter_gradient);
-        }
+        });
         // Later chunks of channels add to what the earlier ones wrote.
         T* flow_out = grad_flow + b * 2 * plane + pixel;
         for (int k = 0; k < 2; ++k)

@@ -69,8 +69,8 @@ DAINCTL_HD void filter_quadrant_sums(const A value[kFilterTaps], const A kernel[
   }
 }
 
-// How a pixel reads a channel's 16 tap values (and the backward adds a gradient to them), through the taps' row
-// offsets and columns (borders clamped): the general window, on the CPU and on CUDA. `add(c, offset,
+// How a pixel reads a channel's 16 tap values (and the backward adds a gradient to them), through the
+// taps' row offsets and columns (borders clamped): the general window, on the CPU and on CUDA. `add(c, offset,
 // value)` adds `value` at `offset` of channel c's plane of the input's gradient (on the CPU into the
 // result or a thread's own buffer, see `scatter_rows`; with atomics on CUDA). A driver may pass its
 // own window with the same three members (the CPU's reads and adds runs of 4 where the window lies
