@@ -165,3 +165,27 @@ def test_the_cpu_scatter_gives_the_same_gradients_with_any_thread_count(op, thre
     reference = torch.autograd.grad(OPS[op]["ref"](*inputs), inputs, grad)
     for got, want in zip(compiled, reference):
         torch.testing.assert_close(got, want, atol=1e-4 * max(1.0, float(want.abs().max())), rtol=1e-5)
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_a_gradient_for_each_input_alone(op):
+    """With only one input requiring grad, the backward gives that input's gradient (as the reference
+    does) and leaves the others without one."""
+    inputs = OPS[op]["inputs"]("random", torch.float32, "cpu")
+    for index in range(len(inputs)):
+        alone = [x.detach().requires_grad_(i == index) for i, x in enumerate(inputs)]
+        OPS[op]["compiled"](*alone).square().sum().backward()
+        want = torch.autograd.grad(OPS[op]["ref"](*inputs).square().sum(), inputs[index])[0]
+        torch.testing.assert_close(alone[index].grad, want, atol=1e-4 * max(1.0, float(want.abs().max())), rtol=1e-4)
+        assert all(x.grad is None for i, x in enumerate(alone) if i != index)
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_an_input_changed_in_place_after_the_forward_is_refused_by_the_backward(op):
+    """The backward reads the inputs saved by the forward; autograd refuses one changed since."""
+    inputs = OPS[op]["inputs"]("random", torch.float32, "cpu")
+    output = OPS[op]["compiled"](*inputs)
+    with torch.no_grad():
+        inputs[0].mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        output.sum().backward()

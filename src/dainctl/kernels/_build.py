@@ -42,7 +42,7 @@ from dainctl.errors import EngineError
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
 LIBRARY_NAME = "dainctl_ops"
 
-_CPU_SOURCES = ("torch/ops.cpp", "cpu/drivers.cpp")
+_CPU_SOURCES = ("torch/ops.cpp", "torch/autograd.cpp", "cpu/drivers.cpp")
 _CUDA_SOURCES = ("torch/ops_cuda.cpp", "cuda/kernels.cu")
 
 _lock = threading.Lock()
@@ -151,7 +151,7 @@ def _build_and_load(variant: str) -> Path:
     from dainctl.kernels import _autograd, _fake
 
     _fake.register_fake_kernels()
-    _autograd.register_autograd_kernels()
+    _autograd.register_autocast_rules()
     return library
 
 

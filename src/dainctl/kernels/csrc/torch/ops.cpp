@@ -169,7 +169,7 @@ TORCH_LIBRARY(dainctl, m) {
   m.def("filter_interpolation(Tensor input, Tensor flow, Tensor filters) -> Tensor");
   m.def("correlation(Tensor a, Tensor b, int max_displacement) -> Tensor");
   m.def("backward_warp(Tensor input, Tensor flow) -> Tensor");
-  // Backward ops: gradients of the forward ops above, for `torch.library.register_autograd`.
+  // Backward ops: gradients of the forward ops above, called by their Autograd kernels (autograd.cpp).
   m.def("backward_warp_backward(Tensor grad, Tensor input, Tensor flow) -> (Tensor, Tensor)");
   m.def("filter_interpolation_backward(Tensor grad, Tensor input, Tensor flow, Tensor filters) -> (Tensor, Tensor, Tensor)");
   m.def("correlation_backward(Tensor grad, Tensor a, Tensor b, int max_displacement) -> (Tensor, Tensor)");
