@@ -524,6 +524,28 @@ def test_opcheck_schema_and_fake_tensor():
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
 
 
+@pytest.mark.filterwarnings("error")  # torch only warns when it backprops through an op without an Autograd kernel
+def test_opcheck_with_gradients_autograd_registration_and_aot_dispatch():
+    """With inputs that require grad, opcheck's every test: each op has its C++ Autograd kernel (torch's
+    fallback for an op without one only warns, and the warning fails this test), and AOTAutograd traces
+    forward and backward through the fake kernels."""
+    _build.load_library()
+    generator = torch.Generator().manual_seed(14)
+
+    def grad_input(*shape, scale=1.0, offset=0.0):
+        return (torch.rand(shape, generator=generator) * scale + offset).requires_grad_()
+
+    image, flow = grad_input(1, 3, 6, 7), grad_input(1, 2, 6, 7, scale=4.0, offset=-2.0)
+    for op, args in (
+        (torch.ops.dainctl.depth_flow_projection.default, (flow, grad_input(1, 1, 6, 7, offset=0.1), True)),
+        (torch.ops.dainctl.filter_interpolation.default, (image, flow, grad_input(1, 16, 6, 7))),
+        (torch.ops.dainctl.correlation.default, (image, grad_input(1, 3, 6, 7), 2)),
+        (torch.ops.dainctl.backward_warp.default, (image, flow)),
+    ):
+        results = torch.library.opcheck(op, args)
+        assert set(results.values()) == {"SUCCESS"}, (op, results)
+
+
 def test_ops_trace_through_torch_compile():
     # fullgraph: the ops must be traceable (through their fake kernels) without graph breaks.
     _build.load_library()
