@@ -117,6 +117,7 @@ template <typename A>
 struct WarpRow {
   std::vector<int> top_left, top_right, bottom_left, bottom_right;
   std::vector<A> alpha, beta;
+  std::vector<A> pass_x, pass_y;  // the clamp masks of the flow's gradient (backward_warp_pass); find_masks
 
   template <typename T>
   void find(const T* flow_x, const T* flow_y, int y, int height, int width) {
@@ -139,6 +140,19 @@ struct WarpRow {
       br[x] = sample.bottom_right;
       a[x] = sample.alpha;
       b[x] = sample.beta;
+    }
+  }
+  // The clamp masks of the row's flow (the backward's), in a loop that vectorises.
+  template <typename T>
+  void find_masks(const T* flow_x, const T* flow_y, int y, int height, int width) {
+    pass_x.resize(width);
+    pass_y.resize(width);
+    A* px = pass_x.data();
+    A* py = pass_y.data();
+    DAINCTL_SIMD
+    for (int x = 0; x < width; ++x) {
+      px[x] = backward_warp_pass(Storage<T>::load(flow_x[x]), x, width);
+      py[x] = backward_warp_pass(Storage<T>::load(flow_y[x]), y, height);
     }
   }
   WarpSample<A> operator[](int x) const {
@@ -586,9 +600,12 @@ void backward_warp_backward(const T* grad, const T* input, const T* flow, T* gra
         }
       }
       // Later chunks of channels add to what the earlier ones wrote.
+      samples.find_masks(flow_x + row, flow_y + row, y, height, width);
+      const A* pass_x = samples.pass_x.data();
+      const A* pass_y = samples.pass_y.data();
       for (int x = 0; x < width; ++x) {
-        const A dx = sums[x] * backward_warp_pass(Storage<T>::load(flow_x[row + x]), x, width);
-        const A dy = sums[width + x] * backward_warp_pass(Storage<T>::load(flow_y[row + x]), y, height);
+        const A dx = sums[x] * pass_x[x];
+        const A dy = sums[width + x] * pass_y[x];
         flow_out_x[row + x] = c0 == 0 ? dx : flow_out_x[row + x] + dx;
         flow_out_y[row + x] = c0 == 0 ? dy : flow_out_y[row + x] + dy;
       }
