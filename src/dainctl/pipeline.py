@@ -208,7 +208,7 @@ def reuse_freed_frames() -> bool:
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl has mallopt, and ignores it)
+    except (OSError, AttributeError):  # no C library with mallopt (musl's has one, which returns 0: False)
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_BLOCKS_UP_TO) and mallopt(_M_TRIM_THRESHOLD, 2 * _KEEP_BLOCKS_UP_TO))
 

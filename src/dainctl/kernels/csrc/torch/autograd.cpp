@@ -19,6 +19,12 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// The op `name`, typed `Signature` (each caller keeps the handle in a function-local static).
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+}
+
 at::Tensor needed(const AutogradContext* ctx, size_t index, const at::Tensor& grad) {
   return ctx->needs_input_grad(index) ? grad : at::Tensor();
 }
@@ -27,15 +33,14 @@ class BackwardWarp : public torch::autograd::Function<BackwardWarp> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& flow) {
     using Forward = at::Tensor(const at::Tensor&, const at::Tensor&);
-    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("dainctl::backward_warp", "").typed<Forward>();
+    static const auto op = typed_op<Forward>("dainctl::backward_warp");
     ctx->save_for_backward({input, flow});
     at::AutoDispatchBelowADInplaceOrView guard;
     return op.call(input, flow);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     using Backward = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&);
-    static const auto op =
-        c10::Dispatcher::singleton().findSchemaOrThrow("dainctl::backward_warp_backward", "").typed<Backward>();
+    static const auto op = typed_op<Backward>("dainctl::backward_warp_backward");
     const variable_list saved = ctx->get_saved_variables();
     auto [grad_input, grad_flow] = op.call(grads[0].contiguous(), saved[0], saved[1]);
     return {needed(ctx, 0, grad_input), needed(ctx, 1, grad_flow)};
@@ -47,8 +52,7 @@ class FilterInterpolation : public torch::autograd::Function<FilterInterpolation
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& flow,
                             const at::Tensor& filters) {
     using Forward = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&);
-    static const auto op =
-        c10::Dispatcher::singleton().findSchemaOrThrow("dainctl::filter_interpolation", "").typed<Forward>();
+    static const auto op = typed_op<Forward>("dainctl::filter_interpolation");
     ctx->save_for_backward({input, flow, filters});
     at::AutoDispatchBelowADInplaceOrView guard;
     return op.call(input, flow, filters);
@@ -56,8 +60,7 @@ class FilterInterpolation : public torch::autograd::Function<FilterInterpolation
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     using Backward = std::tuple<at::Tensor, at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
                                                                     const at::Tensor&, const at::Tensor&);
-    static const auto op =
-        c10::Dispatcher::singleton().findSchemaOrThrow("dainctl::filter_interpolation_backward", "").typed<Backward>();
+    static const auto op = typed_op<Backward>("dainctl::filter_interpolation_backward");
     const variable_list saved = ctx->get_saved_variables();
     auto [grad_input, grad_flow, grad_filters] = op.call(grads[0].contiguous(), saved[0], saved[1], saved[2]);
     return {needed(ctx, 0, grad_input), needed(ctx, 1, grad_flow), needed(ctx, 2, grad_filters)};
@@ -69,7 +72,7 @@ class Correlation : public torch::autograd::Function<Correlation> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b,
                             int64_t max_displacement) {
     using Forward = at::Tensor(const at::Tensor&, const at::Tensor&, int64_t);
-    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("dainctl::correlation", "").typed<Forward>();
+    static const auto op = typed_op<Forward>("dainctl::correlation");
     ctx->save_for_backward({a, b});
     ctx->saved_data["max_displacement"] = max_displacement;
     at::AutoDispatchBelowADInplaceOrView guard;
@@ -78,8 +81,7 @@ class Correlation : public torch::autograd::Function<Correlation> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     using Backward =
         std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t);
-    static const auto op =
-        c10::Dispatcher::singleton().findSchemaOrThrow("dainctl::correlation_backward", "").typed<Backward>();
+    static const auto op = typed_op<Backward>("dainctl::correlation_backward");
     const variable_list saved = ctx->get_saved_variables();
     auto [grad_a, grad_b] =
         op.call(grads[0].contiguous(), saved[0], saved[1], ctx->saved_data["max_displacement"].toInt());
@@ -93,8 +95,7 @@ class DepthFlowProjection : public torch::autograd::Function<DepthFlowProjection
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& flow, const at::Tensor& weight, bool fill_holes) {
     using Forward = at::Tensor(const at::Tensor&, const at::Tensor&, bool);
-    static const auto op =
-        c10::Dispatcher::singleton().findSchemaOrThrow("dainctl::depth_flow_projection", "").typed<Forward>();
+    static const auto op = typed_op<Forward>("dainctl::depth_flow_projection");
     ctx->save_for_backward({flow, weight});
     ctx->saved_data["fill_holes"] = fill_holes;
     at::AutoDispatchBelowADInplaceOrView guard;
@@ -102,8 +103,7 @@ class DepthFlowProjection : public torch::autograd::Function<DepthFlowProjection
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     using Backward = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&, const at::Tensor&, bool);
-    static const auto op =
-        c10::Dispatcher::singleton().findSchemaOrThrow("dainctl::depth_flow_projection_backward", "").typed<Backward>();
+    static const auto op = typed_op<Backward>("dainctl::depth_flow_projection_backward");
     const variable_list saved = ctx->get_saved_variables();
     auto [grad_flow, grad_weight] =
         op.call(grads[0].contiguous(), saved[0], saved[1], ctx->saved_data["fill_holes"].toBool());
