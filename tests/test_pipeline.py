@@ -69,6 +69,8 @@ def test_pixel_round_trip_is_exact(dtype, peak):
     rgb = rng.integers(0, peak + 1, size=(5, 7, 3)).astype(dtype)
     tensor = to_tensor(rgb)
     assert tensor.shape == (3, 5, 7) and tensor.dtype == torch.float32
+    assert tensor.is_contiguous()  # planes, as the ops read them (else every op call copies the frame)
+    assert torch.equal(tensor[1], torch.from_numpy(rgb[:, :, 1].astype(np.float32)) / peak)
     assert float(tensor.max()) <= 1.0
     assert np.array_equal(to_rgb(tensor, dtype), rgb)
 

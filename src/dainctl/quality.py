@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from dainctl.errors import InputError
+from dainctl.framestore import to_tensor
 
 # (first frame, ground-truth middle, last frame) file names for each known layout.
 TRIPLET_LAYOUTS: tuple[tuple[str, str, str], ...] = (
@@ -141,8 +142,7 @@ def load_rgb(path: Path) -> torch.Tensor:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise InputError(f"cannot read image: {path}")
-    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(255.0)
+    return to_tensor(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
 def quantize_8bit(frame: torch.Tensor) -> torch.Tensor:
@@ -231,7 +231,6 @@ def video_self_check(
     "psnr", "ssim"}], "mean_psnr", "mean_ssim", "identical"}; PSNR is None for an exact match (infinite),
     such items are counted in "identical" and left out of the PSNR mean.
     """
-    from dainctl.pipeline import to_tensor
     from dainctl.video import open_input
 
     source = open_input(path)
