@@ -112,14 +112,16 @@ def test_occluding_square_is_placed_at_its_midpoint(engine):
     assert score > psnr(plain[window], truth[window]) + 0.5
 
 
-def test_parallel_dis_calls_give_the_same_frames():
-    """The high profile's DIS calls run on several threads: the frames must not depend on how many."""
+@pytest.mark.parametrize("profile, workers, used", [("high", 3, 3), ("balanced", 2, 2), ("fast", 3, 2)])
+def test_parallel_dis_calls_give_the_same_frames(profile, workers, used):
+    """A pair's DIS calls (the high profile's candidates, the two directions of the others) run on
+    several threads: the frames must not depend on how many."""
     frame0 = textured_frame(96, 128, 0.0, 0.0)
     frame1 = textured_frame(96, 128, 2.5, -1.5)
-    serial = FlowEngine(profile="high", flow_workers=1).interpolate(frame0, frame1, [0.3, 0.5])
-    parallel_engine = FlowEngine(profile="high", flow_workers=3)
+    serial = FlowEngine(profile=profile, flow_workers=1).interpolate(frame0, frame1, [0.3, 0.5])
+    parallel_engine = FlowEngine(profile=profile, flow_workers=workers)
     parallel = parallel_engine.interpolate(frame0, frame1, [0.3, 0.5])
-    assert parallel_engine._pool_size == 3
+    assert parallel_engine._pool_size == used  # no more threads than calls
     for a, b in zip(serial, parallel):
         assert torch.equal(a, b)
 

@@ -221,8 +221,9 @@ def configure_cpu_threads(engine_name: str, cpu_count: int | None = None) -> int
     core oversubscribes it: measured on 2 cores, cockatoo.mp4 (720p) to 2x took 200-290 s with two
     engine threads and 43-53 s with one (and, with decoding and encoding niced, 33.2 s against 30.9 s).
     The weight-free engine leaves one core to decode and encode; DAIN's convolutions dominate its runs,
-    so it keeps them all. (The high profile's independent DIS calls are the exception: they run on a
-    pool of one thread per core, `FlowEngine.flow_workers`, each call single-threaded inside.)
+    so it keeps them all. (A pair's independent DIS calls are the exception: its two directions, and
+    the high profile's candidates, run on a pool of one thread per core, `FlowEngine.flow_workers`, each
+    call single-threaded inside.)
     """
     cores = cpu_count or os.cpu_count() or 1
     threads = cores if engine_name == "dain" else max(1, cores - 1)

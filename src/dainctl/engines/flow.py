@@ -225,8 +225,8 @@ class FlowEngine(EngineBase):
       hole_radius: holes are softened over a (2r+1)^2 box so the blend has no hard seams.
       candidate_radius: window radius of the photo-consistency cost that picks among candidate flows.
       grey_preference: factor (<= 1) on the grey flow's cost; other candidates must beat it clearly.
-      flow_workers: threads for the high profile's independent DIS calls (default: one per core; the
-        results do not depend on it).
+      flow_workers: threads for a pair's independent DIS calls (its two directions, and the high
+        profile's candidates; default: one per core; the results do not depend on it).
     """
 
     name = "flow"
@@ -363,12 +363,12 @@ class FlowEngine(EngineBase):
         (rgb0, grey0), (rgb1, grey1) = (self._work_images(f, size, cache) for f in (frame0, frame1))
         work = torch.from_numpy(np.stack([rgb0, rgb1])).permute(0, 3, 1, 2).float().div_(255.0)
 
-        def flow_pair(image0: np.ndarray, image1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        def one_way(image0: np.ndarray, image1: np.ndarray) -> torch.Tensor:
             dis = self._dis(settings)  # one per call: the calls may run on several threads at once
-            forward = torch.from_numpy(dis.calc(image0, image1, None))
-            backward = torch.from_numpy(dis.calc(image1, image0, None))
-            return (forward.permute(2, 0, 1).unsqueeze(0).contiguous(),
-                    backward.permute(2, 0, 1).unsqueeze(0).contiguous())
+            return torch.from_numpy(dis.calc(image0, image1, None)).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+        def flow_pair(image0: np.ndarray, image1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+            return one_way(image0, image1), one_way(image1, image0)
 
         def mirrored_flow_pair(image0: np.ndarray, image1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
             def unmirror(flow: torch.Tensor) -> torch.Tensor:
@@ -386,7 +386,8 @@ class FlowEngine(EngineBase):
                     torch.roll(backward, (-1, -1), (-2, -1)).contiguous())
 
         if not settings.colour_candidates:
-            flow01, flow10 = flow_pair(grey0, grey1)
+            # The two directions are independent calls: on the pool they take one core each.
+            flow01, flow10 = self._run_jobs([(one_way, grey0, grey1), (one_way, grey1, grey0)])
         else:
             images = [(grey0, grey1)] + [
                 (np.ascontiguousarray(rgb0[:, :, c]), np.ascontiguousarray(rgb1[:, :, c])) for c in range(3)
@@ -403,8 +404,11 @@ class FlowEngine(EngineBase):
 
     def _run_jobs(self, jobs: list) -> list:
         """Results of the independent DIS jobs [(function, image0, image1), ...], in order. They run on
-        `flow_workers` threads (OpenCV releases the GIL in DIS): in the high profile DIS is nearly all of
-        the engine's time, and each call, single-threaded inside, keeps one core busy."""
+        `flow_workers` threads (OpenCV releases the GIL in DIS), each call single-threaded inside and
+        keeping one core busy: the high profile's candidates, and in the other profiles a pair's two
+        directions. Those two on two threads, beside a niced encoder on the second core: balanced at
+        640x360 2.99-3.06 s -> 2.13-2.31 s for the 49 pairs of a 2-s clip (docs/benchmarks.md,
+        2026-12-04)."""
         workers = min(len(jobs), self.flow_workers or os.cpu_count() or 1)
         if workers <= 1:
             return [function(a, b) for function, a, b in jobs]
