@@ -243,3 +243,21 @@ def test_help_and_a_missing_input_answer_before_torch_is_loaded(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[0, 3, 2] False"
+
+
+def test_the_program_skips_the_collections_of_its_exit_and_an_in_process_call_does_not(tmp_path):
+    # Run as the program (no argv: the process's own command line), main freezes what is left for the
+    # interpreter's shutdown, which would otherwise run the cyclic collector over all of torch. A call
+    # with argv (tests, embedding) leaves the collector as it was.
+    code = (
+        "import gc, sys\n"
+        "from dainctl.cli import main\n"
+        f"main(['interpolate', {str(tmp_path / 'missing.mp4')!r}])\n"
+        "in_process = gc.get_freeze_count()\n"
+        f"sys.argv = ['dainctl', 'interpolate', {str(tmp_path / 'missing.mp4')!r}]\n"
+        "code = main()\n"
+        "print(code, in_process, gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "3 0 True"
