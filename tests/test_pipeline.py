@@ -75,6 +75,17 @@ def test_pixel_round_trip_is_exact(dtype, peak):
     assert np.array_equal(to_rgb(tensor, dtype), rgb)
 
 
+def test_generated_frames_are_rounded_half_to_even_and_saturated():
+    # Values between the 256 levels, exactly halfway, and out of [0, 1] (the engine's unclamped blends):
+    # each rounds to the nearest level (ties to even) of the clamped value.
+    values = torch.tensor([-0.3, -0.0, 0.5 / 255, 1.5 / 255, 2.5 / 255, 100.4 / 255, 254.5 / 255, 1.0, 1.7])
+    frame = values.view(1, 1, -1).expand(3, 5, -1) * torch.tensor([1.0, 0.5, 0.25]).view(3, 1, 1)
+    expected = np.round(np.clip(frame.permute(1, 2, 0).numpy(), 0, 1) * np.float32(255)).astype(np.uint8)  # float32, as stored
+    rgb = to_rgb(frame)
+    assert rgb.shape == (5, values.numel(), 3) and rgb.flags["C_CONTIGUOUS"]
+    assert np.array_equal(rgb, expected)
+
+
 class _BlendEngine:
     """A linear blend that records, at every pair, how much the decode and encode threads are niced."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -43,17 +44,31 @@ def _host_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def _to_float(pixels: torch.Tensor, dtype) -> torch.Tensor:
+    """(H,W,3) integer pixels (or float32 holding uint16 values) -> contiguous (3,H,W) float32 in [0,1]."""
     scale = 65535.0 if np.dtype(dtype) == np.uint16 else 255.0
+    if pixels.device.type == "cpu" and pixels.dtype == torch.uint8:
+        # OpenCV separates the planes several times faster than a strided copy (1280x720, one thread:
+        # 0.7-1.1 ms against 1.4-1.5 ms for the whole conversion).
+        planes = torch.empty((3, *pixels.shape[:2]), dtype=torch.float32)
+        for channel, plane in enumerate(cv2.split(pixels.numpy())):
+            planes[channel].copy_(torch.from_numpy(plane))
+        return planes.div_(scale)
     # The planes are separated on the narrow integer pixels, then widened (cheaper than the other order).
     return pixels.permute(2, 0, 1).contiguous().to(torch.float32).div_(scale)
 
 
 def _quantize(frame: torch.Tensor, dtype) -> torch.Tensor:
     """(3,H,W) float -> (H,W,3) rounded integers on the frame's device: uint8, or float32 holding the
-    uint16 values (torch has no uint16 arithmetic on every build)."""
+    uint16 values (torch has no uint16 arithmetic on every build). Out-of-range values saturate."""
     if np.dtype(dtype) == np.uint16:
         return frame.detach().float().clamp(0, 1).mul(65535.0).round_().permute(1, 2, 0).contiguous()
-    return frame.clamp(0, 1).mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous()
+    # Rounded, then clamped: the same integers as clamping first, one pass and one copy fewer.
+    planes = frame.detach().mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    if planes.device.type != "cpu":
+        return planes.permute(1, 2, 0).contiguous()
+    # On the CPU OpenCV interleaves the planes about 20x faster than a strided copy (1280x720: 0.1 ms
+    # against 1.9-2.7 ms); the whole conversion 5.3-6.2 ms -> 3.0 ms, on the pipeline's busiest thread.
+    return torch.from_numpy(cv2.merge(list(planes.contiguous().numpy())))
 
 
 @dataclass
