@@ -116,6 +116,38 @@ def test_flow_engine_through_the_seam_equals_its_one_pair_call():
     assert len(loaded[1].whole["work"]) == 1
 
 
+@pytest.mark.parametrize("profile", ["fast", "balanced", "high"])
+def test_flow_engine_prepare_starts_the_dis_calls_that_motion_then_uses(profile, monkeypatch):
+    from dainctl.engines.flow import FlowEngine
+
+    frames = _frames(3)
+    plain = FlowEngine(profile=profile, flow_workers=2)
+    expected = [plain.interpolate(frames[i], frames[i + 1], [0.5]) for i in range(2)]
+    engine = FlowEngine(profile=profile, flow_workers=2)
+    loaded = [engine.load(frame) for frame in frames]
+    jobs = [PairJob(loaded[i], loaded[i + 1], (0.5,)) for i in range(2)]
+    assert engine.prepare(jobs)
+    calls, start = [], engine._start
+    monkeypatch.setattr(engine, "_start", lambda jobs: calls.append(len(jobs)) or start(jobs))
+    seam = engine.interpolate_jobs(jobs)
+    # Nothing computed again: the prepared calls were used (the high profile's mirror average makes
+    # its mirrored pair's motion on the spot, one set of calls per pair).
+    assert calls == ([12, 12] if profile == "high" else [])
+    assert not engine._prepared
+    for a_pair, b_pair in zip(expected, seam):
+        for a, b in zip(a_pair, b_pair):
+            assert torch.equal(a, b)
+
+
+def test_flow_engine_prepares_nothing_before_auto_calibrates_or_without_a_second_worker():
+    from dainctl.engines.flow import FlowEngine
+
+    for engine in (FlowEngine(profile="auto", flow_workers=2), FlowEngine(profile="fast", flow_workers=1)):
+        loaded = [engine.load(frame) for frame in _frames(2)]
+        assert not engine.prepare([PairJob(loaded[0], loaded[1], (0.5,))])
+        assert not engine._prepared
+
+
 def test_flow_engine_window_renders_the_same_pixels_as_the_whole_frame():
     from dainctl.engines.flow import FlowEngine
 

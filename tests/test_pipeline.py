@@ -165,3 +165,43 @@ def test_a_matroska_input_at_2x_copies_its_frames_and_computes_only_the_midpoint
     payload = json.loads(capsys.readouterr().out)
     assert payload["interpolated_frames"] == 14 and payload["output_frames"] == 30
     assert len(decode_rgb(out)) == 30
+
+
+@pytest.mark.parametrize("mode, factor", [("interpolate", 2), ("slowmo", 3)])
+def test_an_engine_that_prepares_the_next_pair_gets_it_before_the_current_one_is_computed(tmp_path, clip_factory,
+                                                                                           mode, factor):
+    """When the engine's `prepare` starts a pair's motion, the pipeline hands each pair over one pair early
+    (prepare of pair k+1 comes before the motion of pair k) and the video is the one made without it."""
+    from conftest import decode_rgb
+
+    from dainctl.engines.flow import FlowEngine
+
+    class Recording(FlowEngine):
+        def __init__(self, **options):
+            super().__init__(profile="fast", **options)
+            self.events: list[str] = []
+
+        def prepare(self, jobs):
+            started = super().prepare(jobs)
+            self.events.append("prepare" if started else "not started")
+            return started
+
+        def motion(self, jobs):
+            self.events.append("motion")
+            return super().motion(jobs)
+
+    clip = clip_factory(frames=9, audio=False)
+    outputs = {}
+    for workers in (1, 2):
+        engine = Recording(flow_workers=workers)
+        job = Job(input_path=clip, output_path=tmp_path / f"out{workers}.mp4", mode=mode, factor=factor, audio="drop")
+        run(job, engine)
+        outputs[workers] = decode_rgb(job.output_path)
+        pairs = engine.stats["pairs"]
+        assert pairs >= 4
+        if workers == 1:  # nothing can start in the background: each pair is computed when it comes
+            assert engine.events == ["not started", "motion"] * pairs
+        else:
+            assert engine.events == ["prepare", "prepare", "motion"] + ["prepare", "motion"] * (pairs - 2) + ["motion"]
+    assert len(outputs[1]) == len(outputs[2]) > 9
+    assert all(np.array_equal(a, b) for a, b in zip(outputs[1], outputs[2]))

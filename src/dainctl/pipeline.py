@@ -762,7 +762,8 @@ class _Batch:
         self.store = FrameStore(engine)
         self.to_encode, self.stop, self.counts = to_encode, stop, counts
         self.stage_seconds, self.total, self.progress = stage_seconds, total, progress
-        self.pending: list[tuple[list[OutputFrame], np.ndarray, PairJob | None, object]] = []
+        # (outputs, rgb0, job or None, segment, index0)
+        self.pending: list[tuple[list[OutputFrame], np.ndarray, PairJob | None, object, int]] = []
         self.pairs = 0
         self.last_index = 0  # input index of the newest frame a queued pair uses
         self.size: int | None = None
@@ -771,23 +772,32 @@ class _Batch:
         rgb0, index0 = first
         wanted = tuple(float(f.t) for f in outputs if not f.is_copy) if second is not None else ()
         job = None
+        started = False
         if wanted:
             rgb1, index1 = second
             t0 = time.perf_counter()
             if self.size is None:
                 self.size = max(1, self.engine.pairs_per_forward(*rgb0.shape[:2]))
             job = PairJob(self.store.get(index0, rgb0), self.store.get(index1, rgb1), wanted)
+            # An engine that starts this pair's motion in the background gets it one pair early: the
+            # batch before it is computed while it runs, and it waits for the next pair.
+            prepare = getattr(self.engine, "prepare", None)
+            started = bool(prepare([job])) if prepare is not None else False
             self.last_index = index1
             self.stage_seconds["interpolate"] += time.perf_counter() - t0
             self.pairs += 1
-        self.pending.append((outputs, rgb0, job, segment))
-        if self.size is not None and self.pairs >= self.size:
-            self.flush()
+        self.pending.append((outputs, rgb0, job, segment, index0))
+        if self.size is not None and self.pairs >= self.size + started:
+            self.flush(keep_newest=started)
         elif job is None and self.pairs == 0:
             self.flush()  # nothing to compute: pass the copies on now
 
-    def flush(self) -> None:
-        jobs = [job for _outputs, _rgb, job, _segment in self.pending if job is not None]
+    def flush(self, keep_newest: bool = False) -> None:
+        """Compute and send on everything queued; with `keep_newest`, all but the newest pair (started
+        by the engine's `prepare`), which stays queued with its frames."""
+        kept = self.pending[-1:] if keep_newest else []
+        self.pending = self.pending[:-1] if keep_newest else self.pending
+        jobs = [job for _outputs, _rgb, job, _segment, _index in self.pending if job is not None]
         generated: dict[int, list[HostFrame]] = {}
         if jobs:
             t0 = time.perf_counter()
@@ -797,9 +807,9 @@ class _Batch:
                 generated[id(job)] = self.store.download(frames, dtype)
             self.stage_seconds["interpolate"] += time.perf_counter() - t0
             self.counts["interpolated"] += sum(len(job.timesteps) for job in jobs)
-            # Only the newest frame can belong to a pair still to come.
-            self.store.release_before(self.last_index)
-        for outputs, rgb0, job, segment in self.pending:
+            # Only the newest frame can belong to a pair still to come (and the kept pair's two).
+            self.store.release_before(kept[0][4] if kept else self.last_index)
+        for outputs, rgb0, job, segment, _index in self.pending:
             frames = iter(generated.get(id(job), ()))
             for f in outputs:
                 pixels = next(frames) if (job is not None and not f.is_copy) else rgb0
@@ -807,5 +817,5 @@ class _Batch:
                 self.counts["output"] += 1
                 if self.progress is not None:
                     self.progress(self.counts["output"], self.total)
-        self.pending = []
-        self.pairs = 0
+        self.pending = kept
+        self.pairs = len(kept)

@@ -377,6 +377,10 @@ class TiledEngine(EngineBase):
         frame.cache_local = self.plan(*image.shape[-2:]).count == 1
         return frame
 
+    def prepare(self, jobs: Sequence[PairJob]) -> bool:
+        prepare = getattr(self.inner, "prepare", None)  # optional for seam objects outside EngineBase
+        return bool(prepare(jobs)) if prepare is not None else False
+
     def motion(self, jobs: Sequence[PairJob]) -> list:
         return self.inner.motion(jobs)
 

@@ -113,6 +113,8 @@ class Engine(Protocol):
 
     def load(self, image: torch.Tensor) -> Frame: ...
 
+    def prepare(self, jobs: Sequence[PairJob]) -> bool: ...
+
     def motion(self, jobs: Sequence[PairJob]) -> list: ...
 
     def render(self, jobs: Sequence[PairJob], motions: Sequence, window: Window | None = None) -> list[list[torch.Tensor]]: ...
@@ -148,6 +150,12 @@ class EngineBase:
 
     def pairs_per_forward(self, height: int, width: int) -> int:
         return self.max_pairs
+
+    def prepare(self, jobs: Sequence[PairJob]) -> bool:
+        """Told by the pipeline of the pairs it will ask `motion` for next, before it renders the pairs
+        before them: an engine may start their motion in the background and return True, and the
+        pipeline then holds them back by one pair so that the two overlap. The default starts nothing."""
+        return False
 
     def expect_run(self, new_frames: int, pairs: int, fixed_seconds: float) -> None:
         """Told by the pipeline before the first pair: the run will compute `new_frames` frames from

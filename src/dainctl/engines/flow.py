@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -275,6 +275,8 @@ class FlowEngine(EngineBase):
         self.flow_workers = flow_workers
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
+        # DIS calls started by `prepare`, by (id(frame0), id(frame1), settings): (frame0, frame1, futures)
+        self._prepared: dict[tuple, tuple] = {}
 
     # ----------------------------------------------------------------------------------------- pair
     def profile_for(self, height: int, width: int, timesteps: int = 1) -> str:
@@ -349,23 +351,24 @@ class FlowEngine(EngineBase):
             work[size] = (rgb, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         return work[size]
 
-    def pair_flows(
-        self, frame0: torch.Tensor | Frame, frame1: torch.Tensor | Frame, settings: FlowSettings | None = None,
-        *, cache: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Flows F01 and F10 at the work size, each (1,2,h,w) float32 in work pixels, and the two work
-        frames as (2,3,h,w) float32 RGB in [0,1] (on the CPU). Frames: loaded ones, or (3,H,W) tensors."""
-        frame0, frame1 = (f if isinstance(f, Frame) else self.load(f) for f in (frame0, frame1))
-        height, width = frame0.height, frame0.width
-        settings = settings or self.settings_for(height, width)
-        scale = self.work_scale(height, width, settings)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        (rgb0, grey0), (rgb1, grey1) = (self._work_images(f, size, cache) for f in (frame0, frame1))
-        work = torch.from_numpy(np.stack([rgb0, rgb1])).permute(0, 3, 1, 2).float().div_(255.0)
+    def _work_pair(self, frame0: Frame, frame1: Frame, settings: FlowSettings, cache: bool = True):
+        """Both frames' (RGB, grey) work images for `settings`."""
+        scale = self.work_scale(frame0.height, frame0.width, settings)
+        size = (max(1, round(frame0.width * scale)), max(1, round(frame0.height * scale)))
+        return [self._work_images(f, size, cache) for f in (frame0, frame1)]
+
+    def _dis_calls(self, settings: FlowSettings, images) -> list:
+        """The pair's independent DIS calls [(function, image0, image1), ...] for `settings`, from its work
+        images [(rgb0, grey0), (rgb1, grey1)]: the two directions of the grey flow, or, with the
+        candidates, each candidate's pair of directions (the grey candidate first)."""
+        (rgb0, grey0), (rgb1, grey1) = images
 
         def one_way(image0: np.ndarray, image1: np.ndarray) -> torch.Tensor:
             dis = self._dis(settings)  # one per call: the calls may run on several threads at once
             return torch.from_numpy(dis.calc(image0, image1, None)).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+        if not settings.colour_candidates:
+            return [(one_way, grey0, grey1), (one_way, grey1, grey0)]
 
         def flow_pair(image0: np.ndarray, image1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
             return one_way(image0, image1), one_way(image1, image0)
@@ -385,41 +388,81 @@ class FlowEngine(EngineBase):
             return (torch.roll(forward, (-1, -1), (-2, -1)).contiguous(),
                     torch.roll(backward, (-1, -1), (-2, -1)).contiguous())
 
-        if not settings.colour_candidates:
-            # The two directions are independent calls: on the pool they take one core each.
-            flow01, flow10 = self._run_jobs([(one_way, grey0, grey1), (one_way, grey1, grey0)])
+        images = [(grey0, grey1)] + [
+            (np.ascontiguousarray(rgb0[:, :, c]), np.ascontiguousarray(rgb1[:, :, c])) for c in range(3)
+        ]
+        calls = [(flow_pair, a, b) for a, b in images]
+        if settings.mirrored_candidates:
+            calls += [(mirrored_flow_pair, a, b) for a, b in images]
+        if settings.shifted_candidates:
+            calls += [(shifted_flow_pair, a, b) for a, b in images]
+        return calls
+
+    def pair_flows(
+        self, frame0: torch.Tensor | Frame, frame1: torch.Tensor | Frame, settings: FlowSettings | None = None,
+        *, cache: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flows F01 and F10 at the work size, each (1,2,h,w) float32 in work pixels, and the two work
+        frames as (2,3,h,w) float32 RGB in [0,1] (on the CPU). Frames: loaded ones, or (3,H,W) tensors.
+        DIS calls that `prepare` started for this pair and settings are waited for, not made again."""
+        frame0, frame1 = (f if isinstance(f, Frame) else self.load(f) for f in (frame0, frame1))
+        settings = settings or self.settings_for(frame0.height, frame0.width)
+        images = self._work_pair(frame0, frame1, settings, cache)
+        (rgb0, _), (rgb1, _) = images
+        work = torch.from_numpy(np.stack([rgb0, rgb1])).permute(0, 3, 1, 2).float().div_(255.0)
+        started = self._prepared.pop((id(frame0), id(frame1), settings), None) if cache else None
+        if started is not None and started[0] is frame0 and started[1] is frame1:
+            results = self._results(started[2])
         else:
-            images = [(grey0, grey1)] + [
-                (np.ascontiguousarray(rgb0[:, :, c]), np.ascontiguousarray(rgb1[:, :, c])) for c in range(3)
-            ]
-            jobs = [(flow_pair, a, b) for a, b in images]
-            if settings.mirrored_candidates:
-                jobs += [(mirrored_flow_pair, a, b) for a, b in images]
-            if settings.shifted_candidates:
-                jobs += [(shifted_flow_pair, a, b) for a, b in images]
-            candidates = self._run_jobs(jobs)  # in order: the grey candidate first
-            flow01 = self._most_consistent([f for f, _ in candidates], work[0:1], work[1:2])
-            flow10 = self._most_consistent([b for _, b in candidates], work[1:2], work[0:1])
+            results = self._results(self._start(self._dis_calls(settings, images)))
+        if not settings.colour_candidates:
+            flow01, flow10 = results
+        else:  # in order: the grey candidate first
+            flow01 = self._most_consistent([f for f, _ in results], work[0:1], work[1:2])
+            flow10 = self._most_consistent([b for _, b in results], work[1:2], work[0:1])
         return flow01, flow10, work
 
-    def _run_jobs(self, jobs: list) -> list:
-        """Results of the independent DIS jobs [(function, image0, image1), ...], in order. They run on
-        `flow_workers` threads (OpenCV releases the GIL in DIS), each call single-threaded inside and
-        keeping one core busy: the high profile's candidates, and in the other profiles a pair's two
-        directions. Those two on two threads, beside a niced encoder on the second core: balanced at
-        640x360 2.99-3.06 s -> 2.13-2.31 s for the 49 pairs of a 2-s clip (docs/benchmarks.md,
-        2026-12-04)."""
-        workers = min(len(jobs), self.flow_workers or os.cpu_count() or 1)
+    def prepare(self, jobs) -> bool:
+        """Start the DIS calls of these pairs on the pool and return at once (True when any started):
+        the pipeline hands over the next pair before it renders the current one, so that one pair's
+        flow runs on the other core while the one before it is projected, warped and blended. Nothing
+        starts before auto's calibration, or without a second worker."""
+        if (self.profile == "auto" and self.speed_factor is None) or self._workers(2) <= 1:
+            return False
+        if len(self._prepared) > 4:  # started for pairs that never came (an error in between)
+            self._prepared.clear()
+        for job in jobs:
+            settings = PROFILE_SETTINGS[self.profile_for(job.frame0.height, job.frame0.width, len(job.timesteps))]
+            calls = self._dis_calls(settings, self._work_pair(job.frame0, job.frame1, settings))
+            self._prepared[(id(job.frame0), id(job.frame1), settings)] = (job.frame0, job.frame1, self._start(calls))
+        return bool(jobs)
+
+    def _workers(self, calls: int) -> int:
+        return min(calls, self.flow_workers or os.cpu_count() or 1)
+
+    def _start(self, calls: list) -> list:
+        """The independent DIS calls [(function, image0, image1), ...] started on `flow_workers` threads
+        (OpenCV releases the GIL in DIS), each call single-threaded inside and keeping one core busy:
+        the high profile's candidates, and in the other profiles a pair's two directions. Those two on
+        two threads, beside a niced encoder on the second core: balanced at 640x360 2.99-3.06 s ->
+        2.13-2.31 s for the 49 pairs of a 2-s clip (docs/benchmarks.md, 2026-12-04). With one worker
+        they run here, now. Returns futures, or the results."""
+        workers = self._workers(len(calls))
         if workers <= 1:
-            return [function(a, b) for function, a, b in jobs]
-        if self._pool is None or self._pool_size != workers:
+            return [function(a, b) for function, a, b in calls]
+        if self._pool is None or self._pool_size < workers:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dainctl-dis")
             self._pool_size = workers
-        futures = [self._pool.submit(function, a, b) for function, a, b in jobs]
+        return [self._pool.submit(function, a, b) for function, a, b in calls]
+
+    @staticmethod
+    def _results(started: list) -> list:
+        """The results of `_start`'s calls, in order."""
+        futures = [item for item in started if isinstance(item, Future)]
         try:
-            return [future.result() for future in futures]
+            return [item.result() if isinstance(item, Future) else item for item in started]
         except BaseException:  # Ctrl-C or an error: drop the calls not started yet
             for future in futures:
                 future.cancel()
