@@ -374,3 +374,48 @@ def test_audio_the_container_cannot_hold_is_re_encoded_not_lost(tmp_path):
     audio, video = _timing(out, "audio"), _timing(out, "video")
     assert audio.codec == "opus"
     assert abs(audio.end - video.end) <= Fraction(1, 24)
+
+
+@pytest.mark.parametrize("pix_fmt, colorspace, color_range", [("yuv420p", 2, 0), ("yuv420p", 1, 1), ("yuv420p", 5, 2),
+                                                              ("yuv444p", 2, 0)])
+def test_copied_frames_keep_their_yuv_planes(tmp_path, pix_fmt, colorspace, color_range):
+    """A frame decoded to RGB and written again in its own format keeps its Y, Cb and Cr (up to one level
+    of rounding, on a few pixels): a 2x run's copies of the input frames are the input frames."""
+    from dainctl.cli import main
+
+    rng = np.random.default_rng(1)
+    height, width = 48, 64
+    source = tmp_path / "in.mkv"
+    planes_in = []
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for index in range(4):
+            # In-gamut content: luma 60-190, chroma within 10 of neutral, so no RGB value saturates.
+            luma = (60 + 130 * np.linspace(0, 1, width)[None, :] * np.linspace(0.3, 1, height)[:, None]
+                    + rng.integers(-8, 9, (height, width))).clip(60, 190).astype(np.uint8)
+            chroma_shape = (height // 2, width // 2) if pix_fmt.endswith("420p") else (height, width)
+            chroma = [rng.integers(118, 139, chroma_shape).astype(np.uint8) for _ in range(2)]
+            frame = av.VideoFrame(width, height, pix_fmt)
+            for plane, values in zip(frame.planes, [luma, *chroma]):
+                view = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+                view[:, : values.shape[1]] = values
+            frame.colorspace, frame.color_range = colorspace, color_range
+            frame.pts = index
+            planes_in.append([luma, *chroma])
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = tmp_path / "out.mkv"
+    assert main(["interpolate", str(source), str(out), "--codec", "ffv1", "--pix-fmt", pix_fmt, "--profile", "fast",
+                 "--quiet"]) == 0
+    with av.open(str(out)) as container:
+        decoded = list(container.decode(video=0))
+    assert len(decoded) == 8 and decoded[0].format.name == pix_fmt
+    for index, expected in enumerate(planes_in):
+        frame = decoded[2 * index]  # the copy of input frame `index`
+        for plane, values in zip(frame.planes, expected):
+            got = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : values.shape[1]]
+            difference = np.abs(got.astype(int) - values)
+            assert difference.max() <= 1 and difference.mean() < 0.05, (index, difference.max(), difference.mean())

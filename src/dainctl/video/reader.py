@@ -424,12 +424,12 @@ class VideoInput:
             # rgb48: 10/12-bit samples scaled to the full 16-bit range, with the frame's own range.
             rgb = frame.to_ndarray(format="rgb48le", src_color_range=frame.color_range)
             return np.ascontiguousarray(rgb)
-        if yuv.decodes_fast(pix_fmt, frame.colorspace):
+        if yuv.decodes_fast(pix_fmt, frame.colorspace, frame.width, frame.height):
             full = frame.color_range == yuv.FULL_RANGE or pix_fmt.startswith("yuvj")
             key = (frame.colorspace, full)
             if key not in self._yuv_matrices:
                 self._yuv_matrices[key] = yuv.yuv_to_rgb_matrix(frame.colorspace, yuv.FULL_RANGE if full else 1)
-            return yuv.yuv444p_to_rgb(frame.to_ndarray(), self._yuv_matrices[key])
+            return yuv.planar_yuv_to_rgb(frame, self._yuv_matrices[key])
         # The frame's own range is passed so full-range (JPEG-style) sources are not crushed or clipped.
         rgb = frame.to_ndarray(format="rgb24", src_color_range=frame.color_range)
         return np.ascontiguousarray(rgb)

@@ -80,9 +80,36 @@ def yuv_to_rgb_matrix(colorspace: int, color_range: int) -> np.ndarray:
     return matrix
 
 
-def decodes_fast(pix_fmt: str, colorspace: int) -> bool:
-    """Whether `yuv444p_to_rgb` handles a decoded frame (swscale's yuv444p -> rgb24 path is slow)."""
-    return pix_fmt in ("yuv444p", "yuvj444p") and colorspace in _LUMA_WEIGHTS
+def decodes_fast(pix_fmt: str, colorspace: int, width: int = 0, height: int = 0) -> bool:
+    """Whether `planar_yuv_to_rgb` handles a decoded frame: 8-bit 4:4:4, or 4:2:0 of even size (what
+    `rgb_to_planar_yuv` writes), in a colorspace of known luma weights."""
+    if colorspace not in _LUMA_WEIGHTS:
+        return False
+    if pix_fmt in ("yuv444p", "yuvj444p"):
+        return True
+    return pix_fmt in ("yuv420p", "yuvj420p") and width % 2 == 0 and height % 2 == 0
+
+
+def planar_yuv_to_rgb(frame, matrix: np.ndarray) -> np.ndarray:
+    """A decoded 8-bit yuv444p or even-sized yuv420p frame (PyAV) as contiguous uint8 (H, W, 3) RGB: the
+    chroma planes repeated over each 2x2 block (4:2:0), then the exact inverse of the encoder's matrix.
+
+    This is the inverse of `rgb_to_planar_yuv`, whose 2x2 chroma mean undoes the repetition: a frame
+    decoded and written again keeps its Y, Cb and Cr up to rounding. swscale's default path, the
+    alternative, also repeats the chroma, but its fixed-point matrix decodes about one level darker than
+    the exact one (1.0-1.5 levels per channel on flipping_a_pancake.mkv), so a copied frame came back
+    at 45 dB, and every written frame carried that bias (docs/benchmarks.md, 2026-12-04).
+    """
+    import cv2
+
+    planes = []
+    for plane in frame.planes[:3]:
+        planes.append(np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width])
+    luma = planes[0]
+    height, width = luma.shape
+    if planes[1].shape != luma.shape:
+        planes[1:] = [cv2.resize(p, (width, height), interpolation=cv2.INTER_NEAREST) for p in planes[1:]]
+    return cv2.transform(cv2.merge(planes), matrix)
 
 
 def yuv444p_to_rgb(planes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
