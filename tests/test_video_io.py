@@ -377,7 +377,7 @@ def test_audio_the_container_cannot_hold_is_re_encoded_not_lost(tmp_path):
 
 
 @pytest.mark.parametrize("pix_fmt, colorspace, color_range", [("yuv420p", 2, 0), ("yuv420p", 1, 1), ("yuv420p", 5, 2),
-                                                              ("yuv444p", 2, 0)])
+                                                              ("yuv422p", 6, 1), ("yuv444p", 2, 0)])
 def test_copied_frames_keep_their_yuv_planes(tmp_path, pix_fmt, colorspace, color_range):
     """A frame decoded to RGB and written again in its own format keeps its Y, Cb and Cr (up to one level
     of rounding, on a few pixels): a 2x run's copies of the input frames are the input frames."""
@@ -394,7 +394,7 @@ def test_copied_frames_keep_their_yuv_planes(tmp_path, pix_fmt, colorspace, colo
             # In-gamut content: luma 60-190, chroma within 10 of neutral, so no RGB value saturates.
             luma = (60 + 130 * np.linspace(0, 1, width)[None, :] * np.linspace(0.3, 1, height)[:, None]
                     + rng.integers(-8, 9, (height, width))).clip(60, 190).astype(np.uint8)
-            chroma_shape = (height // 2, width // 2) if pix_fmt.endswith("420p") else (height, width)
+            chroma_shape = {"yuv420p": (height // 2, width // 2), "yuv422p": (height, width // 2)}.get(pix_fmt, (height, width))
             chroma = [rng.integers(118, 139, chroma_shape).astype(np.uint8) for _ in range(2)]
             frame = av.VideoFrame(width, height, pix_fmt)
             for plane, values in zip(frame.planes, [luma, *chroma]):

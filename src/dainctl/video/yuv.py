@@ -21,7 +21,7 @@ _LUMA_WEIGHTS = {
     9: (0.2627, 0.0593),  # BT.2020 non-constant luminance
 }
 FULL_RANGE = 2  # AVCOL_RANGE_JPEG
-FAST_PIX_FMTS = ("yuv420p", "yuv444p")
+FAST_PIX_FMTS = ("yuv420p", "yuv422p", "yuv444p")
 
 
 def rgb_to_yuv_matrix(colorspace: int, color_range: int) -> np.ndarray:
@@ -45,13 +45,16 @@ def supports(pix_fmt: str, colorspace: int, width: int, height: int) -> bool:
     """Whether `rgb_to_planar_yuv` handles this target (otherwise the caller lets swscale convert)."""
     if pix_fmt not in FAST_PIX_FMTS or colorspace not in _LUMA_WEIGHTS:
         return False
+    if pix_fmt == "yuv422p":
+        return width % 2 == 0
     return pix_fmt != "yuv420p" or (width % 2 == 0 and height % 2 == 0)
 
 
 def rgb_to_planar_yuv(rgb: np.ndarray, pix_fmt: str, matrix: np.ndarray) -> np.ndarray:
     """Convert uint8 (H, W, 3) RGB to the array `av.VideoFrame.from_ndarray` takes for `pix_fmt`.
 
-    yuv420p: (H * 3 // 2, W) uint8, planes Y, U, V stacked; yuv444p: (3, H, W) uint8.
+    yuv420p: (H * 3 // 2, W) uint8, planes Y, U, V stacked; yuv422p: (2 * H, W), the same; yuv444p:
+    (3, H, W) uint8. Chroma is the mean of each 2x2 (4:2:0) or 2x1 (4:2:2) block.
     """
     import cv2
 
@@ -59,10 +62,11 @@ def rgb_to_planar_yuv(rgb: np.ndarray, pix_fmt: str, matrix: np.ndarray) -> np.n
     yuv = cv2.transform(rgb, matrix)  # rounds and saturates to uint8
     if pix_fmt == "yuv444p":
         return np.ascontiguousarray(yuv.transpose(2, 0, 1))
-    half = cv2.resize(yuv, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
-    planes = np.empty((height * 3 // 2, width), np.uint8)
+    chroma_height = height if pix_fmt == "yuv422p" else height // 2
+    half = cv2.resize(yuv, (width // 2, chroma_height), interpolation=cv2.INTER_AREA)
+    planes = np.empty((height + 2 * chroma_height * (width // 2) // width, width), np.uint8)
     planes[:height] = yuv[..., 0]
-    # The two quarter-size chroma planes follow the luma plane back to back in the flat buffer.
+    # The two chroma planes follow the luma plane back to back in the flat buffer.
     flat = planes.reshape(-1)
     luma_size, chroma_size = height * width, half.shape[0] * half.shape[1]
     flat[luma_size : luma_size + chroma_size] = half[..., 1].reshape(-1)
@@ -81,20 +85,23 @@ def yuv_to_rgb_matrix(colorspace: int, color_range: int) -> np.ndarray:
 
 
 def decodes_fast(pix_fmt: str, colorspace: int, width: int = 0, height: int = 0) -> bool:
-    """Whether `planar_yuv_to_rgb` handles a decoded frame: 8-bit 4:4:4, or 4:2:0 of even size (what
-    `rgb_to_planar_yuv` writes), in a colorspace of known luma weights."""
+    """Whether `planar_yuv_to_rgb` handles a decoded frame: 8-bit 4:4:4, 4:2:2 of even width or 4:2:0 of
+    even size (what `rgb_to_planar_yuv` writes), in a colorspace of known luma weights."""
     if colorspace not in _LUMA_WEIGHTS:
         return False
     if pix_fmt in ("yuv444p", "yuvj444p"):
         return True
+    if pix_fmt in ("yuv422p", "yuvj422p"):
+        return width % 2 == 0
     return pix_fmt in ("yuv420p", "yuvj420p") and width % 2 == 0 and height % 2 == 0
 
 
 def planar_yuv_to_rgb(frame, matrix: np.ndarray) -> np.ndarray:
-    """A decoded 8-bit yuv444p or even-sized yuv420p frame (PyAV) as contiguous uint8 (H, W, 3) RGB: the
-    chroma planes repeated over each 2x2 block (4:2:0), then the exact inverse of the encoder's matrix.
+    """A decoded 8-bit frame that `decodes_fast` accepts (PyAV) as contiguous uint8 (H, W, 3) RGB: the
+    chroma planes repeated over each 2x2 (4:2:0) or 2x1 (4:2:2) block, then the exact inverse of the
+    encoder's matrix.
 
-    This is the inverse of `rgb_to_planar_yuv`, whose 2x2 chroma mean undoes the repetition: a frame
+    This is the inverse of `rgb_to_planar_yuv`, whose chroma mean undoes the repetition: a frame
     decoded and written again keeps its Y, Cb and Cr up to rounding. swscale's default path, the
     alternative, also repeats the chroma, but its fixed-point matrix decodes about one level darker than
     the exact one (1.0-1.5 levels per channel on flipping_a_pancake.mkv), so a copied frame came back
