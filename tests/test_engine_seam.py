@@ -212,8 +212,10 @@ def test_an_engine_with_only_interpolate_gets_the_seam():
 
 
 def test_cli_batch_pairs_gives_the_same_video(random_weights, clip_factory, tmp_path, capsys):
-    """--batch-pairs changes how many pairs go through one forward, not the frames (exactly the same
-    8-bit video here: the batched and the single-pair float results round to the same pixels)."""
+    """--batch-pairs changes how many pairs go through one forward, not the frames: the same 8-bit video
+    but for rounding, and a handful of values where batched and single-pair convolutions, rounding
+    differently in float32, tip the model one way or the other (measured on 2026-12-04 on this clip: 6 of
+    18,432 values of one frame, by up to 11 levels; a batching error moves whole frames)."""
     import json
 
     from conftest import decode_rgb
@@ -231,4 +233,5 @@ def test_cli_batch_pairs_gives_the_same_video(random_weights, clip_factory, tmp_
         outputs.append(decode_rgb(out))
     assert len(outputs[0]) == len(outputs[1]) == 8
     for a, b in zip(*outputs):
-        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+        difference = np.abs(a.astype(int) - b.astype(int))
+        assert (difference > 1).mean() <= 0.001 and difference.mean() < 0.01
