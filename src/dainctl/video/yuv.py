@@ -64,11 +64,11 @@ def rgb_to_planar_yuv(rgb: np.ndarray, pix_fmt: str, matrix: np.ndarray) -> np.n
         return np.ascontiguousarray(yuv.transpose(2, 0, 1))
     chroma_height = height if pix_fmt == "yuv422p" else height // 2
     half = cv2.resize(yuv, (width // 2, chroma_height), interpolation=cv2.INTER_AREA)
-    planes = np.empty((height + 2 * chroma_height * (width // 2) // width, width), np.uint8)
-    planes[:height] = yuv[..., 0]
-    # The two chroma planes follow the luma plane back to back in the flat buffer.
-    flat = planes.reshape(-1)
     luma_size, chroma_size = height * width, half.shape[0] * half.shape[1]
+    # The two chroma planes follow the luma plane back to back in the flat buffer.
+    flat = np.empty(luma_size + 2 * chroma_size, np.uint8)
+    planes = flat.reshape(-1, width)
+    planes[:height] = yuv[..., 0]
     flat[luma_size : luma_size + chroma_size] = half[..., 1].reshape(-1)
     flat[luma_size + chroma_size :] = half[..., 2].reshape(-1)
     return planes
@@ -84,16 +84,16 @@ def yuv_to_rgb_matrix(colorspace: int, color_range: int) -> np.ndarray:
     return matrix
 
 
-def decodes_fast(pix_fmt: str, colorspace: int, width: int = 0, height: int = 0) -> bool:
-    """Whether `planar_yuv_to_rgb` handles a decoded frame: 8-bit 4:4:4, 4:2:2 of even width or 4:2:0 of
-    even size (what `rgb_to_planar_yuv` writes), in a colorspace of known luma weights."""
-    if colorspace not in _LUMA_WEIGHTS:
-        return False
-    if pix_fmt in ("yuv444p", "yuvj444p"):
-        return True
-    if pix_fmt in ("yuv422p", "yuvj422p"):
-        return width % 2 == 0
-    return pix_fmt in ("yuv420p", "yuvj420p") and width % 2 == 0 and height % 2 == 0
+def decodes_fast(pix_fmt: str, colorspace: int, width: int, height: int) -> bool:
+    """Whether `planar_yuv_to_rgb` handles a decoded frame: the layouts `rgb_to_planar_yuv` writes
+    (`supports`), in either range (the yuvj formats are full-range yuv)."""
+    return supports(pix_fmt.replace("yuvj", "yuv", 1), colorspace, width, height)
+
+
+def _plane_pixels(frame) -> list[np.ndarray]:
+    """The Y, Cb and Cr planes of a decoded 8-bit planar PyAV frame, as (rows, width) views of its buffers."""
+    return [np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+            for plane in frame.planes[:3]]
 
 
 def planar_yuv_to_rgb(frame, matrix: np.ndarray) -> np.ndarray:
@@ -109,18 +109,16 @@ def planar_yuv_to_rgb(frame, matrix: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    planes = []
-    for plane in frame.planes[:3]:
-        planes.append(np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width])
-    luma = planes[0]
-    height, width = luma.shape
-    if planes[1].shape != luma.shape:
+    planes = _plane_pixels(frame)
+    height, width = planes[0].shape
+    if planes[1].shape != planes[0].shape:
         planes[1:] = [cv2.resize(p, (width, height), interpolation=cv2.INTER_NEAREST) for p in planes[1:]]
-    return cv2.transform(cv2.merge(planes), matrix)
+    return yuv444p_to_rgb(planes, matrix)
 
 
-def yuv444p_to_rgb(planes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Convert (3, H, W) uint8 Y, Cb, Cr planes to contiguous uint8 (H, W, 3) RGB."""
+def yuv444p_to_rgb(planes, matrix: np.ndarray) -> np.ndarray:
+    """Convert uint8 Y, Cb, Cr planes of one size ((3, H, W), or three (H, W) arrays) to contiguous uint8
+    (H, W, 3) RGB."""
     import cv2
 
     interleaved = cv2.merge([planes[0], planes[1], planes[2]])
@@ -138,8 +136,5 @@ def planar_thumbnail(frame, width: int, height: int, matrix: np.ndarray) -> np.n
     cost for a 720p frame."""
     import cv2
 
-    planes = []
-    for plane in frame.planes[:3]:
-        pixels = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
-        planes.append(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA))
-    return yuv444p_to_rgb(np.stack(planes), matrix)
+    planes = [cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA) for pixels in _plane_pixels(frame)]
+    return yuv444p_to_rgb(planes, matrix)
