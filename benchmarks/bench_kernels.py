@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from dainctl.kernels import _build, backward_warp, correlation, depth_flow_projection, filter_interpolation
+from dainctl.kernels import _build, backward_warp, bicubic_warp, correlation, depth_flow_projection, filter_interpolation
 
 
 @dataclass
@@ -77,6 +77,9 @@ def make_cases(device: str, dtype: torch.dtype, height: int, width: int, context
         ),
         Case("backward_warp C=3", lambda impl: backward_warp(frame, flow, impl=impl), (3 + 2 + 3) * pixels * item),
     ]
+    if not requires_grad:  # forward only (its backward is its twin's)
+        cases.append(Case("bicubic_warp C=3", lambda impl: bicubic_warp(frame, flow, impl=impl),
+                          (3 + 2 + 3) * pixels * item))
     if context:
         features = rand(1, 196, height, width)
         cases.append(

@@ -40,14 +40,17 @@ def test_dump_keys_reads_the_kernels_of_a_dispatch_dump():
     assert dispatch.dump_keys("name: dainctl::x\ndebug: registered at a.cpp:1\n") == []
 
 
-def test_the_sources_define_the_four_ops_their_backward_ops_and_register_their_autograd():
-    from dainctl.kernels._autograd import COMPILED_BACKWARD
+def test_the_sources_define_the_five_ops_their_backward_ops_and_register_their_autograd():
+    from dainctl.kernels._autograd import COMPILED_BACKWARD, FORWARD_OPS
 
-    forward = ["depth_flow_projection", "filter_interpolation", "correlation", "backward_warp"]
-    assert dispatch.defined_ops()[:4] == forward
-    assert sorted(dispatch.defined_ops()[4:]) == sorted(f"{name}_backward" for name in forward)
-    # Every forward op declares its compiled backward, so the check requires an Autograd kernel for it.
-    assert dispatch.autograd_ops() == set(forward) == set(COMPILED_BACKWARD)
+    forward = ["depth_flow_projection", "filter_interpolation", "correlation", "backward_warp", "bicubic_warp"]
+    compiled_backward = forward[:4]
+    assert dispatch.defined_ops()[:5] == forward == list(FORWARD_OPS)
+    assert sorted(dispatch.defined_ops()[5:]) == sorted(f"{name}_backward" for name in compiled_backward)
+    assert list(COMPILED_BACKWARD) == compiled_backward
+    # Every forward op declares a backward (bicubic_warp's through its twin, registered in Python), so
+    # the check requires an Autograd kernel for each.
+    assert dispatch.autograd_ops() == set(forward)
 
 
 def test_a_declared_backward_makes_autograd_required(tmp_path):

@@ -56,15 +56,16 @@ def test_dry_run_reports_every_step_and_renders(tmp_path):
 
     assert report["env"]["dry_run"] is True and report["env"]["pyav"]
     build = report["build"]
-    forward = {"depth_flow_projection", "filter_interpolation", "correlation", "backward_warp"}
-    assert build["ok"] and set(build["ops"]) == forward | {f"{name}_backward" for name in forward}
+    compiled_backward = {"depth_flow_projection", "filter_interpolation", "correlation", "backward_warp"}
+    forward = compiled_backward | {"bicubic_warp"}  # its backward is its twin's
+    assert build["ok"] and set(build["ops"]) == forward | {f"{name}_backward" for name in compiled_backward}
     assert all({"CPU", "Meta"} <= set(op["kernels"]) for op in build["ops"].values())
     assert all("Autograd" in build["ops"][name]["kernels"] for name in forward)  # the compiled backwards
     tests = report["tests"]
     assert tests["tests"] > 0 and tests["failures"] == tests["errors"] == 0
     assert (tmp_path / "pytest_cuda.xml").is_file()
     kernels = report["kernels"]
-    assert kernels["device"] == "cpu" and len(kernels["rows"]) == 4
+    assert kernels["device"] == "cpu" and len(kernels["rows"]) == 5
     assert all(row["compiled_s"] > 0 and row["achieved_GBps"] > 0 for row in kernels["rows"])
     (case,) = report["psnr"]["cases"]
     assert case["case"] == "mb_dogdance" and case["finite"] is True and case["psnr_fp16_vs_fp32"] is None

@@ -24,6 +24,8 @@ from dainctl.kernels import (
     _dispatch,
     backward_warp,
     backward_warp_ref,
+    bicubic_warp,
+    bicubic_warp_ref,
     correlation,
     correlation_ref,
     depth_flow_projection,
@@ -275,6 +277,55 @@ def test_backward_warp_small_case(impl):
     torch.testing.assert_close(out[0, 0, 0], torch.tensor([2.5, 0.0, 20.0, 30.0], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_bicubic_warp_small_case(impl):
+    # One row [0, 0, 0, 8, 0, 0]. Keys' weights (a = -0.75) at a half-pixel: -0.09375, 0.59375, 0.59375,
+    # -0.09375. Pixel 2 reads 2.5: 0.59375 * 8 = 4.75 (bilinear: 4). Pixel 1 reads 1.5, the negative lobe:
+    # -0.09375 * 8. Pixel 0 reads -5, clamped to 0 (taps clamped, weights (0, 1, 0, 0)); pixel 3 a NaN
+    # (its own pixel); pixel 4 +inf (the last pixel); pixel 5 moves off the single row and is clamped
+    # back: 0.25 to the left, f = 0.75 from pixel 4: weights k(1.75), k(0.75), k(0.25), k(1.25) on
+    # pixels 3, 4, 5, 5 (clamped).
+    image = torch.tensor([0.0, 0.0, 0.0, 8.0, 0.0, 0.0], dtype=torch.float64).view(1, 1, 1, 6)
+    flow = torch.zeros(1, 2, 1, 6, dtype=torch.float64)
+    flow[0, 0] = torch.tensor([-5.0, 0.5, 0.5, math.nan, math.inf, -0.25])
+    flow[0, 1, 0, 5] = 3.0
+    out = bicubic_warp(image, flow, impl=impl)
+    a = -0.75
+    k175 = a * 1.75**3 - 5 * a * 1.75**2 + 8 * a * 1.75 - 4 * a
+    expected = torch.tensor([0.0, -0.09375 * 8, 0.59375 * 8, 8.0, 0.0, k175 * 8], dtype=torch.float64)
+    torch.testing.assert_close(out[0, 0, 0], expected)
+
+
+@pytest.mark.parametrize("impl", IMPLS_CPU)
+def test_bicubic_warp_copies_at_integer_flow_keeps_constants_and_matches_opencv(impl):
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    generator = torch.Generator().manual_seed(21)
+    height, width = 23, 31
+    image = torch.rand((1, 3, height, width), generator=generator)
+    # Integer displacements copy pixels exactly; a constant image stays constant (the weights sum to 1).
+    shift = torch.zeros(1, 2, height, width)
+    shift[:, 0] = 2.0
+    shift[:, 1] = -1.0
+    copied = bicubic_warp(image, shift, impl=impl)
+    assert torch.equal(copied[..., 1:, : width - 2], image[..., :-1, 2:])
+    constant = torch.full((1, 1, height, width), 0.375)
+    wavy = torch.randn((1, 2, height, width), generator=generator) * 5
+    torch.testing.assert_close(bicubic_warp(constant, wavy, impl=impl), constant, rtol=0, atol=1e-6)
+    # OpenCV's INTER_CUBIC (the same kernel, an independent implementation), at sample points inside the
+    # frame on its 1/32-pixel grid (OpenCV rounds map coordinates to it).
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
+                            indexing="ij")
+    targets_x = torch.randint(0, (width - 1) * 32 + 1, (height, width), generator=generator).float() / 32
+    targets_y = torch.randint(0, (height - 1) * 32 + 1, (height, width), generator=generator).float() / 32
+    flow = torch.stack([targets_x - xs, targets_y - ys]).unsqueeze(0)
+    ours = bicubic_warp(image, flow, impl=impl)[0]
+    theirs = np.stack([cv2.remap(image[0, c].numpy(), targets_x.numpy(), targets_y.numpy(), cv2.INTER_CUBIC,
+                                 borderMode=cv2.BORDER_REPLICATE) for c in range(3)])
+    torch.testing.assert_close(ours, torch.from_numpy(theirs), rtol=0, atol=2e-5)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Compiled vs reference.
 
@@ -326,6 +377,21 @@ def test_backward_warp_compiled_matches_reference(device, dtype, shape, kind):
     assert_same(compiled, reference, dtype, scale=1.0)
 
 
+@pytest.mark.parametrize("kind", FLOW_KINDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
+def test_bicubic_warp_compiled_matches_reference(device, dtype, shape, kind):
+    require_device(device)
+    generator = seeded(shape, kind, "bicubic")
+    batch, _, height, width = shape
+    image = torch.rand(shape, generator=generator, dtype=torch.float64).to(device, dtype)
+    flow = make_flow(kind, batch, height, width, generator).to(device, dtype)
+    compiled = bicubic_warp(image, flow, impl="compiled")
+    reference = bicubic_warp_ref(image, flow)
+    # 16 weighted taps whose weights' magnitudes sum to at most about 1.3
+    assert_same(compiled, reference, dtype, scale=2.0)
+
+
 @pytest.mark.parametrize("max_displacement", (0, 1, 4))
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
@@ -365,6 +431,7 @@ def test_all_ops_accept_any_memory_layout(device, dtype, layout):
             4.0,
         ),
         (backward_warp(image_l, flow_l, impl="compiled"), backward_warp_ref(image_c, flow_c), 1.0),
+        (bicubic_warp(image_l, flow_l, impl="compiled"), bicubic_warp_ref(image_c, flow_c), 2.0),
         (correlation(image_l, image_l.flip(3), 2, impl="compiled"), correlation_ref(image_c, image_c.flip(3), 2), 1.0),
     ]
     for compiled, reference, scale in pairs:
@@ -382,6 +449,7 @@ def test_flows_weights_and_filters_of_another_dtype_are_converted():
     pairs = [
         (filter_interpolation(image, flow, filters, impl="compiled"), filter_interpolation_ref(image, flow, filters)),
         (backward_warp(image, flow, impl="compiled"), backward_warp_ref(image, flow)),
+        (bicubic_warp(image, flow, impl="compiled"), bicubic_warp_ref(image, flow)),
         (depth_flow_projection(flow.float(), weight, impl="compiled"), depth_flow_projection_ref(flow.float(), weight)),
     ]
     for compiled, reference in pairs:
@@ -401,6 +469,7 @@ def test_empty_tensors(impl, empty_dim):
     assert depth_flow_projection(sized(2), sized(1), impl=impl).shape == sized(2).shape
     assert filter_interpolation(image, sized(2), sized(16), impl=impl).shape == image.shape
     assert backward_warp(image, sized(2), impl=impl).shape == image.shape
+    assert bicubic_warp(image, sized(2), impl=impl).shape == image.shape
     assert correlation(image, image, 4, impl=impl).shape == sized(81).shape
 
 
@@ -501,6 +570,7 @@ def test_fake_kernels_give_output_shapes_and_dtypes():
             "filter": torch.ops.dainctl.filter_interpolation(image, flow, filters),
             "correlation": torch.ops.dainctl.correlation(image, image, 3),
             "warp": torch.ops.dainctl.backward_warp(image, flow),
+            "bicubic": torch.ops.dainctl.bicubic_warp(image, flow),
         }
         shapes = {key: (tuple(value.shape), value.dtype) for key, value in outputs.items()}
     assert shapes == {
@@ -508,6 +578,7 @@ def test_fake_kernels_give_output_shapes_and_dtypes():
         "filter": ((2, 5, 7, 9), torch.float64),
         "correlation": ((2, 49, 7, 9), torch.float64),
         "warp": ((2, 5, 7, 9), torch.float64),
+        "bicubic": ((2, 5, 7, 9), torch.float64),
     }
 
 
@@ -520,6 +591,7 @@ def test_opcheck_schema_and_fake_tensor():
         (torch.ops.dainctl.filter_interpolation.default, (image, flow, torch.rand(1, 16, 6, 7))),
         (torch.ops.dainctl.correlation.default, (image, image, 2)),
         (torch.ops.dainctl.backward_warp.default, (image, flow)),
+        (torch.ops.dainctl.bicubic_warp.default, (image, flow)),
     ):
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor"))
 
@@ -541,6 +613,7 @@ def test_opcheck_with_gradients_autograd_registration_and_aot_dispatch():
         (torch.ops.dainctl.filter_interpolation.default, (image, flow, grad_input(1, 16, 6, 7))),
         (torch.ops.dainctl.correlation.default, (image, grad_input(1, 3, 6, 7), 2)),
         (torch.ops.dainctl.backward_warp.default, (image, flow)),
+        (torch.ops.dainctl.bicubic_warp.default, (image, flow)),  # its backward: the twin's
     ):
         results = torch.library.opcheck(op, args)
         assert set(results.values()) == {"SUCCESS"}, (op, results)
@@ -696,3 +769,24 @@ def test_the_projection_is_the_same_on_any_thread_count(kind, dtype):
     for result in results[1:]:
         for got, want in zip(result, results[0]):
             assert torch.equal(torch.nan_to_num(got, nan=7.0), torch.nan_to_num(want, nan=7.0))
+
+
+@pytest.mark.parametrize("needs", ["both", "input", "flow"])
+def test_the_compiled_bicubic_warp_differentiates_through_its_twin(needs):
+    # No compiled backward: called directly, the op's Autograd kernel re-runs the reference under
+    # autograd; `bicubic_warp(impl="auto")` runs the reference itself when an input requires grad.
+    _build.load_library()
+    generator = torch.Generator().manual_seed(5)
+    image = torch.rand((2, 3, 6, 7), generator=generator, dtype=torch.float64)
+    flow = torch.rand((2, 2, 6, 7), generator=generator, dtype=torch.float64) * 5 - 2.5
+    image.requires_grad_(needs in ("both", "input"))
+    flow.requires_grad_(needs in ("both", "flow"))
+    wanted = [t for t in (image, flow) if t.requires_grad]
+    weights = torch.rand((2, 3, 6, 7), generator=generator, dtype=torch.float64)
+    compiled = torch.autograd.grad((torch.ops.dainctl.bicubic_warp(image, flow) * weights).sum(), wanted)
+    reference = torch.autograd.grad((bicubic_warp_ref(image, flow) * weights).sum(), wanted)
+    for ours, theirs in zip(compiled, reference):
+        torch.testing.assert_close(ours, theirs)
+    assert torch.autograd.gradcheck(lambda *t: torch.ops.dainctl.bicubic_warp(*t), (image, flow), eps=1e-6, atol=1e-6)
+    with pytest.raises(EngineError, match="autograd"):
+        bicubic_warp(image, flow, impl="compiled")

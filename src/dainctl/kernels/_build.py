@@ -152,6 +152,7 @@ def _build_and_load(variant: str) -> Path:
 
     _fake.register_fake_kernels()
     _autograd.register_autocast_rules()
+    _autograd.register_twin_backwards()
     return library
 
 

@@ -14,6 +14,7 @@ def register_fake_kernels() -> None:
         "dainctl::filter_interpolation": _filter_interpolation_fake,
         "dainctl::correlation": _correlation_fake,
         "dainctl::backward_warp": _backward_warp_fake,
+        "dainctl::bicubic_warp": _backward_warp_fake,  # the same shapes
         "dainctl::backward_warp_backward": _backward_warp_backward_fake,
         "dainctl::filter_interpolation_backward": _filter_interpolation_backward_fake,
         "dainctl::correlation_backward": _correlation_backward_fake,

@@ -1,4 +1,4 @@
-"""Bilinear backward warp with replicate borders: out(x) = input(x + flow(x)).
+"""Backward warps with replicate borders, out(x) = input(x + flow(x)): bilinear and bicubic.
 
 The sample point (x + fx, y + fy) is clamped to [0, W-1] x [0, H-1] (so anything outside reads the
 nearest border pixel, like `grid_sample(padding_mode="border", align_corners=True)`), then read
@@ -6,6 +6,14 @@ bilinearly from the pixels (x0, y0), (x0+1, y0), (x0, y0+1), (x0+1, y0+1) with x
 right/bottom neighbour clamps to the last column/row). A NaN flow component counts as 0 (that axis
 samples the pixel's own coordinate); infinite flow clamps to the border. The weight-free engine calls
 this on its hot path.
+
+`bicubic_warp` clamps the sample point the same way and reads the 4x4 pixels around it (columns x0-1
+.. x0+2, rows y0-1 .. y0+2, each clamped to the plane) with Keys' cubic convolution weights, a = -0.75
+(as OpenCV's INTER_CUBIC and PyTorch's bicubic). It keeps detail that the bilinear blend smooths away
+at fractional displacements: the weight-free engine warps its full-size frames with it (Middlebury
+34.59 -> 35.54 dB, docs/benchmarks.md, 2026-12-04). Its values may overshoot the input's range near
+edges (the engine clamps its frames). It has no compiled backward: with inputs that require grad,
+`auto` runs the twin.
 """
 
 from __future__ import annotations
@@ -69,3 +77,59 @@ def backward_warp_ref(input: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         + alpha * beta * tap(bottom, right)
     )
     return blended.to(input.dtype)
+
+
+def bicubic_warp(input: torch.Tensor, flow: torch.Tensor, impl: str = "auto") -> torch.Tensor:
+    """Warp `input` backward by `flow`, bicubic (a = -0.75), border clamped.
+
+    Shapes, dtypes and `impl` as in `backward_warp`; weights and sums in float32 (float64 for float64).
+    """
+    _dispatch.check_nchw("input", input)
+    _dispatch.check_nchw("flow", flow, channels=2)
+    _dispatch.check_same_size("input", input, flow=flow)
+    if _dispatch.use_compiled("bicubic_warp", impl, input, flow):
+        return torch.ops.dainctl.bicubic_warp(input, flow)
+    return bicubic_warp_ref(input, flow)
+
+
+def cubic_weights(fraction: torch.Tensor, a: float = -0.75) -> list[torch.Tensor]:
+    """Keys' cubic convolution weights of the taps at -1, 0, 1, 2 for fractional positions in [0, 1)."""
+
+    def near(d: torch.Tensor) -> torch.Tensor:  # distance in [0, 1]
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d: torch.Tensor) -> torch.Tensor:  # distance in [1, 2]
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    return [far(fraction + 1), near(fraction), near(1 - fraction), far(2 - fraction)]
+
+
+def bicubic_warp_ref(input: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Pure-PyTorch definition of `bicubic_warp`: 16 gathers, each row of taps blended along x, then
+    the four rows along y. Shapes and dtypes as in `bicubic_warp`."""
+    compute_dtype = _dispatch.acc_dtype(input.dtype)
+    image = input.to(compute_dtype)
+    flow_c = torch.nan_to_num(flow.to(compute_dtype), nan=0.0)
+    batch, channels, height, width = image.shape
+    ys, xs = _dispatch.pixel_grid(height, width, flow_c)
+    sample_x = torch.clamp(xs + flow_c[:, 0:1], 0, max(width - 1, 0))
+    sample_y = torch.clamp(ys + flow_c[:, 1:2], 0, max(height - 1, 0))
+    x0 = torch.floor(sample_x)
+    y0 = torch.floor(sample_y)
+    weights_x = cubic_weights(sample_x - x0)
+    weights_y = cubic_weights(sample_y - y0)
+    left = x0.long()
+    top = y0.long()
+    flat_image = image.reshape(batch, channels, height * width)
+
+    def tap(row: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+        index = (row * width + col).reshape(batch, 1, height * width).expand(-1, channels, -1)
+        return torch.gather(flat_image, 2, index).reshape(image.shape)
+
+    result = torch.zeros_like(image)
+    for i, weight_y in enumerate(weights_y):
+        row = torch.clamp(top + (i - 1), 0, max(height - 1, 0))
+        across = sum(weight_x * tap(row, torch.clamp(left + (j - 1), 0, max(width - 1, 0)))
+                     for j, weight_x in enumerate(weights_x))
+        result = result + weight_y * across
+    return result.to(input.dtype)

@@ -5,6 +5,7 @@
 
 #include "dainctl/adaptive_warp.h"
 #include "dainctl/backward_warp.h"
+#include "dainctl/bicubic_warp.h"
 #include "dainctl/cost_volume.h"
 #include "dainctl/cuda_launchers.h"
 #include "dainctl/projection.h"
@@ -113,6 +114,17 @@ __global__ void backward_warp_kernel(const T* input, const float* flow, T* out, 
   }
 }
 
+template <typename T>
+__global__ void bicubic_warp_kernel(const T* input, const float* flow, T* out, int64_t batch, int channels, int height,
+                                    int width) {
+  const int64_t plane = static_cast<int64_t>(height) * width;
+  DAINCTL_FOR_EACH_PIXEL(b, pixel, batch, plane) {
+    bicubic_warp_pixel<T, float>(input + b * channels * plane, flow + b * 2 * plane, out + b * channels * plane,
+                                 channels, height, width, static_cast<int>(pixel % width),
+                                 static_cast<int>(pixel / width));
+  }
+}
+
 // One thread per output element; neighbouring threads read neighbouring x, so loads coalesce.
 template <typename T>
 __global__ void correlation_kernel(const T* a, const T* b, T* out, int64_t batch, int channels, int height,
@@ -195,6 +207,19 @@ cudaError_t backward_warp(const void* input, const float* flow, void* out, Stora
         static_cast<const __half*>(input), flow, static_cast<__half*>(out), batch, channels, height, width);
   else
     backward_warp_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const float*>(input), flow, static_cast<float*>(out), batch, channels, height, width);
+  return cudaGetLastError();
+}
+
+cudaError_t bicubic_warp(const void* input, const float* flow, void* out, StorageType type, int64_t batch,
+                         int channels, int height, int width, cudaStream_t stream) {
+  const int64_t count = batch * static_cast<int64_t>(height) * width;
+  if (count == 0) return cudaSuccess;
+  if (type == StorageType::kFloat16)
+    bicubic_warp_kernel<__half><<<blocks_for(count), kThreads, 0, stream>>>(
+        static_cast<const __half*>(input), flow, static_cast<__half*>(out), batch, channels, height, width);
+  else
+    bicubic_warp_kernel<float><<<blocks_for(count), kThreads, 0, stream>>>(
         static_cast<const float*>(input), flow, static_cast<float*>(out), batch, channels, height, width);
   return cudaGetLastError();
 }

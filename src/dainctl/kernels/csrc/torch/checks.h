@@ -65,6 +65,7 @@ inline void check_warp_args(const at::Tensor& input, const at::Tensor& flow, con
   m.impl("filter_interpolation", &filter_interpolation_##suffix);                            \
   m.impl("correlation", &correlation_##suffix);                                              \
   m.impl("backward_warp", &backward_warp_##suffix);                                          \
+  m.impl("bicubic_warp", &bicubic_warp_##suffix);                                            \
   m.impl("depth_flow_projection_backward", &depth_flow_projection_backward_##suffix);        \
   m.impl("filter_interpolation_backward", &filter_interpolation_backward_##suffix);          \
   m.impl("correlation_backward", &correlation_backward_##suffix);                            \

@@ -78,6 +78,20 @@ at::Tensor backward_warp_cpu(const at::Tensor& input, const at::Tensor& flow) {
   return out;
 }
 
+at::Tensor bicubic_warp_cpu(const at::Tensor& input, const at::Tensor& flow) {
+  check_warp_args(input, flow);
+  check_cpu_dtype(input, "input");
+  const at::Tensor input_c = input.contiguous();
+  const at::Tensor flow_c = flow.to(input.scalar_type()).contiguous();
+  at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "bicubic_warp_cpu", [&] {
+    cpu::bicubic_warp<scalar_t>(input_c.data_ptr<scalar_t>(), flow_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                input.size(0), input.size(1), input.size(2), input.size(3));
+  });
+  return out;
+}
+
 std::tuple<at::Tensor, at::Tensor> backward_warp_backward_cpu(const at::Tensor& grad, const at::Tensor& input,
                                                               const at::Tensor& flow) {
   check_warp_args(input, flow, grad);
@@ -169,6 +183,8 @@ TORCH_LIBRARY(dainctl, m) {
   m.def("filter_interpolation(Tensor input, Tensor flow, Tensor filters) -> Tensor");
   m.def("correlation(Tensor a, Tensor b, int max_displacement) -> Tensor");
   m.def("backward_warp(Tensor input, Tensor flow) -> Tensor");
+  // Forward only: it differentiates through its reference twin (dainctl/kernels/warp.py).
+  m.def("bicubic_warp(Tensor input, Tensor flow) -> Tensor");
   // Backward ops: gradients of the forward ops above, called by their Autograd kernels (autograd.cpp).
   m.def("backward_warp_backward(Tensor grad, Tensor input, Tensor flow) -> (Tensor, Tensor)");
   m.def("filter_interpolation_backward(Tensor grad, Tensor input, Tensor flow, Tensor filters) -> (Tensor, Tensor, Tensor)");

@@ -89,6 +89,20 @@ at::Tensor backward_warp_cuda(const at::Tensor& input, const at::Tensor& flow) {
   return out;
 }
 
+at::Tensor bicubic_warp_cuda(const at::Tensor& input, const at::Tensor& flow) {
+  check_warp_args(input, flow);
+  const cuda::StorageType type = storage_type(input, "input");
+  const c10::cuda::CUDAGuard device_guard(input.device());
+  const at::Tensor input_c = input.contiguous();
+  const at::Tensor flow_f = flow.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  check_launch(cuda::bicubic_warp(input_c.data_ptr(), flow_f.data_ptr<float>(), out.data_ptr(), type, input.size(0),
+                                  input.size(1), input.size(2), input.size(3), c10::cuda::getCurrentCUDAStream()),
+               "bicubic_warp");
+  return out;
+}
+
 std::tuple<at::Tensor, at::Tensor> backward_warp_backward_cuda(const at::Tensor& grad, const at::Tensor& input,
                                                                const at::Tensor& flow) {
   check_warp_args(input, flow, grad);

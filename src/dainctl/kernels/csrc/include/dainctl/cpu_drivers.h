@@ -26,6 +26,10 @@ void correlation(const T* a, const T* b, T* out, int64_t batch, int channels, in
 template <typename T>
 void backward_warp(const T* input, const T* flow, T* out, int64_t batch, int channels, int height, int width);
 
+// Bicubic warp: input (B,C,H,W), flow (B,2,H,W) -> out (B,C,H,W); all of T.
+template <typename T>
+void bicubic_warp(const T* input, const T* flow, T* out, int64_t batch, int channels, int height, int width);
+
 // Backward of backward_warp: grad (B,C,H,W), input (B,C,H,W), flow (B,2,H,W) -> grad_input (B,C,H,W),
 // grad_flow (B,2,H,W); all of T.
 template <typename T>

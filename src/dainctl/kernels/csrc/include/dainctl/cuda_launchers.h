@@ -30,6 +30,10 @@ cudaError_t correlation(const void* a, const void* b, void* out, StorageType typ
 cudaError_t backward_warp(const void* input, const float* flow, void* out, StorageType type, int64_t batch,
                           int channels, int height, int width, cudaStream_t stream);
 
+// Bicubic warp: input (B,C,H,W), out (B,C,H,W) of type; flow (B,2,H,W) float32.
+cudaError_t bicubic_warp(const void* input, const float* flow, void* out, StorageType type, int64_t batch,
+                         int channels, int height, int width, cudaStream_t stream);
+
 // Backward of backward_warp: grad, input (B,C,H,W) of type, flow (B,2,H,W) float32 -> grad_input (B,C,H,W)
 // float32 (zeroed here, then summed with atomics; the caller casts it), grad_flow (B,2,H,W) float32.
 cudaError_t backward_warp_backward(const void* grad, const void* input, const float* flow, float* grad_input,
