@@ -15,7 +15,9 @@ Per timestep t:
      each frame (DAIN's DepthFlowProjection, in src/dainctl/kernels/projection.py). Where both frames
      see a pixel, the two projections estimate one motion; they are averaged so both warps land on the
      same point.
-  4. Backward warps of both full-size frames along the projected flows (upsampled from the work size).
+  4. Backward warps of both full-size frames along the projected flows (upsampled from the work size),
+     read bicubically (`kernels.bicubic_warp`): a bilinear read blurs every fractional displacement,
+     and that blur cost 0.95 dB on Middlebury (docs/benchmarks.md, 2026-12-04).
   5. A blend weighted by (1-t, t) and by each frame's visibility at time t: a target pixel that no source
      pixel of frame k reached (a projection hole) is content frame k does not show, so frame k
      contributes little there.
@@ -70,16 +72,20 @@ class FlowSettings:
     scale: float = 1.0  # work size / frame size below the cap (1 = the frame's own size)
     patch_size: int = 8
     variational_alpha: float | None = None  # None = OpenCV's default smoothness weight (20)
+    # The full-size frames are read bicubically by the warps (`kernels.bicubic_warp`), else bilinearly
+    # (`kernels.backward_warp`, about 2.5x cheaper; a bilinear read blurs every fractional displacement).
+    cubic_warp: bool = True
 
 
 # "high" was tuned on the Middlebury and UCF101 triplets. Middlebury means: 34.68 dB with grey and
 # colour candidates alone; 34.97 with the mirrored candidates added; 34.99 with the shifted ones too;
-# 35.02 with the mirror average on top, at about six times the flow cost of the first.
+# 35.02 with the mirror average on top, at about six times the flow cost of the first (bilinear warp).
 # "balanced" came out of the frontier search of issue 11 (docs/benchmarks.md, 2026-12-01): the grey flow
 # alone at 0.6 of the frame size, refined down to that work size's own pixels (finest level 0) and
 # without variational refinement, which measured better there than with it: 34.57 / 34.26 dB (34.59 /
-# 34.23 with the work images' exact area average, 2026-12-04). Its long side is capped at 384 (0.6 of
-# 640: no Middlebury or UCF101 frame is capped) so that big frames stay cheap.
+# 34.23 with the work images' exact area average, 2026-12-04; 35.54 / 34.30 with the bicubic warp, the
+# same day). Its long side is capped at 384 (0.6 of 640: no Middlebury or UCF101 frame is capped) so
+# that big frames stay cheap. "fast" keeps the bilinear warp (the fastest; 34.58 / 33.52 with the bicubic).
 # "fast" measured 34.28 / 33.43 dB (Middlebury / UCF101) at native size and 33.83 / 33.43 dB with the
 # work size cap (long side 320, which halves Middlebury; 33.84 / 33.43 with the exact area average),
 # for a flow many times cheaper.
@@ -90,7 +96,7 @@ PROFILE_SETTINGS = {
     "balanced": FlowSettings(finest_scale=0, patch_stride=3, gradient_descent_iterations=25, refine_iterations=0,
                              colour_candidates=False, scale=0.6, max_side=384),
     "fast": FlowSettings(finest_scale=1, patch_stride=3, gradient_descent_iterations=25, refine_iterations=5,
-                         colour_candidates=False, max_side=320),
+                         colour_candidates=False, max_side=320, cubic_warp=False),
 }
 
 
@@ -106,6 +112,10 @@ AUTO_ORDER = ("high", "balanced", "fast")
 # pair scales the model to the machine it runs on.
 REFERENCE_FLOW_S_PER_MPX = {"high": 13.0, "balanced": 0.7, "fast": 0.32}
 REFERENCE_WARP_S_PER_MPX = 0.10
+# What the bicubic read adds to that per frame megapixel and timestep: two warps of 11-12 ms more than
+# the bilinear ones at 1280x720 on one thread, where the whole bilinear render fitted 0.052 s per
+# megapixel (2026-12-04), in the reference's units.
+REFERENCE_CUBIC_WARP_S_PER_MPX = 0.05
 # auto's budget: engine seconds per new frame and frame megapixel. FFmpeg minterpolate (issue 2's
 # settings) took 0.52-0.55 s per new frame and megapixel end to end on the idle reference machine at
 # 640x360, 1280x720 and 1920x1080 (docs/benchmarks.md, 2026-12-01); auto spends at most 0.45 s in the
@@ -133,7 +143,8 @@ def reference_seconds(height: int, width: int, timesteps: float, settings: FlowS
     profile = next(name for name, known in PROFILE_SETTINGS.items() if known is settings)
     frame_mpx = height * width / 1e6
     work_mpx = frame_mpx * work_scale(height, width, settings, max_flow_side) ** 2
-    seconds = REFERENCE_FLOW_S_PER_MPX[profile] * work_mpx + REFERENCE_WARP_S_PER_MPX * frame_mpx * timesteps
+    warp = REFERENCE_WARP_S_PER_MPX + (REFERENCE_CUBIC_WARP_S_PER_MPX if settings.cubic_warp else 0.0)
+    seconds = REFERENCE_FLOW_S_PER_MPX[profile] * work_mpx + warp * frame_mpx * timesteps
     return seconds * (2 if settings.mirror_average else 1)
 
 
@@ -597,7 +608,8 @@ class FlowEngine(EngineBase):
                 raise EngineError(f"timestep must lie strictly between 0 and 1, got {t}")
             with section("projection_warping"):
                 frame_t = self._frame_at(t, motion.flow01, motion.flow10, motion.weight0, motion.weight1,
-                                         (frame0.image, frame1.image), to_frame_pixels, full_size, window)
+                                         (frame0.image, frame1.image), to_frame_pixels, full_size, window,
+                                         motion.settings.cubic_warp)
             outputs.append(frame_t.clamp_(0.0, 1.0) if window is None else frame_t)
         return outputs
 
@@ -621,7 +633,7 @@ class FlowEngine(EngineBase):
         return max(min(seconds) / predicted, 1e-3)
 
     def _frame_at(self, t, flow01, flow10, weight0, weight1, frames, to_frame_pixels, full_size,
-                  window: Window | None = None) -> torch.Tensor:
+                  window: Window | None = None, cubic: bool = True) -> torch.Tensor:
         """The (3,H,W) frame at time t on the engine's device, unclamped (steps 3-5 of the module doc);
         only `window` of it when given (the warps then read only the part of each frame they need)."""
         height, width = frames[0].shape[-2:]
@@ -652,8 +664,9 @@ class FlowEngine(EngineBase):
             flows_t, share0 = window.of(flows_t), window.of(share0)
         flows_t = flows_t.to(self.dtype)
         # Warped one at a time: no stacked copy of the two full-size frames is needed.
-        warped0 = _warp(frames[0], flows_t[0:1], window).float()
-        warped1 = _warp(frames[1], flows_t[1:2], window).float()
+        warp = kernels.bicubic_warp if cubic else kernels.backward_warp
+        warped0 = _warp(warp, frames[0], flows_t[0:1], window).float()
+        warped1 = _warp(warp, frames[1], flows_t[1:2], window).float()
         return torch.lerp(warped1[0], warped0[0], share0[0])
 
 
@@ -667,25 +680,27 @@ def _resize_planes(planes: torch.Tensor, size: tuple[int, int], interpolation: i
     return resized
 
 
-def _warp(frame: torch.Tensor, flow: torch.Tensor, window: Window | None) -> torch.Tensor:
-    """`kernels.backward_warp` of `frame` (1,C,H,W) by `flow` (1,2,h,w), the flow of `window` (or of the
-    whole frame). For a window only a box of `frame` is read: the window plus every pixel its samples
-    can touch. Samples are clamped to the frame's border, so the box's edges are the frame's wherever a
-    sample reaches past them, and the window's result is that of warping the whole frame."""
+def _warp(warp, frame: torch.Tensor, flow: torch.Tensor, window: Window | None) -> torch.Tensor:
+    """`warp` (`kernels.bicubic_warp` or `kernels.backward_warp`) of `frame` (1,C,H,W) by `flow`
+    (1,2,h,w), the flow of `window` (or of the whole frame). For a window only a box of `frame` is read:
+    the window plus every pixel its samples' taps can touch (one column and row before the sample
+    point and two after: the bicubic reach, which covers the bilinear one). Samples and taps are
+    clamped to the frame's border, so the box's edges are the frame's wherever a tap reaches past them,
+    and the window's result is that of warping the whole frame."""
     if window is None:
-        return kernels.backward_warp(frame, flow)
+        return warp(frame, flow)
     height, width = frame.shape[-2:]
     rows = torch.arange(window.top, window.bottom, device=flow.device, dtype=torch.float32).view(-1, 1)
     cols = torch.arange(window.left, window.right, device=flow.device, dtype=torch.float32).view(1, -1)
     flow32 = torch.nan_to_num(flow.float(), nan=0.0)  # NaN samples the pixel itself; +-Inf clamps
     xs = (cols + flow32[0, 0]).clamp_(0, width - 1)
     ys = (rows + flow32[0, 1]).clamp_(0, height - 1)
-    left = min(window.left, int(xs.min().floor()))
-    right = max(window.right, min(width, int(xs.max().floor()) + 2))
-    top = min(window.top, int(ys.min().floor()))
-    bottom = max(window.bottom, min(height, int(ys.max().floor()) + 2))
+    left = min(window.left, max(0, int(xs.min().floor()) - 1))
+    right = max(window.right, min(width, int(xs.max().floor()) + 3))
+    top = min(window.top, max(0, int(ys.min().floor()) - 1))
+    bottom = max(window.bottom, min(height, int(ys.max().floor()) + 3))
     box = frame[..., top:bottom, left:right].contiguous()
     inside = Window(window.top - top, window.bottom - top, window.left - left, window.right - left)
     box_flow = flow.new_zeros((1, 2, bottom - top, right - left))
     box_flow[..., inside.top : inside.bottom, inside.left : inside.right] = flow
-    return inside.of(kernels.backward_warp(box, box_flow))
+    return inside.of(warp(box, box_flow))
