@@ -27,14 +27,19 @@ from dainctl.quality import evaluate_triplets, find_triplets, load_rgb
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FAST = PROFILE_SETTINGS["fast"]
-HIGH = PROFILE_SETTINGS["high"]
+# The variants below built on HIGH were measured with the high profile as it was until 2026-12-04 (full
+# size, refinement, shifted candidates, mirror average) and the engine's grey_preference then, 0.8.
+HIGH = FlowSettings(finest_scale=0, patch_stride=2, gradient_descent_iterations=40, refine_iterations=5,
+                    colour_candidates=True, mirrored_candidates=True, shifted_candidates=True, mirror_average=True)
+OLD_PREFERENCE = {"grey_preference": 0.8}
 
 FULL = replace(FAST, max_side=None)
 COLOUR = replace(FULL, colour_candidates=True)
 FS0 = replace(FULL, finest_scale=0)
 VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     "fast": (FAST, {}),
-    "high": (HIGH, {}),
+    "high": (PROFILE_SETTINGS["high"], {}),  # the profile as it is now
+    "high-until-2026-12-04": (HIGH, OLD_PREFERENCE),
     # the fast profile's work size cap and finest level
     "fast-cap480": (replace(FAST, max_side=480), {}),
     "fast-full": (FULL, {}),
@@ -53,9 +58,9 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     "full-alpha40": (replace(FULL, variational_alpha=40.0), {}),
     # candidates and averaging with the fast DIS parameters at full size
     "full-mirroravg": (replace(FULL, mirror_average=True), {}),
-    "full-colour": (COLOUR, {}),
+    "full-colour": (COLOUR, OLD_PREFERENCE),
     # the fast DIS parameters at full size and finest level 0
-    "fs0-colour": (replace(FS0, colour_candidates=True), {}),
+    "fs0-colour": (replace(FS0, colour_candidates=True), OLD_PREFERENCE),
     "fs0-mirroravg": (replace(FS0, mirror_average=True), {}),
     "fs0-upscale480": (replace(FS0, min_side=480), {}),
     "fs0-upscale640": (replace(FS0, min_side=640), {}),
@@ -63,7 +68,7 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     "fs0-stride4": (replace(FS0, patch_stride=4), {}),
     "fs0-gd12": (replace(FS0, gradient_descent_iterations=12), {}),
     "fs0-refine0": (replace(FS0, refine_iterations=0), {}),
-    "fs0-colour-mirrored": (replace(FS0, colour_candidates=True, mirrored_candidates=True), {}),
+    "fs0-colour-mirrored": (replace(FS0, colour_candidates=True, mirrored_candidates=True), OLD_PREFERENCE),
     # cheaper work sizes and levels around the fast profile
     "cap320-fs0-refine0": (replace(FAST, finest_scale=0, refine_iterations=0), {}),
     "cap256-fs0": (replace(FAST, finest_scale=0, max_side=256), {}),
@@ -81,7 +86,7 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     "cap320-fs0-refine0-gd12": (replace(FAST, finest_scale=0, refine_iterations=0, gradient_descent_iterations=12), {}),
     "cap320-fs0-refine0-stride4": (replace(FAST, finest_scale=0, refine_iterations=0, patch_stride=4), {}),
     "fs0-refine0-mirroravg": (replace(FS0, refine_iterations=0, mirror_average=True), {}),
-    "fs0-refine0-colour": (replace(FS0, refine_iterations=0, colour_candidates=True), {}),
+    "fs0-refine0-colour": (replace(FS0, refine_iterations=0, colour_candidates=True), OLD_PREFERENCE),
     # a work size relative to the frame
     "scale0.75-fs0-refine0": (replace(FS0, refine_iterations=0, scale=0.75), {}),
     "scale0.625-fs0-refine0": (replace(FS0, refine_iterations=0, scale=0.625), {}),
@@ -92,13 +97,30 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     "scale0.7-fs0-refine0": (replace(FS0, refine_iterations=0, scale=0.7), {}),
     "scale0.625-fs0": (replace(FS0, scale=0.625), {}),
     "scale0.625-fs0-refine0-mirroravg": (replace(FS0, refine_iterations=0, scale=0.625, mirror_average=True), {}),
-    "scale0.625-fs0-refine0-colour": (replace(FS0, refine_iterations=0, scale=0.625, colour_candidates=True), {}),
+    "scale0.625-fs0-refine0-colour": (replace(FS0, refine_iterations=0, scale=0.625, colour_candidates=True), OLD_PREFERENCE),
     # the high profile's candidates on the cheaper flow
-    "high-scale0.6-refine0": (replace(HIGH, scale=0.6, refine_iterations=0), {}),
+    "high-scale0.6-refine0": (replace(HIGH, scale=0.6, refine_iterations=0), OLD_PREFERENCE),
     "high-scale0.6-refine0-fastdis": (replace(HIGH, scale=0.6, refine_iterations=0, patch_stride=3,
-                                              gradient_descent_iterations=25), {}),
+                                              gradient_descent_iterations=25), OLD_PREFERENCE),
     "scale0.6-colour-mirrored-avg": (replace(FS0, refine_iterations=0, scale=0.6, colour_candidates=True,
-                                             mirrored_candidates=True, mirror_average=True), {}),
+                                             mirrored_candidates=True, mirror_average=True), OLD_PREFERENCE),
+    # 2026-12-04, with the bicubic warp: the high profile's DIS on fewer candidates (the last one of
+    # these with grey_preference 0.9 is the high profile since)
+    "high-scale0.6-refine0-noavg": (replace(HIGH, scale=0.6, refine_iterations=0, mirror_average=False), OLD_PREFERENCE),
+    "high-scale0.6-refine0-noavg-noshift": (replace(HIGH, scale=0.6, refine_iterations=0, mirror_average=False,
+                                                    shifted_candidates=False), OLD_PREFERENCE),
+    "high-scale0.6-refine0-noshift": (replace(HIGH, scale=0.6, refine_iterations=0, shifted_candidates=False), OLD_PREFERENCE),
+    "high-scale0.5-refine0-noavg": (replace(HIGH, scale=0.5, refine_iterations=0, mirror_average=False), OLD_PREFERENCE),
+    "high-noavg-noshift-pref0.9": (replace(HIGH, scale=0.6, refine_iterations=0, mirror_average=False,
+                                           shifted_candidates=False), {"grey_preference": 0.9}),  # = "high" now
+    "high-noavg-noshift-pref1": (replace(HIGH, scale=0.6, refine_iterations=0, mirror_average=False,
+                                         shifted_candidates=False), {"grey_preference": 1.0}),
+    "high-noavg-noshift-radius3": (replace(HIGH, scale=0.6, refine_iterations=0, mirror_average=False,
+                                           shifted_candidates=False), {"candidate_radius": 3, **OLD_PREFERENCE}),
+    "high-noavg-noshift-radius8": (replace(HIGH, scale=0.6, refine_iterations=0, mirror_average=False,
+                                           shifted_candidates=False), {"candidate_radius": 8, **OLD_PREFERENCE}),
+    "high-noavg-noshift-scale0.65": (replace(HIGH, scale=0.65, refine_iterations=0, mirror_average=False,
+                                             shifted_candidates=False), OLD_PREFERENCE),
     # engine options on the fast DIS flow at full size
     "full-consistency2": (FULL, {"consistency_scale": 2.0}),
     "full-consistency0.5": (FULL, {"consistency_scale": 0.5}),

@@ -77,9 +77,13 @@ class FlowSettings:
     cubic_warp: bool = True
 
 
-# "high" was tuned on the Middlebury and UCF101 triplets. Middlebury means: 34.68 dB with grey and
-# colour candidates alone; 34.97 with the mirrored candidates added; 34.99 with the shifted ones too;
-# 35.02 with the mirror average on top, at about six times the flow cost of the first (bilinear warp).
+# "high" (2026-12-04, with the bicubic warp; docs/benchmarks.md): grey and colour candidates and their
+# mirrored twins (16 DIS calls per pair, finest level 0, stride 2, 40 iterations, no variational
+# refinement) at balanced's work size, 0.6 of the frame: 35.83 / 34.51 dB (Middlebury / UCF101) with
+# grey_preference 0.9, about 0.8 s per 640x480 pair on 2 cores. Its predecessor (full size, refinement,
+# the shifted candidates and the mirror average: 48 DIS calls, 15 s per 640x480 pair) measured 35.02 /
+# 34.48 with the bilinear warp; with the bicubic one the shifted candidates and the mirror average
+# still add about 0.05 dB on UCF101 for twice to three times the time.
 # "balanced" came out of the frontier search of issue 11 (docs/benchmarks.md, 2026-12-01): the grey flow
 # alone at 0.6 of the frame size, refined down to that work size's own pixels (finest level 0) and
 # without variational refinement, which measured better there than with it: 34.57 / 34.26 dB (34.59 /
@@ -90,9 +94,8 @@ class FlowSettings:
 # work size cap (long side 320, which halves Middlebury; 33.84 / 33.43 with the exact area average),
 # for a flow many times cheaper.
 PROFILE_SETTINGS = {
-    "high": FlowSettings(finest_scale=0, patch_stride=2, gradient_descent_iterations=40, refine_iterations=5,
-                         colour_candidates=True, mirrored_candidates=True, shifted_candidates=True,
-                         mirror_average=True),
+    "high": FlowSettings(finest_scale=0, patch_stride=2, gradient_descent_iterations=40, refine_iterations=0,
+                         colour_candidates=True, mirrored_candidates=True, scale=0.6),
     "balanced": FlowSettings(finest_scale=0, patch_stride=3, gradient_descent_iterations=25, refine_iterations=0,
                              colour_candidates=False, scale=0.6, max_side=384),
     "fast": FlowSettings(finest_scale=1, patch_stride=3, gradient_descent_iterations=25, refine_iterations=5,
@@ -107,10 +110,11 @@ AUTO_ORDER = ("high", "balanced", "fast")
 # Cost model, measured on the reference machine (docs/benchmarks.md, 2026-12-01: 2-core AMD EPYC, one
 # OpenCV/torch thread as the CLI runs there, `python benchmarks/auto_cost_model.py`): engine seconds per
 # pair = flow seconds per work megapixel x the work size + warp seconds per frame megapixel x the frame
-# size x the timesteps (projection, warps and blend); twice that with the mirror average. "high" is
-# from its documented 6 s per 640x360 pair (DIS calls on the 2-thread pool). The calibration on the first
-# pair scales the model to the machine it runs on.
-REFERENCE_FLOW_S_PER_MPX = {"high": 13.0, "balanced": 0.7, "fast": 0.32}
+# size x the timesteps (projection, warps and blend); twice that with the mirror average. "high" (its
+# DIS calls on the 2-thread pool) from 7.4-8.7 s per work megapixel measured beside balanced's 0.62 and
+# fast's 0.29-0.31 on a machine of about the reference's speed (2026-12-04). The calibration on the
+# first pair scales the model to the machine it runs on.
+REFERENCE_FLOW_S_PER_MPX = {"high": 8.5, "balanced": 0.7, "fast": 0.32}
 REFERENCE_WARP_S_PER_MPX = 0.10
 # What the bicubic read adds to that per frame megapixel and timestep: two warps of 11-12 ms more than
 # the bilinear ones at 1280x720 on one thread, where the whole bilinear render fitted 0.052 s per
@@ -257,7 +261,7 @@ class FlowEngine(EngineBase):
         occlusion_strength: float = 0.9,
         hole_radius: int = 1,
         candidate_radius: int = 5,
-        grey_preference: float = 0.8,
+        grey_preference: float = 0.9,
         flow_workers: int | None = None,
     ):
         if profile not in PROFILES:
