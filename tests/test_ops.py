@@ -279,51 +279,51 @@ def test_backward_warp_small_case(impl):
 
 @pytest.mark.parametrize("impl", IMPLS_CPU)
 def test_bicubic_warp_small_case(impl):
-    # One row [0, 0, 0, 8, 0, 0]. Keys' weights (a = -0.75) at a half-pixel: -0.09375, 0.59375, 0.59375,
-    # -0.09375. Pixel 2 reads 2.5: 0.59375 * 8 = 4.75 (bilinear: 4). Pixel 1 reads 1.5, the negative lobe:
-    # -0.09375 * 8. Pixel 0 reads -5, clamped to 0 (taps clamped, weights (0, 1, 0, 0)); pixel 3 a NaN
-    # (its own pixel); pixel 4 +inf (the last pixel); pixel 5 moves off the single row and is clamped
-    # back: 0.25 to the left, f = 0.75 from pixel 4: weights k(1.75), k(0.75), k(0.25), k(1.25) on
-    # pixels 3, 4, 5, 5 (clamped).
+    # One row [0, 0, 0, 8, 0, 0]. Catmull-Rom's weights at a half-pixel: -0.0625, 0.5625, 0.5625, -0.0625.
+    # Pixel 2 reads 2.5: 0.5625 * 8 = 4.5 (bilinear: 4). Pixel 1 reads 1.5, the negative lobe: -0.0625 * 8.
+    # Pixel 0 reads -5, clamped to 0 (taps clamped, weights (0, 1, 0, 0)); pixel 3 a NaN (its own
+    # pixel); pixel 4 +inf (the last pixel); pixel 5 moves off the single row and is clamped back: 0.25
+    # to the left, f = 0.75 from pixel 4: the weight of pixel 3 (distance 1.75) is
+    # a (d^3 - 5 d^2 + 8 d - 4) with a = -0.5; the others fall on zeros.
     image = torch.tensor([0.0, 0.0, 0.0, 8.0, 0.0, 0.0], dtype=torch.float64).view(1, 1, 1, 6)
     flow = torch.zeros(1, 2, 1, 6, dtype=torch.float64)
     flow[0, 0] = torch.tensor([-5.0, 0.5, 0.5, math.nan, math.inf, -0.25])
     flow[0, 1, 0, 5] = 3.0
     out = bicubic_warp(image, flow, impl=impl)
-    a = -0.75
-    k175 = a * 1.75**3 - 5 * a * 1.75**2 + 8 * a * 1.75 - 4 * a
-    expected = torch.tensor([0.0, -0.09375 * 8, 0.59375 * 8, 8.0, 0.0, k175 * 8], dtype=torch.float64)
+    d = 1.75
+    far = -0.5 * (d**3 - 5 * d**2 + 8 * d - 4)
+    expected = torch.tensor([0.0, -0.0625 * 8, 0.5625 * 8, 8.0, 0.0, far * 8], dtype=torch.float64)
     torch.testing.assert_close(out[0, 0, 0], expected)
 
 
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
 @pytest.mark.parametrize("impl", IMPLS_CPU)
-def test_bicubic_warp_copies_at_integer_flow_keeps_constants_and_matches_opencv(impl):
-    cv2 = pytest.importorskip("cv2")
-    import numpy as np
-
+def test_bicubic_warp_copies_at_integer_flow_keeps_constants_and_is_exact_on_quadratics(impl, dtype):
     generator = torch.Generator().manual_seed(21)
     height, width = 23, 31
-    image = torch.rand((1, 3, height, width), generator=generator)
+    image = torch.rand((1, 3, height, width), generator=generator, dtype=dtype)
     # Integer displacements copy pixels exactly; a constant image stays constant (the weights sum to 1).
-    shift = torch.zeros(1, 2, height, width)
+    shift = torch.zeros(1, 2, height, width, dtype=dtype)
     shift[:, 0] = 2.0
     shift[:, 1] = -1.0
     copied = bicubic_warp(image, shift, impl=impl)
     assert torch.equal(copied[..., 1:, : width - 2], image[..., :-1, 2:])
-    constant = torch.full((1, 1, height, width), 0.375)
-    wavy = torch.randn((1, 2, height, width), generator=generator) * 5
+    constant = torch.full((1, 1, height, width), 0.375, dtype=dtype)
+    wavy = torch.randn((1, 2, height, width), generator=generator, dtype=dtype) * 5
     torch.testing.assert_close(bicubic_warp(constant, wavy, impl=impl), constant, rtol=0, atol=1e-6)
-    # OpenCV's INTER_CUBIC (the same kernel, an independent implementation), at sample points inside the
-    # frame on its 1/32-pixel grid (OpenCV rounds map coordinates to it).
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
-                            indexing="ij")
-    targets_x = torch.randint(0, (width - 1) * 32 + 1, (height, width), generator=generator).float() / 32
-    targets_y = torch.randint(0, (height - 1) * 32 + 1, (height, width), generator=generator).float() / 32
+    # Catmull-Rom reproduces quadratics: a field of degree 2 in each axis, read at any point whose 4x4
+    # taps lie inside, is the field's value there (a = -0.75 misses by up to about 0.2 here).
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=dtype), torch.arange(width, dtype=dtype), indexing="ij")
+
+    def field(x, y):
+        return (0.02 * x * x - 0.3 * x + 0.05 * y * y + 0.01 * x * y + 0.001 * x * x * y * y) / 10
+
+    targets_x = 1 + torch.rand((height, width), generator=generator, dtype=dtype) * (width - 4)
+    targets_y = 1 + torch.rand((height, width), generator=generator, dtype=dtype) * (height - 4)
     flow = torch.stack([targets_x - xs, targets_y - ys]).unsqueeze(0)
-    ours = bicubic_warp(image, flow, impl=impl)[0]
-    theirs = np.stack([cv2.remap(image[0, c].numpy(), targets_x.numpy(), targets_y.numpy(), cv2.INTER_CUBIC,
-                                 borderMode=cv2.BORDER_REPLICATE) for c in range(3)])
-    torch.testing.assert_close(ours, torch.from_numpy(theirs), rtol=0, atol=2e-5)
+    read = bicubic_warp(field(xs, ys).view(1, 1, height, width), flow, impl=impl)[0, 0]
+    scale = {torch.float32: 1e-4, torch.float64: 1e-10}[dtype]
+    torch.testing.assert_close(read, field(targets_x, targets_y), rtol=0, atol=scale)
 
 
 # ---------------------------------------------------------------------------------------------------

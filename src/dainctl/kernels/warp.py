@@ -8,10 +8,10 @@ samples the pixel's own coordinate); infinite flow clamps to the border. The wei
 this on its hot path.
 
 `bicubic_warp` clamps the sample point the same way and reads the 4x4 pixels around it (columns x0-1
-.. x0+2, rows y0-1 .. y0+2, each clamped to the plane) with Keys' cubic convolution weights, a = -0.75
-(as OpenCV's INTER_CUBIC and PyTorch's bicubic). It keeps detail that the bilinear blend smooths away
-at fractional displacements: the weight-free engine warps its full-size frames with it (Middlebury
-34.59 -> 35.54 dB, docs/benchmarks.md, 2026-12-04). Its values may overshoot the input's range near
+.. x0+2, rows y0-1 .. y0+2, each clamped to the plane) with Keys' cubic convolution weights, a = -0.5
+(Catmull-Rom: exact on quadratics; OpenCV's INTER_CUBIC and PyTorch's bicubic use -0.75). It keeps
+detail that the bilinear blend smooths away at fractional displacements: the weight-free engine warps
+its full-size frames with it (balanced, Middlebury 34.59 -> 35.41 dB, docs/benchmarks.md, 2026-12-04). Its values may overshoot the input's range near
 edges (the engine clamps its frames). It has no compiled backward: with inputs that require grad,
 `auto` runs the twin.
 """
@@ -80,7 +80,7 @@ def backward_warp_ref(input: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 def bicubic_warp(input: torch.Tensor, flow: torch.Tensor, impl: str = "auto") -> torch.Tensor:
-    """Warp `input` backward by `flow`, bicubic (a = -0.75), border clamped.
+    """Warp `input` backward by `flow`, bicubic (Catmull-Rom, a = -0.5), border clamped.
 
     Shapes, dtypes and `impl` as in `backward_warp`; weights and sums in float32 (float64 for float64).
     """
@@ -92,7 +92,7 @@ def bicubic_warp(input: torch.Tensor, flow: torch.Tensor, impl: str = "auto") ->
     return bicubic_warp_ref(input, flow)
 
 
-def cubic_weights(fraction: torch.Tensor, a: float = -0.75) -> list[torch.Tensor]:
+def cubic_weights(fraction: torch.Tensor, a: float = -0.5) -> list[torch.Tensor]:
     """Keys' cubic convolution weights of the taps at -1, 0, 1, 2 for fractional positions in [0, 1)."""
 
     def near(d: torch.Tensor) -> torch.Tensor:  # distance in [0, 1]

@@ -606,7 +606,7 @@ void bicubic_warp_row(const T* image, const T* flow_x, const T* flow_y, T* row, 
 // 3, the near one in lanes 1 and 2. (Weights written as scalars and read back as a vector stalled the
 // loop on store forwarding.)
 inline __m128 cubic_weights_sse(float f) {
-  const float a = -0.75f;
+  const float a = -0.5f;
   const __m128 d = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(f), _mm_setr_ps(1.f, 1.f, -1.f, -1.f)), _mm_setr_ps(1.f, 0.f, 1.f, 2.f));
   const __m128 near = _mm_add_ps(
       _mm_mul_ps(_mm_sub_ps(_mm_mul_ps(_mm_set1_ps(a + 2.f), d), _mm_set1_ps(a + 3.f)), _mm_mul_ps(d, d)), _mm_set1_ps(1.f));
