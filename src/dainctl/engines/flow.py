@@ -16,8 +16,8 @@ Per timestep t:
      see a pixel, the two projections estimate one motion; they are averaged so both warps land on the
      same point.
   4. Backward warps of both full-size frames along the projected flows (upsampled from the work size),
-     read bicubically (`kernels.bicubic_warp`): a bilinear read blurs every fractional displacement,
-     and that blur cost 0.95 dB on Middlebury (docs/benchmarks.md, 2026-12-04).
+     read bicubically (`kernels.bicubic_warp`, Catmull-Rom): a bilinear read blurs every fractional
+     displacement, and that blur cost 0.6-0.8 dB on Middlebury (docs/benchmarks.md, 2026-12-04).
   5. A blend weighted by (1-t, t) and by each frame's visibility at time t: a target pixel that no source
      pixel of frame k reached (a projection hole) is content frame k does not show, so frame k
      contributes little there.
@@ -72,34 +72,32 @@ class FlowSettings:
     scale: float = 1.0  # work size / frame size below the cap (1 = the frame's own size)
     patch_size: int = 8
     variational_alpha: float | None = None  # None = OpenCV's default smoothness weight (20)
-    # The full-size frames are read bicubically by the warps (`kernels.bicubic_warp`), else bilinearly
-    # (`kernels.backward_warp`, about 2.5x cheaper; a bilinear read blurs every fractional displacement).
-    cubic_warp: bool = True
 
 
 # "high" (2026-12-04, with the bicubic warp; docs/benchmarks.md): grey and colour candidates and their
 # mirrored twins (16 DIS calls per pair, finest level 0, stride 2, 40 iterations, no variational
-# refinement) at balanced's work size, 0.6 of the frame: 35.83 / 34.51 dB (Middlebury / UCF101) with
-# grey_preference 0.9, about 0.8 s per 640x480 pair on 2 cores. Its predecessor (full size, refinement,
+# refinement) at balanced's work size, 0.6 of the frame: 35.70 / 34.54 dB (Middlebury / UCF101) with
+# grey_preference 0.9, 0.83-0.98 s per 640x480 pair on 2 cores. Its predecessor (full size, refinement,
 # the shifted candidates and the mirror average: 48 DIS calls, 15 s per 640x480 pair) measured 35.02 /
 # 34.48 with the bilinear warp; with the bicubic one the shifted candidates and the mirror average
-# still add about 0.05 dB on UCF101 for twice to three times the time.
+# still add about 0.05 dB on UCF101 for twice to three times the time. Every profile warps its frames
+# bicubically (the figures here are with the bicubic read unless they say otherwise).
 # "balanced" came out of the frontier search of issue 11 (docs/benchmarks.md, 2026-12-01): the grey flow
 # alone at 0.6 of the frame size, refined down to that work size's own pixels (finest level 0) and
 # without variational refinement, which measured better there than with it: 34.57 / 34.26 dB (34.59 /
-# 34.23 with the work images' exact area average, 2026-12-04; 35.54 / 34.30 with the bicubic warp, the
+# 34.23 with the work images' exact area average, 2026-12-04; 35.41 / 34.33 with the bicubic warp, the
 # same day). Its long side is capped at 384 (0.6 of 640: no Middlebury or UCF101 frame is capped) so
-# that big frames stay cheap. "fast" keeps the bilinear warp (the fastest; 34.58 / 33.52 with the bicubic).
+# that big frames stay cheap.
 # "fast" measured 34.28 / 33.43 dB (Middlebury / UCF101) at native size and 33.83 / 33.43 dB with the
-# work size cap (long side 320, which halves Middlebury; 33.84 / 33.43 with the exact area average),
-# for a flow many times cheaper.
+# work size cap (long side 320, which halves Middlebury; 33.84 / 33.43 with the exact area average;
+# 34.47 / 33.54 with the bicubic warp), for a flow many times cheaper.
 PROFILE_SETTINGS = {
     "high": FlowSettings(finest_scale=0, patch_stride=2, gradient_descent_iterations=40, refine_iterations=0,
                          colour_candidates=True, mirrored_candidates=True, scale=0.6),
     "balanced": FlowSettings(finest_scale=0, patch_stride=3, gradient_descent_iterations=25, refine_iterations=0,
                              colour_candidates=False, scale=0.6, max_side=384),
     "fast": FlowSettings(finest_scale=1, patch_stride=3, gradient_descent_iterations=25, refine_iterations=5,
-                         colour_candidates=False, max_side=320, cubic_warp=False),
+                         colour_candidates=False, max_side=320),
 }
 
 
@@ -115,11 +113,9 @@ AUTO_ORDER = ("high", "balanced", "fast")
 # fast's 0.29-0.31 on a machine of about the reference's speed (2026-12-04). The calibration on the
 # first pair scales the model to the machine it runs on.
 REFERENCE_FLOW_S_PER_MPX = {"high": 8.5, "balanced": 0.7, "fast": 0.32}
-REFERENCE_WARP_S_PER_MPX = 0.10
-# What the bicubic read adds to that per frame megapixel and timestep: two warps of 11-12 ms more than
-# the bilinear ones at 1280x720 on one thread, where the whole bilinear render fitted 0.052 s per
-# megapixel (2026-12-04), in the reference's units.
-REFERENCE_CUBIC_WARP_S_PER_MPX = 0.05
+# 0.10 with the bilinear read (2026-12-01); the bicubic one adds two warps of 11-12 ms at 1280x720 on
+# one thread to a render that fitted 0.052 s per megapixel (2026-12-04): 0.05 more in the reference's units.
+REFERENCE_WARP_S_PER_MPX = 0.15
 # auto's budget: engine seconds per new frame and frame megapixel. FFmpeg minterpolate (issue 2's
 # settings) took 0.52-0.55 s per new frame and megapixel end to end on the idle reference machine at
 # 640x360, 1280x720 and 1920x1080 (docs/benchmarks.md, 2026-12-01); auto spends at most 0.45 s in the
@@ -147,8 +143,7 @@ def reference_seconds(height: int, width: int, timesteps: float, settings: FlowS
     profile = next(name for name, known in PROFILE_SETTINGS.items() if known is settings)
     frame_mpx = height * width / 1e6
     work_mpx = frame_mpx * work_scale(height, width, settings, max_flow_side) ** 2
-    warp = REFERENCE_WARP_S_PER_MPX + (REFERENCE_CUBIC_WARP_S_PER_MPX if settings.cubic_warp else 0.0)
-    seconds = REFERENCE_FLOW_S_PER_MPX[profile] * work_mpx + warp * frame_mpx * timesteps
+    seconds = REFERENCE_FLOW_S_PER_MPX[profile] * work_mpx + REFERENCE_WARP_S_PER_MPX * frame_mpx * timesteps
     return seconds * (2 if settings.mirror_average else 1)
 
 
@@ -612,8 +607,7 @@ class FlowEngine(EngineBase):
                 raise EngineError(f"timestep must lie strictly between 0 and 1, got {t}")
             with section("projection_warping"):
                 frame_t = self._frame_at(t, motion.flow01, motion.flow10, motion.weight0, motion.weight1,
-                                         (frame0.image, frame1.image), to_frame_pixels, full_size, window,
-                                         motion.settings.cubic_warp)
+                                         (frame0.image, frame1.image), to_frame_pixels, full_size, window)
             outputs.append(frame_t.clamp_(0.0, 1.0) if window is None else frame_t)
         return outputs
 
@@ -637,7 +631,7 @@ class FlowEngine(EngineBase):
         return max(min(seconds) / predicted, 1e-3)
 
     def _frame_at(self, t, flow01, flow10, weight0, weight1, frames, to_frame_pixels, full_size,
-                  window: Window | None = None, cubic: bool = True) -> torch.Tensor:
+                  window: Window | None = None) -> torch.Tensor:
         """The (3,H,W) frame at time t on the engine's device, unclamped (steps 3-5 of the module doc);
         only `window` of it when given (the warps then read only the part of each frame they need)."""
         height, width = frames[0].shape[-2:]
@@ -668,9 +662,8 @@ class FlowEngine(EngineBase):
             flows_t, share0 = window.of(flows_t), window.of(share0)
         flows_t = flows_t.to(self.dtype)
         # Warped one at a time: no stacked copy of the two full-size frames is needed.
-        warp = kernels.bicubic_warp if cubic else kernels.backward_warp
-        warped0 = _warp(warp, frames[0], flows_t[0:1], window).float()
-        warped1 = _warp(warp, frames[1], flows_t[1:2], window).float()
+        warped0 = _warp(frames[0], flows_t[0:1], window).float()
+        warped1 = _warp(frames[1], flows_t[1:2], window).float()
         return torch.lerp(warped1[0], warped0[0], share0[0])
 
 
@@ -684,15 +677,14 @@ def _resize_planes(planes: torch.Tensor, size: tuple[int, int], interpolation: i
     return resized
 
 
-def _warp(warp, frame: torch.Tensor, flow: torch.Tensor, window: Window | None) -> torch.Tensor:
-    """`warp` (`kernels.bicubic_warp` or `kernels.backward_warp`) of `frame` (1,C,H,W) by `flow`
-    (1,2,h,w), the flow of `window` (or of the whole frame). For a window only a box of `frame` is read:
-    the window plus every pixel its samples' taps can touch (one column and row before the sample
-    point and two after: the bicubic reach, which covers the bilinear one). Samples and taps are
+def _warp(frame: torch.Tensor, flow: torch.Tensor, window: Window | None) -> torch.Tensor:
+    """`kernels.bicubic_warp` of `frame` (1,C,H,W) by `flow` (1,2,h,w), the flow of `window` (or of the
+    whole frame). For a window only a box of `frame` is read: the window plus every pixel its samples'
+    4x4 taps can touch (one column and row before the sample point, two after). Samples and taps are
     clamped to the frame's border, so the box's edges are the frame's wherever a tap reaches past them,
     and the window's result is that of warping the whole frame."""
     if window is None:
-        return warp(frame, flow)
+        return kernels.bicubic_warp(frame, flow)
     height, width = frame.shape[-2:]
     rows = torch.arange(window.top, window.bottom, device=flow.device, dtype=torch.float32).view(-1, 1)
     cols = torch.arange(window.left, window.right, device=flow.device, dtype=torch.float32).view(1, -1)
@@ -707,4 +699,4 @@ def _warp(warp, frame: torch.Tensor, flow: torch.Tensor, window: Window | None) 
     inside = Window(window.top - top, window.bottom - top, window.left - left, window.right - left)
     box_flow = flow.new_zeros((1, 2, bottom - top, right - left))
     box_flow[..., inside.top : inside.bottom, inside.left : inside.right] = flow
-    return inside.of(warp(box, box_flow))
+    return inside.of(kernels.bicubic_warp(box, box_flow))
