@@ -790,3 +790,19 @@ def test_the_compiled_bicubic_warp_differentiates_through_its_twin(needs):
     assert torch.autograd.gradcheck(lambda *t: torch.ops.dainctl.bicubic_warp(*t), (image, flow), eps=1e-6, atol=1e-6)
     with pytest.raises(EngineError, match="autograd"):
         bicubic_warp(image, flow, impl="compiled")
+
+
+@pytest.mark.parametrize("kind", FLOW_KINDS)
+def test_bicubic_warp_cpu_paths_agree(kind, monkeypatch):
+    # float32 on the CPU takes an AVX2+FMA loop where the CPU has it and an SSE loop otherwise
+    # (DAINCTL_CPU_BASELINE=1 forces the latter): both match the twin, and each other to rounding.
+    generator = seeded("paths", kind)
+    image = torch.rand((2, 3, 37, 53), generator=generator)
+    flow = make_flow(kind, 2, 37, 53, generator).float()
+    reference = bicubic_warp_ref(image, flow)
+    default = bicubic_warp(image, flow, impl="compiled")
+    monkeypatch.setenv("DAINCTL_CPU_BASELINE", "1")
+    baseline = bicubic_warp(image, flow, impl="compiled")
+    for result in (default, baseline):
+        assert_same(result, reference, torch.float32, scale=2.0)
+    torch.testing.assert_close(default, baseline, rtol=0, atol=1e-5)

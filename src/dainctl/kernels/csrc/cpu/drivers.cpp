@@ -2,6 +2,7 @@
 #include "dainctl/cpu_drivers.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -597,15 +598,16 @@ void bicubic_warp_general(const T* image, const T* flow_x, const T* flow_y, T* r
 // One row, any T: the general path.
 template <typename T>
 void bicubic_warp_row(const T* image, const T* flow_x, const T* flow_y, T* row, int64_t plane, int channels, int y,
-                      int height, int width) {
+                      int height, int width, bool /*avx2*/) {
   bicubic_warp_general<T>(image, flow_x, flow_y, row, plane, channels, y, height, width, 0, width);
 }
 
 #if defined(__SSE2__)
+#define DAINCTL_ALWAYS_INLINE inline __attribute__((always_inline))
 // `cubic_weights` for four lanes at once: distances (f+1, f, 1-f, 2-f), the far polynomial in lanes 0 and
 // 3, the near one in lanes 1 and 2. (Weights written as scalars and read back as a vector stalled the
 // loop on store forwarding.)
-inline __m128 cubic_weights_sse(float f) {
+DAINCTL_ALWAYS_INLINE __m128 cubic_weights_sse(float f) {
   const float a = -0.5f;
   const __m128 d = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(f), _mm_setr_ps(1.f, 1.f, -1.f, -1.f)), _mm_setr_ps(1.f, 0.f, 1.f, 2.f));
   const __m128 near = _mm_add_ps(
@@ -619,10 +621,11 @@ inline __m128 cubic_weights_sse(float f) {
 
 // float32 with SSE: where all 16 taps lie inside the plane they are four runs of four neighbouring
 // pixels; the four rows are weighted and summed as one vector of columns, then weighted across.
-// 1280x720, 3 channels, one thread, smooth flow: 27 ms (general path) -> about 16 ms; the bilinear warp
-// takes about 9 ms (docs/benchmarks.md, 2026-12-04).
-inline void bicubic_warp_row(const float* image, const float* flow_x, const float* flow_y, float* row, int64_t plane,
-                             int channels, int y, int height, int width) {
+// 1280x720, 3 channels, one thread, smooth flow: 27 ms (general path) -> 19-20 ms; the bilinear warp
+// takes 8-9 ms (docs/benchmarks.md, 2026-12-04).
+DAINCTL_ALWAYS_INLINE void bicubic_warp_row_sse(const float* image, const float* flow_x, const float* flow_y,
+                                                float* row, int64_t plane, int channels, int y, int height,
+                                                int width) {
   const float last_x = static_cast<float>(width - 1);
   const float last_y = static_cast<float>(height - 1);
   for (int x = 0; x < width; ++x) {
@@ -655,17 +658,51 @@ inline void bicubic_warp_row(const float* image, const float* flow_x, const floa
     }
   }
 }
+
+// The same loop compiled for AVX2 with FMA (the mul-adds contract), taken where the CPU has both:
+// 19.6-20.1 -> 14.7-15.4 ms at 1280x720 (docs/benchmarks.md, 2026-12-04). The JIT build itself targets the
+// baseline, so that a kernel cache shared between machines works on all of them.
+#if defined(__GNUC__) && defined(__x86_64__)
+static __attribute__((target("avx2,fma"))) void bicubic_warp_row_avx2(const float* image, const float* flow_x,
+                                                                      const float* flow_y, float* row, int64_t plane,
+                                                                      int channels, int y, int height, int width) {
+  bicubic_warp_row_sse(image, flow_x, flow_y, row, plane, channels, y, height, width);
+}
+
+static bool bicubic_use_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const char* baseline = getenv("DAINCTL_CPU_BASELINE");  // "1": the SSE loop (tests compare the two)
+  return has && !(baseline && baseline[0] == '1');
+}
+#else
+static bool bicubic_use_avx2() { return false; }
+static void bicubic_warp_row_avx2(const float*, const float*, const float*, float*, int64_t, int, int, int, int) {}
+#endif
+
+inline void bicubic_warp_row(const float* image, const float* flow_x, const float* flow_y, float* row, int64_t plane,
+                             int channels, int y, int height, int width, bool avx2) {
+  if (avx2)
+    bicubic_warp_row_avx2(image, flow_x, flow_y, row, plane, channels, y, height, width);
+  else
+    bicubic_warp_row_sse(image, flow_x, flow_y, row, plane, channels, y, height, width);
+}
 #endif
 
 template <typename T>
 void bicubic_warp(const T* input, const T* flow, T* out, int64_t batch, int channels, int height, int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
+#if defined(__SSE2__)
+  const bool avx2 = bicubic_use_avx2();
+#else
+  const bool avx2 = false;
+#endif
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < batch; ++b) {
     for (int y = 0; y < height; ++y) {
       const T* flow_x = flow + b * 2 * plane + static_cast<int64_t>(y) * width;
       bicubic_warp_row(input + b * channels * plane, flow_x, flow_x + plane,
-                       out + b * channels * plane + static_cast<int64_t>(y) * width, plane, channels, y, height, width);
+                       out + b * channels * plane + static_cast<int64_t>(y) * width, plane, channels, y, height, width,
+                       avx2);
     }
   }
 }
