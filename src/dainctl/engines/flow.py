@@ -664,7 +664,7 @@ class FlowEngine(EngineBase):
         # Warped one at a time: no stacked copy of the two full-size frames is needed.
         warped0 = _warp(frames[0], flows_t[0:1], window).float()
         warped1 = _warp(frames[1], flows_t[1:2], window).float()
-        return torch.lerp(warped1[0], warped0[0], share0[0])
+        return warped1[0].lerp_(warped0[0], share0[0])  # in place: no third full-size frame
 
 
 def _resize_planes(planes: torch.Tensor, size: tuple[int, int], interpolation: int) -> torch.Tensor:
