@@ -363,33 +363,23 @@ def test_filter_interpolation_compiled_matches_reference(device, dtype, shape, k
     assert_same(compiled, reference, dtype, scale=4.0)
 
 
-@pytest.mark.parametrize("kind", FLOW_KINDS)
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
-def test_backward_warp_compiled_matches_reference(device, dtype, shape, kind):
-    require_device(device)
-    generator = seeded(shape, kind, "bw")
-    batch, _, height, width = shape
-    image = torch.rand(shape, generator=generator, dtype=torch.float64).to(device, dtype)
-    flow = make_flow(kind, batch, height, width, generator).to(device, dtype)
-    compiled = backward_warp(image, flow, impl="compiled")
-    reference = backward_warp_ref(image, flow)
-    assert_same(compiled, reference, dtype, scale=1.0)
+# The warps: compiled op, twin, and the scale of their results (bicubic: 16 weighted taps whose
+# weights' magnitudes sum to at most about 1.3).
+WARPS = {"backward_warp": (backward_warp, backward_warp_ref, 1.0), "bicubic_warp": (bicubic_warp, bicubic_warp_ref, 2.0)}
 
 
 @pytest.mark.parametrize("kind", FLOW_KINDS)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
-def test_bicubic_warp_compiled_matches_reference(device, dtype, shape, kind):
+@pytest.mark.parametrize("warp", WARPS)
+def test_warps_compiled_match_reference(warp, device, dtype, shape, kind):
     require_device(device)
-    generator = seeded(shape, kind, "bicubic")
+    op, ref, scale = WARPS[warp]
+    generator = seeded(shape, kind, "bw" if warp == "backward_warp" else "bicubic")
     batch, _, height, width = shape
     image = torch.rand(shape, generator=generator, dtype=torch.float64).to(device, dtype)
     flow = make_flow(kind, batch, height, width, generator).to(device, dtype)
-    compiled = bicubic_warp(image, flow, impl="compiled")
-    reference = bicubic_warp_ref(image, flow)
-    # 16 weighted taps whose weights' magnitudes sum to at most about 1.3
-    assert_same(compiled, reference, dtype, scale=2.0)
+    assert_same(op(image, flow, impl="compiled"), ref(image, flow), dtype, scale=scale)
 
 
 @pytest.mark.parametrize("max_displacement", (0, 1, 4))

@@ -43,18 +43,26 @@ def backward_warp(input: torch.Tensor, flow: torch.Tensor, impl: str = "auto") -
     return backward_warp_ref(input, flow)
 
 
+def _sample_points(input: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The input in the compute dtype, and where each output pixel reads, (B,1,H,W) x and y: x + flow,
+    a NaN displacement counting as none, clamped to the plane. Both warps' twins share it."""
+    compute_dtype = _dispatch.acc_dtype(input.dtype)
+    image = input.to(compute_dtype)
+    flow_c = torch.nan_to_num(flow.to(compute_dtype), nan=0.0)
+    height, width = image.shape[-2:]
+    ys, xs = _dispatch.pixel_grid(height, width, flow_c)
+    sample_x = torch.clamp(xs + flow_c[:, 0:1], 0, max(width - 1, 0))
+    sample_y = torch.clamp(ys + flow_c[:, 1:2], 0, max(height - 1, 0))
+    return image, sample_x, sample_y
+
+
 def backward_warp_ref(input: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Pure-PyTorch definition of `backward_warp`: four gathers and a bilinear blend.
 
     Shapes and dtypes as in `backward_warp`.
     """
-    compute_dtype = _dispatch.acc_dtype(input.dtype)
-    image = input.to(compute_dtype)
-    flow_c = torch.nan_to_num(flow.to(compute_dtype), nan=0.0)
+    image, sample_x, sample_y = _sample_points(input, flow)
     batch, channels, height, width = image.shape
-    ys, xs = _dispatch.pixel_grid(height, width, flow_c)
-    sample_x = torch.clamp(xs + flow_c[:, 0:1], 0, max(width - 1, 0))
-    sample_y = torch.clamp(ys + flow_c[:, 1:2], 0, max(height - 1, 0))
     x0 = torch.floor(sample_x)
     y0 = torch.floor(sample_y)
     alpha = sample_x - x0
@@ -107,13 +115,8 @@ def cubic_weights(fraction: torch.Tensor, a: float = -0.5) -> list[torch.Tensor]
 def bicubic_warp_ref(input: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """Pure-PyTorch definition of `bicubic_warp`: 16 gathers, each row of taps blended along x, then
     the four rows along y. Shapes and dtypes as in `bicubic_warp`."""
-    compute_dtype = _dispatch.acc_dtype(input.dtype)
-    image = input.to(compute_dtype)
-    flow_c = torch.nan_to_num(flow.to(compute_dtype), nan=0.0)
+    image, sample_x, sample_y = _sample_points(input, flow)
     batch, channels, height, width = image.shape
-    ys, xs = _dispatch.pixel_grid(height, width, flow_c)
-    sample_x = torch.clamp(xs + flow_c[:, 0:1], 0, max(width - 1, 0))
-    sample_y = torch.clamp(ys + flow_c[:, 1:2], 0, max(height - 1, 0))
     x0 = torch.floor(sample_x)
     y0 = torch.floor(sample_y)
     weights_x = cubic_weights(sample_x - x0)

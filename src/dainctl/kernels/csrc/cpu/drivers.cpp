@@ -626,14 +626,10 @@ DAINCTL_ALWAYS_INLINE __m128 cubic_weights_sse(float f) {
 DAINCTL_ALWAYS_INLINE void bicubic_warp_row_sse(const float* image, const float* flow_x, const float* flow_y,
                                                 float* row, int64_t plane, int channels, int y, int height,
                                                 int width) {
-  const float last_x = static_cast<float>(width - 1);
-  const float last_y = static_cast<float>(height - 1);
   for (int x = 0; x < width; ++x) {
-    // As bicubic_warp_sample: NaN displacement counts as none, the sample point clamps to the plane.
-    float sample_x = static_cast<float>(x) + (flow_x[x] == flow_x[x] ? flow_x[x] : 0.f);
-    float sample_y = static_cast<float>(y) + (flow_y[x] == flow_y[x] ? flow_y[x] : 0.f);
-    sample_x = sample_x > 0.f ? (sample_x < last_x ? sample_x : last_x) : 0.f;
-    sample_y = sample_y > 0.f ? (sample_y < last_y ? sample_y : last_y) : 0.f;
+    const SamplePoint<float> point = warp_sample_point(flow_x[x], flow_y[x], x, y, height, width);
+    const float sample_x = point.x;
+    const float sample_y = point.y;
     const int left = floor_nonnegative(sample_x);
     const int top = floor_nonnegative(sample_y);
     if (!((left >= 1) & (left + 2 < width) & (top >= 1) & (top + 2 < height))) {  // a tap is clamped

@@ -64,33 +64,33 @@ at::Tensor correlation_cpu(const at::Tensor& a, const at::Tensor& b, int64_t max
   return out;
 }
 
-at::Tensor backward_warp_cpu(const at::Tensor& input, const at::Tensor& flow) {
+// The two warps' forward glue: `run(input, flow, out)` calls the driver for the dispatched scalar type.
+template <typename Run>
+at::Tensor warp_forward_cpu(const at::Tensor& input, const at::Tensor& flow, Run run) {
   check_warp_args(input, flow);
   check_cpu_dtype(input, "input");
   const at::Tensor input_c = input.contiguous();
   const at::Tensor flow_c = flow.to(input.scalar_type()).contiguous();
   at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.numel() == 0) return out;
-  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "backward_warp_cpu", [&] {
-    cpu::backward_warp<scalar_t>(input_c.data_ptr<scalar_t>(), flow_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
-                                 input.size(0), input.size(1), input.size(2), input.size(3));
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "warp_forward_cpu", [&] {
+    run(input_c.data_ptr<scalar_t>(), flow_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>());
   });
   return out;
 }
 
-at::Tensor bicubic_warp_cpu(const at::Tensor& input, const at::Tensor& flow) {
-  check_warp_args(input, flow);
-  check_cpu_dtype(input, "input");
-  const at::Tensor input_c = input.contiguous();
-  const at::Tensor flow_c = flow.to(input.scalar_type()).contiguous();
-  at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
-  if (out.numel() == 0) return out;
-  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "bicubic_warp_cpu", [&] {
-    cpu::bicubic_warp<scalar_t>(input_c.data_ptr<scalar_t>(), flow_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
-                                input.size(0), input.size(1), input.size(2), input.size(3));
+at::Tensor backward_warp_cpu(const at::Tensor& input, const at::Tensor& flow) {
+  return warp_forward_cpu(input, flow, [&](auto* in, auto* fl, auto* out) {
+    cpu::backward_warp(in, fl, out, input.size(0), input.size(1), input.size(2), input.size(3));
   });
-  return out;
 }
+
+at::Tensor bicubic_warp_cpu(const at::Tensor& input, const at::Tensor& flow) {
+  return warp_forward_cpu(input, flow, [&](auto* in, auto* fl, auto* out) {
+    cpu::bicubic_warp(in, fl, out, input.size(0), input.size(1), input.size(2), input.size(3));
+  });
+}
+
 
 std::tuple<at::Tensor, at::Tensor> backward_warp_backward_cpu(const at::Tensor& grad, const at::Tensor& input,
                                                               const at::Tensor& flow) {

@@ -74,7 +74,9 @@ at::Tensor correlation_cuda(const at::Tensor& a, const at::Tensor& b, int64_t ma
   return out;
 }
 
-at::Tensor backward_warp_cuda(const at::Tensor& input, const at::Tensor& flow) {
+// The two warps' forward glue: `launch(input, flow, out, type)` launches the kernel on the current stream.
+template <typename Launch>
+at::Tensor warp_forward_cuda(const at::Tensor& input, const at::Tensor& flow, const char* name, Launch launch) {
   check_warp_args(input, flow);
   const cuda::StorageType type = storage_type(input, "input");
   const c10::cuda::CUDAGuard device_guard(input.device());
@@ -82,25 +84,24 @@ at::Tensor backward_warp_cuda(const at::Tensor& input, const at::Tensor& flow) {
   const at::Tensor flow_f = flow.to(at::kFloat).contiguous();
   at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
   if (out.numel() == 0) return out;
-  check_launch(cuda::backward_warp(input_c.data_ptr(), flow_f.data_ptr<float>(), out.data_ptr(), type,
-                                   input.size(0), input.size(1), input.size(2), input.size(3),
-                                   c10::cuda::getCurrentCUDAStream()),
-               "backward_warp");
+  check_launch(launch(input_c.data_ptr(), flow_f.data_ptr<float>(), out.data_ptr(), type), name);
   return out;
 }
 
+at::Tensor backward_warp_cuda(const at::Tensor& input, const at::Tensor& flow) {
+  return warp_forward_cuda(input, flow, "backward_warp",
+                           [&](const void* in, const float* fl, void* out, cuda::StorageType type) {
+                             return cuda::backward_warp(in, fl, out, type, input.size(0), input.size(1), input.size(2),
+                                                        input.size(3), c10::cuda::getCurrentCUDAStream());
+                           });
+}
+
 at::Tensor bicubic_warp_cuda(const at::Tensor& input, const at::Tensor& flow) {
-  check_warp_args(input, flow);
-  const cuda::StorageType type = storage_type(input, "input");
-  const c10::cuda::CUDAGuard device_guard(input.device());
-  const at::Tensor input_c = input.contiguous();
-  const at::Tensor flow_f = flow.to(at::kFloat).contiguous();
-  at::Tensor out = at::empty(input.sizes(), input.options().memory_format(at::MemoryFormat::Contiguous));
-  if (out.numel() == 0) return out;
-  check_launch(cuda::bicubic_warp(input_c.data_ptr(), flow_f.data_ptr<float>(), out.data_ptr(), type, input.size(0),
-                                  input.size(1), input.size(2), input.size(3), c10::cuda::getCurrentCUDAStream()),
-               "bicubic_warp");
-  return out;
+  return warp_forward_cuda(input, flow, "bicubic_warp",
+                           [&](const void* in, const float* fl, void* out, cuda::StorageType type) {
+                             return cuda::bicubic_warp(in, fl, out, type, input.size(0), input.size(1), input.size(2),
+                                                       input.size(3), c10::cuda::getCurrentCUDAStream());
+                           });
 }
 
 std::tuple<at::Tensor, at::Tensor> backward_warp_backward_cuda(const at::Tensor& grad, const at::Tensor& input,

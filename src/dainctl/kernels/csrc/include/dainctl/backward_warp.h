@@ -16,17 +16,9 @@ struct WarpSample {
 // Branch-free, so the CPU driver's loop over a row vectorises.
 template <typename A>
 DAINCTL_HD WarpSample<A> backward_warp_sample(A fx, A fy, int x, int y, int height, int width) {
-  // NaN displacement counts as none; infinities clamp to the border below.
-  fx = fx == fx ? fx : A(0);
-  fy = fy == fy ? fy : A(0);
-  A sample_x = static_cast<A>(x) + fx;
-  A sample_y = static_cast<A>(y) + fy;
-  const A last_x = static_cast<A>(width - 1);
-  const A last_y = static_cast<A>(height - 1);
-  sample_x = sample_x > A(0) ? sample_x : A(0);
-  sample_x = sample_x < last_x ? sample_x : last_x;
-  sample_y = sample_y > A(0) ? sample_y : A(0);
-  sample_y = sample_y < last_y ? sample_y : last_y;
+  const SamplePoint<A> point = warp_sample_point(fx, fy, x, y, height, width);
+  const A sample_x = point.x;
+  const A sample_y = point.y;
   const int left = floor_nonnegative(sample_x);
   const int top = floor_nonnegative(sample_y);
   const int right = left + 1 < width ? left + 1 : width - 1;

@@ -33,22 +33,12 @@ struct CubicSample {
 
 template <typename A>
 DAINCTL_HD CubicSample<A> bicubic_warp_sample(A fx, A fy, int x, int y, int height, int width) {
-  // As the bilinear warp: NaN displacement counts as none, the sample point clamps to the plane.
-  fx = fx == fx ? fx : A(0);
-  fy = fy == fy ? fy : A(0);
-  A sample_x = static_cast<A>(x) + fx;
-  A sample_y = static_cast<A>(y) + fy;
-  const A last_x = static_cast<A>(width - 1);
-  const A last_y = static_cast<A>(height - 1);
-  sample_x = sample_x > A(0) ? sample_x : A(0);
-  sample_x = sample_x < last_x ? sample_x : last_x;
-  sample_y = sample_y > A(0) ? sample_y : A(0);
-  sample_y = sample_y < last_y ? sample_y : last_y;
+  const SamplePoint<A> point = warp_sample_point(fx, fy, x, y, height, width);  // as the bilinear warp's
   CubicSample<A> sample;
-  sample.left = floor_nonnegative(sample_x);
-  sample.top = floor_nonnegative(sample_y);
-  cubic_weights(sample_x - static_cast<A>(sample.left), sample.wx);
-  cubic_weights(sample_y - static_cast<A>(sample.top), sample.wy);
+  sample.left = floor_nonnegative(point.x);
+  sample.top = floor_nonnegative(point.y);
+  cubic_weights(point.x - static_cast<A>(sample.left), sample.wx);
+  cubic_weights(point.y - static_cast<A>(sample.top), sample.wy);
   return sample;
 }
 

@@ -52,4 +52,27 @@ DAINCTL_HD double abs_of(double value) { return fabs(value); }
 
 DAINCTL_HD int clamp_index(int index, int last) { return index < 0 ? 0 : (index > last ? last : index); }
 
+// Where output pixel (x, y) of a backward warp reads: (x + fx, y + fy), a NaN displacement counting as
+// none, clamped to [0, width-1] x [0, height-1] (infinities clamp to the border). Branch-free, so the
+// CPU drivers' loops over a row vectorise. The bilinear and the bicubic warp share it.
+template <typename A>
+struct SamplePoint {
+  A x, y;
+};
+
+template <typename A>
+DAINCTL_HD SamplePoint<A> warp_sample_point(A fx, A fy, int x, int y, int height, int width) {
+  fx = fx == fx ? fx : A(0);
+  fy = fy == fy ? fy : A(0);
+  A sample_x = static_cast<A>(x) + fx;
+  A sample_y = static_cast<A>(y) + fy;
+  const A last_x = static_cast<A>(width - 1);
+  const A last_y = static_cast<A>(height - 1);
+  sample_x = sample_x > A(0) ? sample_x : A(0);
+  sample_x = sample_x < last_x ? sample_x : last_x;
+  sample_y = sample_y > A(0) ? sample_y : A(0);
+  sample_y = sample_y < last_y ? sample_y : last_y;
+  return SamplePoint<A>{sample_x, sample_y};
+}
+
 }  // namespace dainctl
