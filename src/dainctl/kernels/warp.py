@@ -35,12 +35,17 @@ def backward_warp(input: torch.Tensor, flow: torch.Tensor, impl: str = "auto") -
     Returns:
         (B,C,H,W), dtype of `input`, contiguous; weights and blend in float32 (float64 for float64).
     """
-    _dispatch.check_nchw("input", input)
-    _dispatch.check_nchw("flow", flow, channels=2)
-    _dispatch.check_same_size("input", input, flow=flow)
+    _check_warp_args(input, flow)
     if _dispatch.use_compiled("backward_warp", impl, input, flow):
         return torch.ops.dainctl.backward_warp(input, flow)
     return backward_warp_ref(input, flow)
+
+
+def _check_warp_args(input: torch.Tensor, flow: torch.Tensor) -> None:
+    """Both warps' arguments: (B,C,H,W) input and (B,2,H,W) flow of one batch and size."""
+    _dispatch.check_nchw("input", input)
+    _dispatch.check_nchw("flow", flow, channels=2)
+    _dispatch.check_same_size("input", input, flow=flow)
 
 
 def _sample_points(input: torch.Tensor, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -92,9 +97,7 @@ def bicubic_warp(input: torch.Tensor, flow: torch.Tensor, impl: str = "auto") ->
 
     Shapes, dtypes and `impl` as in `backward_warp`; weights and sums in float32 (float64 for float64).
     """
-    _dispatch.check_nchw("input", input)
-    _dispatch.check_nchw("flow", flow, channels=2)
-    _dispatch.check_same_size("input", input, flow=flow)
+    _check_warp_args(input, flow)
     if _dispatch.use_compiled("bicubic_warp", impl, input, flow):
         return torch.ops.dainctl.bicubic_warp(input, flow)
     return bicubic_warp_ref(input, flow)

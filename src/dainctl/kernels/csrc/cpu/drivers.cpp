@@ -608,7 +608,7 @@ void bicubic_warp_row(const T* image, const T* flow_x, const T* flow_y, T* row, 
 // 3, the near one in lanes 1 and 2. (Weights written as scalars and read back as a vector stalled the
 // loop on store forwarding.)
 DAINCTL_ALWAYS_INLINE __m128 cubic_weights_sse(float f) {
-  const float a = -0.5f;
+  const float a = cubic_a<float>();
   const __m128 d = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(f), _mm_setr_ps(1.f, 1.f, -1.f, -1.f)), _mm_setr_ps(1.f, 0.f, 1.f, 2.f));
   const __m128 near = _mm_add_ps(
       _mm_mul_ps(_mm_sub_ps(_mm_mul_ps(_mm_set1_ps(a + 2.f), d), _mm_set1_ps(a + 3.f)), _mm_mul_ps(d, d)), _mm_set1_ps(1.f));
@@ -659,39 +659,42 @@ DAINCTL_ALWAYS_INLINE void bicubic_warp_row_sse(const float* image, const float*
 // 19.6-20.1 -> 14.7-15.4 ms at 1280x720 (docs/benchmarks.md, 2026-12-04). The JIT build itself targets the
 // baseline, so that a kernel cache shared between machines works on all of them.
 #if defined(__GNUC__) && defined(__x86_64__)
+#define DAINCTL_BICUBIC_AVX2 1
 static __attribute__((target("avx2,fma"))) void bicubic_warp_row_avx2(const float* image, const float* flow_x,
                                                                       const float* flow_y, float* row, int64_t plane,
                                                                       int channels, int y, int height, int width) {
   bicubic_warp_row_sse(image, flow_x, flow_y, row, plane, channels, y, height, width);
 }
-
-static bool bicubic_use_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  const char* baseline = getenv("DAINCTL_CPU_BASELINE");  // "1": the SSE loop (tests compare the two)
-  return has && !(baseline && baseline[0] == '1');
-}
-#else
-static bool bicubic_use_avx2() { return false; }
-static void bicubic_warp_row_avx2(const float*, const float*, const float*, float*, int64_t, int, int, int, int) {}
 #endif
 
 inline void bicubic_warp_row(const float* image, const float* flow_x, const float* flow_y, float* row, int64_t plane,
                              int channels, int y, int height, int width, bool avx2) {
-  if (avx2)
+#if defined(DAINCTL_BICUBIC_AVX2)
+  if (avx2) {
     bicubic_warp_row_avx2(image, flow_x, flow_y, row, plane, channels, y, height, width);
-  else
-    bicubic_warp_row_sse(image, flow_x, flow_y, row, plane, channels, y, height, width);
+    return;
+  }
+#endif
+  bicubic_warp_row_sse(image, flow_x, flow_y, row, plane, channels, y, height, width);
 }
 #endif
+
+// Whether the float32 rows take the AVX2 loop: where it is built and the CPU has AVX2 and FMA, unless
+// DAINCTL_CPU_BASELINE=1 asks for the SSE loop (the tests compare the two).
+static bool bicubic_use_avx2() {
+#if defined(DAINCTL_BICUBIC_AVX2)
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const char* baseline = getenv("DAINCTL_CPU_BASELINE");
+  return has && !(baseline && baseline[0] == '1');
+#else
+  return false;
+#endif
+}
 
 template <typename T>
 void bicubic_warp(const T* input, const T* flow, T* out, int64_t batch, int channels, int height, int width) {
   const int64_t plane = static_cast<int64_t>(height) * width;
-#if defined(__SSE2__)
   const bool avx2 = bicubic_use_avx2();
-#else
-  const bool avx2 = false;
-#endif
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < batch; ++b) {
     for (int y = 0; y < height; ++y) {

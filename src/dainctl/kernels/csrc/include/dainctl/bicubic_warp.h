@@ -12,8 +12,11 @@ namespace dainctl {
 // On the shared triplets and clips a = -0.5 measured 35.41 / 34.33 dB (balanced, Middlebury / UCF101)
 // against 35.54 / 34.30, and better on 4 of 5 real clips with large motion (docs/benchmarks.md).
 template <typename A>
+DAINCTL_HD A cubic_a() { return A(-0.5); }
+
+template <typename A>
 DAINCTL_HD void cubic_weights(A f, A w[4]) {
-  const A a = A(-0.5);
+  const A a = cubic_a<A>();
   const A far = f + A(1);   // distance to the tap at -1, in [1, 2)
   const A near = A(1) - f;  // distance to the tap at +1, in (0, 1]
   const A farther = A(2) - f;
