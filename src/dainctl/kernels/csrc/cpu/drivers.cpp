@@ -625,8 +625,8 @@ DAINCTL_ALWAYS_INLINE __m128 cubic_weights_sse(float f) {
 // takes 8-9 ms (docs/benchmarks.md, 2026-12-04).
 DAINCTL_ALWAYS_INLINE void bicubic_warp_row_sse(const float* image, const float* flow_x, const float* flow_y,
                                                 float* row, int64_t plane, int channels, int y, int height,
-                                                int width) {
-  for (int x = 0; x < width; ++x) {
+                                                int width, int from = 0) {
+  for (int x = from; x < width; ++x) {
     const SamplePoint<float> point = warp_sample_point(flow_x[x], flow_y[x], x, y, height, width);
     const float sample_x = point.x;
     const float sample_y = point.y;
@@ -655,15 +655,101 @@ DAINCTL_ALWAYS_INLINE void bicubic_warp_row_sse(const float* image, const float*
   }
 }
 
-// The same loop compiled for AVX2 with FMA (the mul-adds contract), taken where the CPU has both:
-// 19.6-20.1 -> 14.7-15.4 ms at 1280x720 (docs/benchmarks.md, 2026-12-04). The JIT build itself targets the
-// baseline, so that a kernel cache shared between machines works on all of them.
+// With AVX2 and FMA, taken where the CPU has both (the JIT build itself targets the baseline, so that a
+// kernel cache shared between machines works on all of them). Eight pixels at a time, the scalar work
+// of the SSE loop is done as vectors across the pixels: their sample points (`warp_sample_point`),
+// corners, whether all their taps lie inside, and their weights (`cubic_weights`' polynomials); the
+// x weights are transposed to one vector per pixel. Then each pixel's channels are read as in the SSE
+// loop: four runs of four taps, weighted down the rows and summed across. A pixel with a clamped tap,
+// and the row's last width % 8, take the per-pixel loops. 1280x720, 3 channels, one thread
+// (`benchmarks/bench_kernels.py`): 15.9-17.0 ms with the SSE loop compiled for FMA -> 10.0-11.1 ms; on
+// a smooth flow 14.3 -> 7.8 ms, the bilinear warp's time (docs/benchmarks.md, 2026-12-04, ninth session).
 #if defined(__GNUC__) && defined(__x86_64__)
 #define DAINCTL_BICUBIC_AVX2 1
-static __attribute__((target("avx2,fma"))) void bicubic_warp_row_avx2(const float* image, const float* flow_x,
+#define DAINCTL_AVX2 __attribute__((target("avx2,fma")))
+// `cubic_weights` for eight sample points: the far polynomial ((a d - 5a) d + 8a) d - 4a at distances
+// f + 1 and 2 - f, the near one ((a+2) d - (a+3)) d^2 + 1 at f and 1 - f.
+static DAINCTL_AVX2 inline __m256 cubic_far_avx2(__m256 d) {
+  const float a = cubic_a<float>();
+  return _mm256_fmsub_ps(_mm256_fmadd_ps(_mm256_fmsub_ps(_mm256_set1_ps(a), d, _mm256_set1_ps(5.f * a)), d,
+                                         _mm256_set1_ps(8.f * a)),
+                         d, _mm256_set1_ps(4.f * a));
+}
+static DAINCTL_AVX2 inline __m256 cubic_near_avx2(__m256 d) {
+  const float a = cubic_a<float>();
+  return _mm256_fmadd_ps(_mm256_fmsub_ps(_mm256_set1_ps(a + 2.f), d, _mm256_set1_ps(a + 3.f)), _mm256_mul_ps(d, d),
+                         _mm256_set1_ps(1.f));
+}
+static DAINCTL_AVX2 inline void cubic_weights_avx2(__m256 f, __m256 w[4]) {
+  const __m256 one = _mm256_set1_ps(1.f);
+  w[0] = cubic_far_avx2(_mm256_add_ps(f, one));
+  w[1] = cubic_near_avx2(f);
+  w[2] = cubic_near_avx2(_mm256_sub_ps(one, f));
+  w[3] = cubic_far_avx2(_mm256_sub_ps(_mm256_set1_ps(2.f), f));
+}
+
+static DAINCTL_AVX2 void bicubic_warp_row_avx2(const float* image, const float* flow_x,
                                                                       const float* flow_y, float* row, int64_t plane,
                                                                       int channels, int y, int height, int width) {
-  bicubic_warp_row_sse(image, flow_x, flow_y, row, plane, channels, y, height, width);
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 last_x = _mm256_set1_ps(static_cast<float>(width - 1));
+  const __m256 last_y = _mm256_set1_ps(static_cast<float>(height - 1));
+  const __m256 lanes = _mm256_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
+  const __m256 row_y = _mm256_set1_ps(static_cast<float>(y));
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i cols_limit = _mm256_set1_epi32(width - 2), rows_limit = _mm256_set1_epi32(height - 2);
+  alignas(32) float wx_quads[4][8];  // pixel p's x weights: wx_quads[p % 4][4 * (p / 4) ...]
+  alignas(32) float wy[4][8];        // tap row i's weight for pixel p: wy[i][p]
+  alignas(32) int left[8], top[8];
+  int x = 0;
+  for (; x + 8 <= width; x += 8) {
+    __m256 fx = _mm256_loadu_ps(flow_x + x), fy = _mm256_loadu_ps(flow_y + x);
+    fx = _mm256_and_ps(fx, _mm256_cmp_ps(fx, fx, _CMP_ORD_Q));  // NaN counts as no displacement
+    fy = _mm256_and_ps(fy, _mm256_cmp_ps(fy, fy, _CMP_ORD_Q));
+    __m256 sample_x = _mm256_add_ps(_mm256_add_ps(_mm256_set1_ps(static_cast<float>(x)), lanes), fx);
+    __m256 sample_y = _mm256_add_ps(row_y, fy);
+    sample_x = _mm256_min_ps(_mm256_max_ps(sample_x, zero), last_x);
+    sample_y = _mm256_min_ps(_mm256_max_ps(sample_y, zero), last_y);
+    const __m256i l = _mm256_cvttps_epi32(sample_x), t = _mm256_cvttps_epi32(sample_y);
+    const __m256i inside = _mm256_and_si256(
+        _mm256_and_si256(_mm256_cmpgt_epi32(l, _mm256_setzero_si256()), _mm256_cmpgt_epi32(cols_limit, l)),
+        _mm256_and_si256(_mm256_cmpgt_epi32(t, _mm256_setzero_si256()), _mm256_cmpgt_epi32(rows_limit, t)));
+    const int inside_mask = _mm256_movemask_ps(_mm256_castsi256_ps(inside));
+    __m256 wxs[4], wys[4];
+    cubic_weights_avx2(_mm256_sub_ps(sample_x, _mm256_cvtepi32_ps(l)), wxs);
+    cubic_weights_avx2(_mm256_sub_ps(sample_y, _mm256_cvtepi32_ps(t)), wys);
+    for (int i = 0; i < 4; ++i) _mm256_store_ps(wy[i], wys[i]);
+    const __m256 t0 = _mm256_unpacklo_ps(wxs[0], wxs[1]), t1 = _mm256_unpackhi_ps(wxs[0], wxs[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(wxs[2], wxs[3]), t3 = _mm256_unpackhi_ps(wxs[2], wxs[3]);
+    _mm256_store_ps(wx_quads[0], _mm256_shuffle_ps(t0, t2, 0x44));  // pixels 0 and 4
+    _mm256_store_ps(wx_quads[1], _mm256_shuffle_ps(t0, t2, 0xEE));  // 1 and 5
+    _mm256_store_ps(wx_quads[2], _mm256_shuffle_ps(t1, t3, 0x44));  // 2 and 6
+    _mm256_store_ps(wx_quads[3], _mm256_shuffle_ps(t1, t3, 0xEE));  // 3 and 7
+    _mm256_store_si256(reinterpret_cast<__m256i*>(left), _mm256_sub_epi32(l, one));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(top), _mm256_sub_epi32(t, one));
+    for (int p = 0; p < 8; ++p) {
+      if (!((inside_mask >> p) & 1)) {  // a tap is clamped
+        bicubic_warp_general<float>(image, flow_x, flow_y, row, plane, channels, y, height, width, x + p, x + p + 1);
+        continue;
+      }
+      const __m128 wx = _mm_load_ps(wx_quads[p & 3] + 4 * (p >> 2));
+      const __m128 w0 = _mm_broadcast_ss(&wy[0][p]), w1 = _mm_broadcast_ss(&wy[1][p]);
+      const __m128 w2 = _mm_broadcast_ss(&wy[2][p]), w3 = _mm_broadcast_ss(&wy[3][p]);
+      const float* corner = image + static_cast<int64_t>(top[p]) * width + left[p];
+      for (int c = 0; c < channels; ++c) {
+        const float* tap = corner + c * plane;
+        __m128 column = _mm_mul_ps(_mm_loadu_ps(tap), w0);
+        column = _mm_fmadd_ps(_mm_loadu_ps(tap + width), w1, column);
+        column = _mm_fmadd_ps(_mm_loadu_ps(tap + 2 * width), w2, column);
+        column = _mm_fmadd_ps(_mm_loadu_ps(tap + 3 * width), w3, column);
+        __m128 sum = _mm_mul_ps(column, wx);
+        sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+        sum = _mm_add_ss(sum, _mm_shuffle_ps(sum, sum, 1));
+        row[c * plane + x + p] = _mm_cvtss_f32(sum);
+      }
+    }
+  }
+  bicubic_warp_row_sse(image, flow_x, flow_y, row, plane, channels, y, height, width, x);
 }
 #endif
 
