@@ -116,7 +116,8 @@ def measure(clip: Path, frames_wanted: int, dainctl_args: list[str], work: Path)
                          "psnr": round(float(np.mean(kept)), 3) if kept else None,
                          "worst": round(float(min(kept)), 3) if kept else None,
                          "across_cuts": round(float(np.mean([scores[i] for i in across if i in scores])), 3)
-                         if across else None}
+                         if across else None,
+                         "per_frame": {i: round(float(v), 3) for i, v in scores.items()}}
         if tool == "dainctl":
             results[tool]["profile"] = json.loads(output).get("profile")
     results["gain_db"] = (round(results["dainctl"]["psnr"] - results["minterpolate"]["psnr"], 3)
