@@ -256,3 +256,25 @@ def test_work_images_are_the_exact_area_average_of_the_frame():
     work = FlowEngine._work_rgb(frame, (20, 12))
     assert work.shape == (12, 20, 3) and work.dtype == np.uint8
     assert np.abs(work.astype(np.float64) - expected).max() <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 7), (13, 5), (216, 384)])
+@pytest.mark.parametrize("radius", [0, 1, 5])
+def test_box_mean_is_avg_pool_without_the_padding(shape, radius):
+    # The engine's box means (hole softening, candidate costs) run on OpenCV on the CPU: the mean over
+    # the part of each box inside the map, as avg_pool2d with count_include_pad=False, also where the
+    # box is larger than the map.
+    from dainctl.engines.flow import _box_mean
+
+    generator = torch.Generator().manual_seed(sum(shape) + radius)
+    maps = torch.rand((1, 1, *shape), generator=generator) * 4 - 1
+    expected = torch.nn.functional.avg_pool2d(maps, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+    result = _box_mean(maps, radius)
+    assert result.shape == maps.shape and result.dtype == torch.float32
+    torch.testing.assert_close(result, expected, rtol=0, atol=1e-5)
+    # Taken from a non-contiguous view, as the candidates' per-pixel costs are.
+    wide = torch.rand((1, 2, *shape), generator=generator)
+    view = wide[:, 1:2]
+    torch.testing.assert_close(_box_mean(view, radius),
+                               torch.nn.functional.avg_pool2d(view, 2 * radius + 1, stride=1, padding=radius,
+                                                              count_include_pad=False), rtol=0, atol=1e-5)

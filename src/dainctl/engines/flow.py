@@ -77,11 +77,13 @@ class FlowSettings:
 # "high" (2026-12-04, with the bicubic warp; docs/benchmarks.md): grey and colour candidates and their
 # mirrored twins (16 DIS calls per pair, finest level 0, stride 2, 40 iterations, no variational
 # refinement) at balanced's work size, 0.6 of the frame: 35.70 / 34.54 dB (Middlebury / UCF101) with
-# grey_preference 0.9, 0.83-0.98 s per 640x480 pair on 2 cores. Its predecessor (full size, refinement,
-# the shifted candidates and the mirror average: 48 DIS calls, 15 s per 640x480 pair) measured 35.02 /
-# 34.48 with the bilinear warp; with the bicubic one the shifted candidates and the mirror average
-# still add about 0.05 dB on UCF101 for twice to three times the time. Every profile warps its frames
-# bicubically (the figures here are with the bicubic read unless they say otherwise).
+# grey_preference 0.9, 0.83-0.98 s per 640x480 pair on 2 cores; 0.59-0.60 s with the bicubic read
+# vectorised across pixels and OpenCV's box means (the same dB; docs/benchmarks.md, ninth session). Its
+# predecessor (full size, refinement, the shifted candidates and the mirror average: 48 DIS calls, 15 s
+# per 640x480 pair) measured 35.02 / 34.48 with the bilinear warp; with the bicubic one the shifted
+# candidates and the mirror average still add about 0.05 dB on UCF101 for twice to three times the
+# time. Every profile warps its frames bicubically (the figures here are with the bicubic read unless
+# they say otherwise).
 # "balanced" came out of the frontier search of issue 11 (docs/benchmarks.md, 2026-12-01): the grey flow
 # alone at 0.6 of the frame size, refined down to that work size's own pixels (finest level 0) and
 # without variational refinement, which measured better there than with it: 34.57 / 34.26 dB (34.59 /
@@ -494,7 +496,7 @@ class FlowEngine(EngineBase):
         for index, flow in enumerate(candidates):
             matched = kernels.backward_warp(image_b, flow)
             cost = (matched - image_a).abs().mean(1, keepdim=True)
-            cost = F.avg_pool2d(cost, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+            cost = _box_mean(cost, radius)
             costs.append(cost * self.grey_preference if index == 0 else cost)
         best = torch.stack(costs).argmin(0)  # (1,1,h,w)
         stacked = torch.stack(candidates)  # (K,1,2,h,w)
@@ -516,8 +518,7 @@ class FlowEngine(EngineBase):
         # leaves holes around it anyway.
         hole = (unfilled == 0).all(1, keepdim=True).float()
         if self.hole_radius > 0:
-            hole = F.avg_pool2d(hole, 2 * self.hole_radius + 1, stride=1, padding=self.hole_radius,
-                                count_include_pad=False)
+            hole = _box_mean(hole, self.hole_radius)
         return filled, hole
 
     @staticmethod
@@ -675,6 +676,24 @@ def _resize_planes(planes: torch.Tensor, size: tuple[int, int], interpolation: i
     for channel in range(source.shape[0]):
         cv2.resize(source[channel], size, dst=resized[channel].numpy(), interpolation=interpolation)
     return resized
+
+
+def _box_mean(maps: torch.Tensor, radius: int) -> torch.Tensor:
+    """(1,1,h,w) float32 -> the mean over each pixel's (2r+1)^2 box, of the pixels inside the map only
+    (avg_pool2d with count_include_pad=False). On the CPU, OpenCV's running box sum over the counts of
+    the box inside the map: 384x288 one thread, r = 5 (the candidates' cost) 6.8 -> 0.23 ms, r = 1
+    (the holes) 0.97 -> 0.18 ms, the same means to 4e-7 (docs/benchmarks.md, 2026-12-04)."""
+    size = 2 * radius + 1
+    if maps.device.type != "cpu":
+        return F.avg_pool2d(maps, size, stride=1, padding=radius, count_include_pad=False)
+    height, width = maps.shape[-2:]
+    sums = cv2.boxFilter(maps[0, 0].float().contiguous().numpy(), -1, (size, size), normalize=False,
+                         borderType=cv2.BORDER_CONSTANT)
+    rows, cols = np.arange(height), np.arange(width)
+    row_counts = np.minimum(rows + radius, height - 1) - np.maximum(rows - radius, 0) + 1
+    col_counts = np.minimum(cols + radius, width - 1) - np.maximum(cols - radius, 0) + 1
+    sums /= np.outer(row_counts, col_counts).astype(np.float32)
+    return torch.from_numpy(sums).view(1, 1, height, width)
 
 
 def _warp(frame: torch.Tensor, flow: torch.Tensor, window: Window | None) -> torch.Tensor:
