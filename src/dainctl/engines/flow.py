@@ -117,7 +117,9 @@ AUTO_ORDER = ("high", "balanced", "fast")
 REFERENCE_FLOW_S_PER_MPX = {"high": 8.5, "balanced": 0.7, "fast": 0.32}
 # 0.10 with the bilinear read (2026-12-01); the bicubic one adds two warps of 11-12 ms at 1280x720 on
 # one thread to a render that fitted 0.052 s per megapixel (2026-12-04): 0.05 more in the reference's units.
-REFERENCE_WARP_S_PER_MPX = 0.15
+# Its loop vectorised across pixels (ninth session) took the fitted warp cost from 0.074-0.103 (median
+# 0.093) to 0.063-0.076 (median 0.067) on one machine, three alternating runs of the script: 0.72x.
+REFERENCE_WARP_S_PER_MPX = 0.11
 # auto's budget: engine seconds per new frame and frame megapixel. FFmpeg minterpolate (issue 2's
 # settings) took 0.52-0.55 s per new frame and megapixel end to end on the idle reference machine at
 # 640x360, 1280x720 and 1920x1080 (docs/benchmarks.md, 2026-12-01); auto spends at most 0.45 s in the
