@@ -782,13 +782,16 @@ def test_the_compiled_bicubic_warp_differentiates_through_its_twin(needs):
         bicubic_warp(image, flow, impl="compiled")
 
 
+@pytest.mark.parametrize("width", [7, 16, 53])
 @pytest.mark.parametrize("kind", FLOW_KINDS)
-def test_bicubic_warp_cpu_paths_agree(kind, monkeypatch):
+def test_bicubic_warp_cpu_paths_agree(kind, width, monkeypatch):
     # float32 on the CPU takes an AVX2+FMA loop where the CPU has it and an SSE loop otherwise
     # (DAINCTL_CPU_BASELINE=1 forces the latter): both match the twin, and each other to rounding.
-    generator = seeded("paths", kind)
-    image = torch.rand((2, 3, 37, 53), generator=generator)
-    flow = make_flow(kind, 2, 37, 53, generator).float()
+    # The AVX2 loop takes eight pixels at a time and the row's rest per pixel: rows of only a rest
+    # (7), of whole chunks (16) and of both (53).
+    generator = seeded("paths", kind, width)
+    image = torch.rand((2, 3, 37, width), generator=generator)
+    flow = make_flow(kind, 2, 37, width, generator).float()
     reference = bicubic_warp_ref(image, flow)
     default = bicubic_warp(image, flow, impl="compiled")
     monkeypatch.setenv("DAINCTL_CPU_BASELINE", "1")
