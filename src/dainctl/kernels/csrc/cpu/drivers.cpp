@@ -619,8 +619,27 @@ DAINCTL_ALWAYS_INLINE __m128 cubic_weights_sse(float f) {
   return _mm_or_ps(_mm_and_ps(outer, far), _mm_andnot_ps(outer, near));
 }
 
-// float32 with SSE: where all 16 taps lie inside the plane they are four runs of four neighbouring
-// pixels; the four rows are weighted and summed as one vector of columns, then weighted across.
+// One output pixel's channels where all 16 taps lie inside the plane: four runs of four neighbouring
+// pixels from `corner` (the tap at column -1 and row -1 of the first channel), the four rows weighted
+// by w0..w3 and summed as one vector of columns, then weighted across by wx; `out` is the pixel in the
+// first channel's plane of the output. (Inlined into the AVX2 loop, the mul-adds contract to FMA.)
+DAINCTL_ALWAYS_INLINE void bicubic_taps_sse(const float* corner, int64_t plane, int channels, int width, __m128 wx,
+                                            __m128 w0, __m128 w1, __m128 w2, __m128 w3, float* out) {
+  for (int c = 0; c < channels; ++c) {
+    const float* tap = corner + c * plane;
+    __m128 column = _mm_mul_ps(_mm_loadu_ps(tap), w0);
+    column = _mm_add_ps(column, _mm_mul_ps(_mm_loadu_ps(tap + width), w1));
+    column = _mm_add_ps(column, _mm_mul_ps(_mm_loadu_ps(tap + 2 * width), w2));
+    column = _mm_add_ps(column, _mm_mul_ps(_mm_loadu_ps(tap + 3 * width), w3));
+    __m128 sum = _mm_mul_ps(column, wx);
+    sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+    sum = _mm_add_ss(sum, _mm_shuffle_ps(sum, sum, 1));
+    out[c * plane] = _mm_cvtss_f32(sum);
+  }
+}
+
+// float32 with SSE, one pixel at a time: its sample point and weights as scalars and vectors of four,
+// then `bicubic_taps_sse` where no tap is clamped.
 // 1280x720, 3 channels, one thread, smooth flow: 27 ms (general path) -> 19-20 ms; the bilinear warp
 // takes 8-9 ms (docs/benchmarks.md, 2026-12-04).
 DAINCTL_ALWAYS_INLINE void bicubic_warp_row_sse(const float* image, const float* flow_x, const float* flow_y,
@@ -640,18 +659,8 @@ DAINCTL_ALWAYS_INLINE void bicubic_warp_row_sse(const float* image, const float*
     const __m128 wy = cubic_weights_sse(sample_y - static_cast<float>(top));
     const __m128 w0 = _mm_shuffle_ps(wy, wy, 0x00), w1 = _mm_shuffle_ps(wy, wy, 0x55);
     const __m128 w2 = _mm_shuffle_ps(wy, wy, 0xAA), w3 = _mm_shuffle_ps(wy, wy, 0xFF);
-    const int64_t corner = static_cast<int64_t>(top - 1) * width + left - 1;
-    for (int c = 0; c < channels; ++c) {
-      const float* tap = image + c * plane + corner;
-      __m128 column = _mm_mul_ps(_mm_loadu_ps(tap), w0);
-      column = _mm_add_ps(column, _mm_mul_ps(_mm_loadu_ps(tap + width), w1));
-      column = _mm_add_ps(column, _mm_mul_ps(_mm_loadu_ps(tap + 2 * width), w2));
-      column = _mm_add_ps(column, _mm_mul_ps(_mm_loadu_ps(tap + 3 * width), w3));
-      __m128 sum = _mm_mul_ps(column, wx);
-      sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
-      sum = _mm_add_ss(sum, _mm_shuffle_ps(sum, sum, 1));
-      row[c * plane + x] = _mm_cvtss_f32(sum);
-    }
+    bicubic_taps_sse(image + static_cast<int64_t>(top - 1) * width + left - 1, plane, channels, width, wx, w0, w1, w2,
+                     w3, row + x);
   }
 }
 
@@ -688,9 +697,8 @@ static DAINCTL_AVX2 inline void cubic_weights_avx2(__m256 f, __m256 w[4]) {
   w[3] = cubic_far_avx2(_mm256_sub_ps(_mm256_set1_ps(2.f), f));
 }
 
-static DAINCTL_AVX2 void bicubic_warp_row_avx2(const float* image, const float* flow_x,
-                                                                      const float* flow_y, float* row, int64_t plane,
-                                                                      int channels, int y, int height, int width) {
+static DAINCTL_AVX2 void bicubic_warp_row_avx2(const float* image, const float* flow_x, const float* flow_y,
+                                               float* row, int64_t plane, int channels, int y, int height, int width) {
   const __m256 zero = _mm256_setzero_ps();
   const __m256 last_x = _mm256_set1_ps(static_cast<float>(width - 1));
   const __m256 last_y = _mm256_set1_ps(static_cast<float>(height - 1));
@@ -735,18 +743,8 @@ static DAINCTL_AVX2 void bicubic_warp_row_avx2(const float* image, const float* 
       const __m128 wx = _mm_load_ps(wx_quads[p & 3] + 4 * (p >> 2));
       const __m128 w0 = _mm_broadcast_ss(&wy[0][p]), w1 = _mm_broadcast_ss(&wy[1][p]);
       const __m128 w2 = _mm_broadcast_ss(&wy[2][p]), w3 = _mm_broadcast_ss(&wy[3][p]);
-      const float* corner = image + static_cast<int64_t>(top[p]) * width + left[p];
-      for (int c = 0; c < channels; ++c) {
-        const float* tap = corner + c * plane;
-        __m128 column = _mm_mul_ps(_mm_loadu_ps(tap), w0);
-        column = _mm_fmadd_ps(_mm_loadu_ps(tap + width), w1, column);
-        column = _mm_fmadd_ps(_mm_loadu_ps(tap + 2 * width), w2, column);
-        column = _mm_fmadd_ps(_mm_loadu_ps(tap + 3 * width), w3, column);
-        __m128 sum = _mm_mul_ps(column, wx);
-        sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
-        sum = _mm_add_ss(sum, _mm_shuffle_ps(sum, sum, 1));
-        row[c * plane + x + p] = _mm_cvtss_f32(sum);
-      }
+      bicubic_taps_sse(image + static_cast<int64_t>(top[p]) * width + left[p], plane, channels, width, wx, w0, w1, w2,
+                       w3, row + x + p);
     }
   }
   bicubic_warp_row_sse(image, flow_x, flow_y, row, plane, channels, y, height, width, x);
