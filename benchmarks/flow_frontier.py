@@ -121,6 +121,12 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
                                            shifted_candidates=False), {"candidate_radius": 8, **OLD_PREFERENCE}),
     "high-noavg-noshift-scale0.65": (replace(HIGH, scale=0.65, refine_iterations=0, mirror_average=False,
                                              shifted_candidates=False), OLD_PREFERENCE),
+    # 2026-12-04, ninth session (the vectorised bicubic read): the fast profile without its variational
+    # refinement, at its cap and larger ones
+    "fast-refine0": (replace(FAST, refine_iterations=0), {}),
+    "fast-refine0-cap400": (replace(FAST, refine_iterations=0, max_side=400), {}),
+    "fast-refine0-cap480": (replace(FAST, refine_iterations=0, max_side=480), {}),
+    "fast-cap400": (replace(FAST, max_side=400), {}),
     # engine options on the fast DIS flow at full size
     "full-consistency2": (FULL, {"consistency_scale": 2.0}),
     "full-consistency0.5": (FULL, {"consistency_scale": 0.5}),
