@@ -127,6 +127,8 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     "fast-refine0-cap400": (replace(FAST, refine_iterations=0, max_side=400), {}),
     "fast-refine0-cap480": (replace(FAST, refine_iterations=0, max_side=480), {}),
     "fast-cap400": (replace(FAST, max_side=400), {}),
+    # and the high profile with the shifted candidates back (24 DIS calls per pair)
+    "high-shifted": (replace(PROFILE_SETTINGS["high"], shifted_candidates=True), {}),
     # engine options on the fast DIS flow at full size
     "full-consistency2": (FULL, {"consistency_scale": 2.0}),
     "full-consistency0.5": (FULL, {"consistency_scale": 0.5}),
