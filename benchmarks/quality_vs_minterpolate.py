@@ -135,7 +135,8 @@ def measure(clip: Path, frames_wanted: int, dainctl_args: list[str], work: Path)
             results[tool]["profile"] = json.loads(output).get("profile")
     results["gain_db"] = (round(results["dainctl"]["psnr"] - results["minterpolate"]["psnr"], 3)
                           if results["dainctl"]["psnr"] is not None else None)
-    results["across_cuts"], results["repeats"] = len(across), len(repeats)
+    # How many left-out frames were set apart (each tool's entry holds their mean PSNR under the same names).
+    results["frames_across_cuts"], results["frames_repeated"] = len(across), len(repeats)
     results["repeats_gain_db"] = (round(results["dainctl"]["repeats"] - results["minterpolate"]["repeats"], 3)
                                   if repeats else None)
     return results
@@ -162,8 +163,8 @@ def main() -> None:
             print(f"{row['clip']:28s} {row['size']:>9s} {row['left_out']:4d} frames  minterpolate {mi['psnr']:6.2f} dB "
                   f"(worst {mi['worst']:6.2f}, {mi['seconds']:5.1f} s)  dainctl {dn['psnr']:6.2f} dB "
                   f"(worst {dn['worst']:6.2f}, {dn['seconds']:5.1f} s, {dn['profile']})  gain {row['gain_db']:+.2f} dB"
-                  + (f"  ({row['repeats']} repeated originals apart: gain {row['repeats_gain_db']:+.2f} dB there)"
-                     if row["repeats"] else ""), flush=True)
+                  + (f"  ({row['frames_repeated']} repeated originals apart: gain {row['repeats_gain_db']:+.2f} dB there)"
+                     if row["frames_repeated"] else ""), flush=True)
     gains = [row["gain_db"] for row in rows if row["gain_db"] is not None]
     print(f"mean gain {np.mean(gains):+.2f} dB over {len(gains)} clips; smallest {min(gains):+.2f} dB")
     if args.json:
