@@ -1,13 +1,16 @@
-"""Quality of `dainctl interpolate` against FFmpeg minterpolate on real clips, with twice their motion.
+"""Quality of `dainctl interpolate` against FFmpeg minterpolate on real clips, with their motion made larger.
 
-Each clip's even frames (the first --frames of it) are written losslessly (FFV1, the decoded YUV frames
-themselves) as a clip at half the rate; both tools double that clip's rate (minterpolate with issue 2's
-settings, dainctl with the options given after `--`, default none: `--profile auto`), losslessly too; the
-frames they make in between are compared with the odd frames that were left out (PSNR on 8-bit RGB).
-Dropping every other frame doubles each pair's motion: these are the large-motion cases.
+Every --step-th frame of each clip (of its --frames frames from frame --start on; step 2: the even
+ones) is written losslessly (FFV1, the decoded YUV frames themselves) as a clip at 1/step of the rate;
+both tools raise that clip's rate step times (minterpolate with issue 2's settings to the original
+rate, dainctl `--factor STEP` with the options given after `--`, default none: `--profile auto`),
+losslessly too; the frames they make in between are compared with the frames that were left out (PSNR
+on 8-bit RGB). Dropping frames multiplies each pair's motion by the step: these are the large-motion
+cases (step 2 doubles it; 3 and 4 are harder still, and other --start values give other scenes).
 
 Usage:
-    python benchmarks/quality_vs_minterpolate.py [CLIP ...] [--frames 80] [--json OUT] [-- DAINCTL OPTIONS]
+    python benchmarks/quality_vs_minterpolate.py [CLIP ...] [--frames 80] [--step 2] [--start 0]
+        [--json OUT] [-- DAINCTL OPTIONS]
 
 Default clips: every video in ../shared/data/videos. Frames whose left-out original lies across a
 scene cut (dainctl's detector on the original clip) are reported apart from the rest: both tools hold or
@@ -39,13 +42,15 @@ MINTERPOLATE = "minterpolate=fps={fps}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:v
 REPEAT_DB = 40.0  # a left-out original at least this close to a neighbour is a repeat of it
 
 
-def decode(path: Path, limit: int | None = None) -> tuple[list, Fraction]:
-    """The first `limit` video frames of `path` (PyAV frames) and the stream's average rate."""
+def decode(path: Path, limit: int | None = None, start: int = 0) -> tuple[list, Fraction]:
+    """`limit` video frames of `path` (PyAV frames) from frame `start` on, and the stream's average rate."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         rate = Fraction(stream.average_rate) if stream.average_rate else Fraction(25)
         frames = []
-        for frame in container.decode(stream):
+        for index, frame in enumerate(container.decode(stream)):
+            if index < start:
+                continue
             frames.append(frame)
             if limit is not None and len(frames) >= limit:
                 break
@@ -56,14 +61,14 @@ def rgb(frames) -> list[np.ndarray]:
     return [frame.to_ndarray(format="rgb24") for frame in frames]
 
 
-def write_half_rate(frames, rate: Fraction, path: Path) -> None:
-    """frames[0], frames[2], ... as an FFV1 clip at rate / 2, their YUV planes unchanged."""
+def write_reduced_rate(frames, rate: Fraction, step: int, path: Path) -> None:
+    """frames[0], frames[step], ... as an FFV1 clip at rate / step, their YUV planes unchanged."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=rate / 2)
+        stream = container.add_stream("ffv1", rate=rate / step)
         stream.width, stream.height = frames[0].width, frames[0].height
         stream.pix_fmt = frames[0].format.name
-        for index, frame in enumerate(frames[::2]):
-            frame.pts, frame.time_base = index, Fraction(1) / (rate / 2)
+        for index, frame in enumerate(frames[::step]):
+            frame.pts, frame.time_base = index, Fraction(1) / (rate / step)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
@@ -75,12 +80,27 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
-def cut_positions(clip: Path, count: int) -> set[int]:
-    """Original frame indices i (< count) with a scene cut between frames i-1 and i (dainctl's detector)."""
+def cut_positions(clip: Path, start: int, count: int) -> set[int]:
+    """Indices i (0 <= i < count, counted from frame `start`) with a scene cut between frames i-1 and i
+    (dainctl's detector on the original clip)."""
     from dainctl.analysis import analyze
 
     timeline = analyze(clip, folder_rate=Fraction(25))
-    return {cut.index for cut in timeline.cuts if cut.index < count}
+    return {cut.index - start for cut in timeline.cuts if 0 < cut.index - start < count}
+
+
+def left_out_frames(count: int, step: int, cuts: set[int]) -> tuple[list[int], set[int]]:
+    """Of `count` frames of which every `step`-th one is kept (0, step, 2 step, ...), the indices of those
+    left out, and the set of them that lie across a scene cut: a cut (between frames c-1 and c, as
+    `cut_positions` gives them) falls between the two kept frames around the left-out one."""
+    left_out = [i for i in range(count) if i % step]
+    across = {i for i in left_out if any(i // step * step < c <= (i // step + 1) * step for c in cuts)}
+    return left_out, across
+
+
+def _mean(values: list[float]) -> float | None:
+    """The mean to 3 decimals, None for no values (frames set apart that neither tool's output reached)."""
+    return round(float(np.mean(values)), 3) if values else None
 
 
 def run(command: list[str]) -> tuple[float, str]:
@@ -90,28 +110,29 @@ def run(command: list[str]) -> tuple[float, str]:
     return time.perf_counter() - start, done.stdout
 
 
-def measure(clip: Path, frames_wanted: int, dainctl_args: list[str], work: Path) -> dict:
-    frames, rate = decode(clip, frames_wanted)
-    count = len(frames) - (1 - len(frames) % 2)  # odd: the half-rate clip ends on an original frame
+def measure(clip: Path, frames_wanted: int, dainctl_args: list[str], work: Path, step: int = 2,
+            start: int = 0) -> dict:
+    frames, rate = decode(clip, frames_wanted, start)
+    count = (len(frames) - 1) // step * step + 1  # the reduced clip ends on a kept frame
+    if count < step + 1:
+        raise SystemExit(f"{clip}: {len(frames)} frames from frame {start} on, fewer than a step of {step} needs")
     frames = frames[:count]
     truth = rgb(frames)
-    half = work / f"{clip.stem}.half.mkv"
-    write_half_rate(frames, rate, half)
+    reduced = work / f"{clip.stem}.reduced.mkv"
+    write_reduced_rate(frames, rate, step, reduced)
+    left_out, across = left_out_frames(count, step, cut_positions(clip, start, count))
     results = {"clip": clip.name, "size": f"{frames[0].width}x{frames[0].height}", "rate": str(rate),
-               "left_out": count // 2}
-    cuts = cut_positions(clip, count)
-    # A left-out frame i lies across a cut when a cut falls between i-1 and i+1.
-    across = {i for i in range(1, count, 2) if i in cuts or (i + 1) in cuts}
-    repeats = {i for i in range(1, count, 2) if i not in across
+               "step": step, "start": start, "left_out": len(left_out)}
+    repeats = {i for i in left_out if i not in across
                and max(psnr(truth[i], truth[i - 1]), psnr(truth[i], truth[i + 1])) >= REPEAT_DB}
     outputs = {
         "minterpolate": (work / f"{clip.stem}.mi.mkv",
-                         ["ffmpeg", "-v", "error", "-y", "-i", str(half), "-vf",
+                         ["ffmpeg", "-v", "error", "-y", "-i", str(reduced), "-vf",
                           MINTERPOLATE.format(fps=f"{rate.numerator}/{rate.denominator}"), "-c:v", "ffv1",
                           str(work / f"{clip.stem}.mi.mkv")]),
         "dainctl": (work / f"{clip.stem}.dn.mkv",
-                    [sys.executable, "-m", "dainctl", "interpolate", str(half), str(work / f"{clip.stem}.dn.mkv"),
-                     "--codec", "ffv1", "--overwrite", "--quiet", "--json", *dainctl_args]),
+                    [sys.executable, "-m", "dainctl", "interpolate", str(reduced), str(work / f"{clip.stem}.dn.mkv"),
+                     "--factor", str(step), "--codec", "ffv1", "--overwrite", "--quiet", "--json", *dainctl_args]),
     }
     runs = {}
     for tool, (path, command) in outputs.items():
@@ -121,15 +142,13 @@ def measure(clip: Path, frames_wanted: int, dainctl_args: list[str], work: Path)
     common = min(len(made) for _, _, made in runs.values())
     results["compared_to"] = common
     for tool, (seconds, output, made) in runs.items():
-        scores = {i: psnr(made[i], truth[i]) for i in range(1, count, 2) if i < common}
+        scores = {i: psnr(made[i], truth[i]) for i in left_out if i < common}
         kept = [v for i, v in scores.items() if i not in across and i not in repeats]
         results[tool] = {"seconds": round(seconds, 2), "frames": len(made),
                          "psnr": round(float(np.mean(kept)), 3) if kept else None,
                          "worst": round(float(min(kept)), 3) if kept else None,
-                         "across_cuts": round(float(np.mean([scores[i] for i in across if i in scores])), 3)
-                         if across else None,
-                         "repeats": round(float(np.mean([scores[i] for i in repeats if i in scores])), 3)
-                         if repeats else None,
+                         "across_cuts": _mean([scores[i] for i in across if i in scores]),
+                         "repeats": _mean([scores[i] for i in repeats if i in scores]),
                          "per_frame": {i: round(float(v), 3) for i, v in scores.items()}}
         if tool == "dainctl":
             results[tool]["profile"] = json.loads(output).get("profile")
@@ -138,7 +157,7 @@ def measure(clip: Path, frames_wanted: int, dainctl_args: list[str], work: Path)
     # How many left-out frames were set apart (each tool's entry holds their mean PSNR under the same names).
     results["frames_across_cuts"], results["frames_repeated"] = len(across), len(repeats)
     results["repeats_gain_db"] = (round(results["dainctl"]["repeats"] - results["minterpolate"]["repeats"], 3)
-                                  if repeats else None)
+                                  if results["dainctl"]["repeats"] is not None else None)
     return results
 
 
@@ -149,22 +168,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clips", nargs="*", type=Path)
     parser.add_argument("--frames", type=int, default=80, help="original frames used from each clip")
+    parser.add_argument("--step", type=int, default=2, help="keep every STEP-th frame; the tools make the rest")
+    parser.add_argument("--start", type=int, default=0, help="first original frame used")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
+    if args.step < 2 or args.start < 0:
+        parser.error("--step must be at least 2 and --start at least 0")
     if shutil.which("ffmpeg") is None:
         sys.exit("ffmpeg is needed (minterpolate)")
     clips = args.clips or sorted(p for p in DATA.iterdir() if p.suffix in (".mp4", ".mkv", ".mov", ".webm"))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for clip in clips:
-            row = measure(clip, args.frames, extra, Path(folder))
+            row = measure(clip, args.frames, extra, Path(folder), args.step, args.start)
             rows.append(row)
             mi, dn = row["minterpolate"], row["dainctl"]
             print(f"{row['clip']:28s} {row['size']:>9s} {row['left_out']:4d} frames  minterpolate {mi['psnr']:6.2f} dB "
                   f"(worst {mi['worst']:6.2f}, {mi['seconds']:5.1f} s)  dainctl {dn['psnr']:6.2f} dB "
                   f"(worst {dn['worst']:6.2f}, {dn['seconds']:5.1f} s, {dn['profile']})  gain {row['gain_db']:+.2f} dB"
                   + (f"  ({row['frames_repeated']} repeated originals apart: gain {row['repeats_gain_db']:+.2f} dB there)"
-                     if row["frames_repeated"] else ""), flush=True)
+                     if row["repeats_gain_db"] is not None else ""), flush=True)
     gains = [row["gain_db"] for row in rows if row["gain_db"] is not None]
     print(f"mean gain {np.mean(gains):+.2f} dB over {len(gains)} clips; smallest {min(gains):+.2f} dB")
     if args.json:
