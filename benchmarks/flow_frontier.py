@@ -129,6 +129,10 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     "fast-cap400": (replace(FAST, max_side=400), {}),
     # and the high profile with the shifted candidates back (24 DIS calls per pair)
     "high-shifted": (replace(PROFILE_SETTINGS["high"], shifted_candidates=True), {}),
+    # small frames (UCF101's 320x240) not shrunk below a long side of 384 for the flow (upscaled):
+    # at 0.6 of the frame the high and balanced profiles see UCF101 at 192x144
+    "high-min384": (replace(PROFILE_SETTINGS["high"], min_side=384), {}),
+    "balanced-min384": (replace(PROFILE_SETTINGS["balanced"], min_side=384), {}),
     # engine options on the fast DIS flow at full size
     "full-consistency2": (FULL, {"consistency_scale": 2.0}),
     "full-consistency0.5": (FULL, {"consistency_scale": 0.5}),
