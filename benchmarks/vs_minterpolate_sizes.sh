@@ -13,6 +13,7 @@ source_video="${SOURCE:-$here/../../shared/data/videos/car-turn.mp4}"
 frames="${FRAMES:-50}"
 name="$(basename "$source_video" .mp4)-$frames"
 mkdir -p "$work"
+ffmpeg -version | head -1  # minterpolate's speed differs a lot between FFmpeg versions (docs/benchmarks.md)
 uptime
 for size in ${SIZES:-640x360 1280x720 1920x1080}; do
   clip="$work/$name-$size.mp4"
