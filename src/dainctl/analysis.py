@@ -17,6 +17,7 @@ it decodes from the start, by timestamp after a seek (only where no timestamp ne
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -116,6 +117,41 @@ def analyze(
         seekable = info.is_folder or getattr(source, "repaired_timestamps", 0) == 0
     return InputTimeline(Path(path), entries, end, info.is_folder, input_rate, decoded, timeline.dropped,
                          list(timeline.cuts), seekable, notices, time.perf_counter() - started)
+
+
+class BackgroundAnalysis:
+    """`analyze(path, **options)` started on a thread of its own, so that it runs while the process goes
+    on loading: the CLI starts it before it imports the pipeline (and torch, 1-1.4 s of one core on a
+    2-core machine, with the other idle), and decoding and OpenCV release the GIL. `result()` waits for
+    the timeline, or raises the error the pass raised, as `analyze` would have. The thread is a daemon: a
+    run that stops before it needs the result (an error, Ctrl-C) does not wait for it; it only reads.
+    Measured on 2 cores, `dainctl interpolate` of 50-frame clips, three alternating runs each: 640x360
+    3.35-3.50 -> 3.37-3.39 s, 1280x720 4.75-4.87 -> 4.68-4.80 s, 1920x1080 7.21-7.38 -> 6.98-7.11 s
+    (docs/benchmarks.md, tenth session)."""
+
+    def __init__(self, path: str | Path, **options):
+        self.path = Path(path)
+        self.options = options
+        self._timeline: InputTimeline | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="dainctl-analysis", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            self._timeline = analyze(self.path, **self.options)
+        except BaseException as error:  # handed to the thread that asks for the result
+            self._error = error
+
+    def serves(self, path: str | Path, options: dict) -> bool:
+        """Whether this is the pass `analyze(path, **options)` would make."""
+        return self.path == Path(path) and self.options == options
+
+    def result(self) -> InputTimeline:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._timeline
 
 
 def snap_to_rate_grid(entries: list[TimelineEntry], end: Fraction, rate: Fraction,

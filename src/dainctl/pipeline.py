@@ -39,45 +39,19 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .analysis import InputTimeline, analyze
+from .analysis import BackgroundAnalysis, InputTimeline, analyze
 from .engines.base import Engine, PairJob, as_engine
 from .errors import InputError, StoppedWithCheckpoint, Terminated, UsageError, VerifyError
 from .framestore import FrameStore, HostFrame, to_rgb, to_tensor  # noqa: F401  (to_rgb, to_tensor: re-exported)
+from .job import EncodeOptions, Job, analysis_options  # noqa: F401  (EncodeOptions: re-exported)
 from .paths import commit_output, remove_path, temp_path_for
 from .plan import OutputFrame, PlanSpec, WholePlan
 from .profiling import process_seconds
-from .scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD
 from .verify import ExpectedOutput, expected_audio_durations, failure_message, verify_output
 
 _QUEUE_DEPTH = 8
 _POLL_SECONDS = 0.1
 _END = object()
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    codec: str | None = None  # None: the container's default (`dainctl.video.writer.default_video_codec`)
-    crf: int = 18
-    preset: str | None = None
-    pix_fmt: str | None = None  # None: follow the input's bit depth
-
-
-@dataclass
-class Job:
-    """One run: what to read, what to write and how to sample time."""
-
-    input_path: Path
-    output_path: Path
-    mode: str  # "interpolate" or "slowmo"
-    factor: int | None = None
-    fps: Fraction | None = None
-    audio: str = "copy"  # "copy", "drop" or "stretch"
-    encode: EncodeOptions = field(default_factory=EncodeOptions)
-    folder_fps: Fraction = Fraction(24)
-    scene_threshold: float | None = DEFAULT_SCENE_THRESHOLD  # None: no scene-cut detection
-    dedup: bool = False
-    dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD
-    verify: bool = True  # False: a failed timing check only warns
 
 
 @dataclass
@@ -248,8 +222,7 @@ def plan_spec(job: Job, input_rate: Fraction) -> PlanSpec:
 
 def analyze_job(job: Job) -> InputTimeline:
     """The analysis pass for `job` (`dainctl.analysis`)."""
-    return analyze(job.input_path, folder_rate=job.folder_fps, scene_threshold=job.scene_threshold, dedup=job.dedup,
-                   dedup_threshold=job.dedup_threshold)
+    return analyze(job.input_path, **analysis_options(job))
 
 
 def plan_job(job: Job, timeline: InputTimeline) -> WholePlan:
@@ -300,6 +273,7 @@ def run(
     executor: Callable | None = None,
     engine_identity: list | None = None,
     fixed_seconds: float | None = None,
+    analysis: BackgroundAnalysis | None = None,
 ) -> RunResult:
     """Interpolate `job.input_path` into `job.output_path` with `engine`.
 
@@ -316,7 +290,10 @@ def run(
     `fixed_seconds`: what this run spent before the analysis pass outside the engine, which the engine's
     time budget counts with the analysis pass (default: the process's start-up, for the process's first
     run, as in one CLI run; 0 for later runs in the same process). `dainctl benchmark` passes 0: its clip
-    making and warm-up are not a run's costs.
+    making and warm-up are not a run's costs. `analysis`: the analysis pass of this job's input, started
+    earlier (`dainctl.analysis.BackgroundAnalysis`, as the CLI does); used when its input and options are
+    the job's. The budget counts the time this run waits for the pass: what it ran before lies in the
+    start-up.
     """
     global _STARTED_BEFORE
     if fixed_seconds is None:
@@ -329,7 +306,11 @@ def run(
     if executor is not None and not segmentable:
         raise UsageError("computing elsewhere (--ray) needs a video output that segments can be joined into: "
                          ".mp4, .mov, .m4v, .mkv or .webm, with libx264, libx265, libvpx-vp9 or ffv1")
-    timeline = analyze_job(job)
+    started_here = analysis is None or not analysis.serves(job.input_path, analysis_options(job))
+    waited = time.perf_counter()
+    timeline = analyze_job(job) if started_here else analysis.result()
+    # The pass run here is a fixed cost of the run; one started earlier costs it what it waits for it.
+    analysis_cost = timeline.seconds if started_here else time.perf_counter() - waited
     plan = plan_job(job, timeline)
     segments = plan.segments(segment_seconds if segmentable else None)
     folder = None
@@ -344,7 +325,7 @@ def run(
                  "input_frames": plan.input_frames, "output_frames": plan.output_frames,
                  "output_duration": plan.output_duration, "segments": len(segments),
                  "segments_done": folder.reused if folder is not None else 0})
-    tell_engine_the_run(engine, plan, segments if folder is None else folder.pending, fixed_seconds + timeline.seconds)
+    tell_engine_the_run(engine, plan, segments if folder is None else folder.pending, fixed_seconds + analysis_cost)
     if folder is None:
         outcome = _run_single(job, engine, timeline, plan, segments[0], progress, nice)
     else:

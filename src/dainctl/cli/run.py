@@ -45,7 +45,8 @@ from .options import (
 from ..scene import DEFAULT_DEDUP_THRESHOLD, DEFAULT_SCENE_THRESHOLD
 
 if TYPE_CHECKING:
-    from ..pipeline import Job, RunResult
+    from ..job import Job
+    from ..pipeline import RunResult
 
 # The pipeline and the engines (torch, PyAV, OpenCV) are imported where a command runs, so that --help
 # and the checks of the options answer at once.
@@ -148,7 +149,7 @@ def _checked_job(input, output, overwrite: bool, *, encode: tuple, **fields) -> 
     """The job, once its paths are checked: a path that could lose data, or is not there, is answered
     before the pipeline (and torch with it) is loaded. encode: EncodeOptions' fields."""
     check_paths(input, output, overwrite)
-    from ..pipeline import EncodeOptions, Job
+    from ..job import EncodeOptions, Job
 
     return Job(input, output, encode=EncodeOptions(*encode), **fields)
 
@@ -176,6 +177,11 @@ def _check_factor(factor: int | None) -> int | None:
 
 def _execute(job: Job, engine_name, weights, device, fp16, quiet, json_out, max_memory, profile="auto",
              batch_pairs=None, segment_seconds=None, restart=False, ray=None, ray_workers=None) -> None:
+    from ..analysis import BackgroundAnalysis
+    from ..job import analysis_options
+
+    # The analysis pass decodes the input while the imports below load torch: it needs neither.
+    analysis = BackgroundAnalysis(job.input_path, **analysis_options(job))
     from ..engines import check_engine, create_engine
     from ..pipeline import configure_cpu_threads, run
     from ..tiling import parse_memory
@@ -220,6 +226,7 @@ def _execute(job: Job, engine_name, weights, device, fp16, quiet, json_out, max_
 
         try:
             result = run(job, engine, progress=bar.update, on_plan=announce, segment_seconds=segment_seconds,
+                         analysis=analysis,
                          restart=restart, executor=executor,
                          engine_identity=executor.identity if executor is not None else None)
         finally:
