@@ -133,6 +133,9 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     # at 0.6 of the frame the high and balanced profiles see UCF101 at 192x144
     "high-min384": (replace(PROFILE_SETTINGS["high"], min_side=384), {}),
     "balanced-min384": (replace(PROFILE_SETTINGS["balanced"], min_side=384), {}),
+    # the high profile with fewer gradient-descent iterations per patch (40 now)
+    "high-gd30": (replace(PROFILE_SETTINGS["high"], gradient_descent_iterations=30), {}),
+    "high-gd20": (replace(PROFILE_SETTINGS["high"], gradient_descent_iterations=20), {}),
     # engine options on the fast DIS flow at full size
     "full-consistency2": (FULL, {"consistency_scale": 2.0}),
     "full-consistency0.5": (FULL, {"consistency_scale": 0.5}),
