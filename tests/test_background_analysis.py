@@ -53,9 +53,9 @@ def _count_analyses(monkeypatch) -> list:
     calls = []
     real = dainctl.analysis.analyze
 
-    def counting(path, **options):
+    def counting(path, stop=None, **options):
         calls.append((path, options))
-        return real(path, **options)
+        return real(path, stop=stop, **options)
 
     monkeypatch.setattr(dainctl.analysis, "analyze", counting)  # the background pass's
     monkeypatch.setattr(dainctl.pipeline, "analyze", counting)  # the pass in place
@@ -92,3 +92,72 @@ def test_the_cli_analyses_its_input_once_beside_the_start_up(clip_factory, tmp_p
     assert len(calls) == 1
     assert calls[0][1]["dedup"] == ("--dedup" in options)
     assert (calls[0][1]["scene_threshold"] is None) == ("--no-scene-detect" in options)
+
+
+@pytest.fixture
+def slow_analysis(monkeypatch):
+    """Each analysed frame takes 0.05 s more: a 48-frame pass outlasts the start-up of a run."""
+    import time
+
+    from dainctl.scene import SceneTimeline
+
+    push = SceneTimeline.push
+
+    def slow_push(self, *args, **kwargs):
+        time.sleep(0.05)
+        return push(self, *args, **kwargs)
+
+    monkeypatch.setattr(SceneTimeline, "push", slow_push)
+
+
+def _analysis_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "dainctl-analysis"]
+
+
+def test_cancel_stops_a_running_pass_and_ends_its_thread(clip_factory, slow_analysis):
+    from dainctl.analysis import AnalysisCancelled
+
+    started = BackgroundAnalysis(clip_factory(frames=48, rate=Fraction(24)), folder_rate=Fraction(24))
+    assert _analysis_threads()
+    started.cancel()
+    assert not _analysis_threads()  # stopped at its next frame, not after the 48th
+    with pytest.raises(AnalysisCancelled):
+        started.result()
+
+
+def test_a_run_that_fails_before_it_needs_the_pass_ends_its_thread(clip_factory, tmp_path, capsys, slow_analysis):
+    # The process must not end while the pass is inside the decoder: the interpreter's shutdown aborts
+    # such a thread (exit 134 instead of the error's own code).
+    clip = clip_factory(frames=48, rate=Fraction(24))
+    code = main(["interpolate", str(clip), str(tmp_path / "out.mp4"), "--engine", "dain",
+                 "--weights", str(tmp_path / "missing.pth")])
+    assert code == 6, capsys.readouterr().err
+    assert not _analysis_threads()
+
+
+def test_a_run_stopped_while_it_waits_for_the_pass_ends_its_thread(clip_factory, tmp_path, capsys, monkeypatch,
+                                                                   slow_analysis):
+    # SIGTERM while the run waits for the pass (a signal during Thread.join can mark a running thread as
+    # stopped, so that a second join would not wait).
+    import os
+    import signal
+    import threading
+
+    clip = clip_factory(frames=48, rate=Fraction(24))
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    waiting = dainctl.pipeline.analysis_options  # called by the run just before it waits
+
+    def then_signal(job):
+        timer.start()
+        return waiting(job)
+
+    monkeypatch.setattr(dainctl.pipeline, "analysis_options", then_signal)
+    try:
+        code = main(["interpolate", str(clip), str(tmp_path / "out.mp4"), "--quiet"])
+    finally:
+        timer.cancel()
+    assert code == 143, capsys.readouterr().err
+    assert not _analysis_threads()
+    assert not (tmp_path / "out.mp4").exists()

@@ -68,6 +68,10 @@ class InputTimeline:
         return not self.is_folder
 
 
+class AnalysisCancelled(Exception):
+    """The analysis pass was stopped before its end (`analyze`'s `stop`)."""
+
+
 def analyze(
     path: str | Path,
     *,
@@ -76,8 +80,10 @@ def analyze(
     dedup: bool = False,
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
     width: int | None = ANALYSIS_WIDTH,
+    stop: threading.Event | None = None,
 ) -> InputTimeline:
-    """Decode `path` once (thumbnails `width` wide; None: full size) and fix its timeline."""
+    """Decode `path` once (thumbnails `width` wide; None: full size) and fix its timeline. Once `stop` is
+    set, the pass ends at its next frame with `AnalysisCancelled`."""
     from dainctl.video import open_input
 
     started = time.perf_counter()
@@ -104,6 +110,8 @@ def analyze(
                 entries.append(TimelineEntry(index, source_ts, ts, item.cut_before))
 
         for source_ts, rgb in source.frames(width=thumbnail_width):
+            if stop is not None and stop.is_set():
+                raise AnalysisCancelled(f"the analysis of {path} was stopped")
             place(timeline.push(source_ts, (decoded, source_ts), rgb))
             decoded += 1
         place(timeline.finish())
@@ -123,8 +131,10 @@ class BackgroundAnalysis:
     """`analyze(path, **options)` started on a thread of its own, so that it runs while the process goes
     on loading: the CLI starts it before it imports the pipeline (and torch, 1-1.4 s of one core on a
     2-core machine, with the other idle), and decoding and OpenCV release the GIL. `result()` waits for
-    the timeline, or raises the error the pass raised, as `analyze` would have. The thread is a daemon: a
-    run that stops before it needs the result (an error, Ctrl-C) does not wait for it; it only reads.
+    the timeline, or raises the error the pass raised, as `analyze` would have. A run that ends before it
+    needs the result (an error, Ctrl-C) calls `cancel()` (or leaves the `with` block): the pass stops at
+    its next frame and its thread ends, as it must before the process does (the interpreter's shutdown
+    aborts a thread it finds inside the decoder: exit 134 instead of the error's code).
     Measured on 2 cores, `dainctl interpolate` of 50-frame clips, three alternating runs each: 640x360
     3.35-3.50 -> 3.37-3.39 s, 1280x720 4.75-4.87 -> 4.68-4.80 s, 1920x1080 7.21-7.38 -> 6.98-7.11 s
     (docs/benchmarks.md, tenth session)."""
@@ -134,21 +144,42 @@ class BackgroundAnalysis:
         self.options = options
         self._timeline: InputTimeline | None = None
         self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._work, name="dainctl-analysis", daemon=True)
         self._thread.start()
 
     def _work(self) -> None:
         try:
-            self._timeline = analyze(self.path, **self.options)
+            self._timeline = analyze(self.path, stop=self._stop, **self.options)
         except BaseException as error:  # handed to the thread that asks for the result
             self._error = error
+        finally:
+            self._done.set()
 
     def serves(self, path: str | Path, options: dict) -> bool:
         """Whether this is the pass `analyze(path, **options)` would make."""
         return self.path == Path(path) and self.options == options
 
-    def result(self) -> InputTimeline:
+    def cancel(self) -> None:
+        """Stop the pass at its next frame (a finished one: nothing to stop) and wait for its thread."""
+        self._stop.set()
+        self._wait()
+
+    def _wait(self) -> None:
+        # An event, not Thread.join alone: a join that Ctrl-C interrupts can mark a running thread as
+        # stopped (CPython 3.11, bpo-45274's fix), and a later join would then not wait for it.
+        self._done.wait()
         self._thread.join()
+
+    def __enter__(self) -> "BackgroundAnalysis":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.cancel()
+
+    def result(self) -> InputTimeline:
+        self._wait()
         if self._error is not None:
             raise self._error
         return self._timeline

@@ -175,13 +175,19 @@ def _check_factor(factor: int | None) -> int | None:
     return factor
 
 
-def _execute(job: Job, engine_name, weights, device, fp16, quiet, json_out, max_memory, profile="auto",
-             batch_pairs=None, segment_seconds=None, restart=False, ray=None, ray_workers=None) -> None:
+def _execute(job: Job, *args, **kwargs) -> None:
+    """Run `job` (`_run_job`), its analysis pass started first: it decodes the input while the imports of
+    `_run_job` load torch, and needs neither. The pass is stopped (and its thread ended) when the run ends
+    before it needs it."""
     from ..analysis import BackgroundAnalysis
     from ..job import analysis_options
 
-    # The analysis pass decodes the input while the imports below load torch: it needs neither.
-    analysis = BackgroundAnalysis(job.input_path, **analysis_options(job))
+    with BackgroundAnalysis(job.input_path, **analysis_options(job)) as analysis:
+        _run_job(job, analysis, *args, **kwargs)
+
+
+def _run_job(job: Job, analysis, engine_name, weights, device, fp16, quiet, json_out, max_memory, profile="auto",
+             batch_pairs=None, segment_seconds=None, restart=False, ray=None, ray_workers=None) -> None:
     from ..engines import check_engine, create_engine
     from ..pipeline import configure_cpu_threads, run
     from ..tiling import parse_memory
