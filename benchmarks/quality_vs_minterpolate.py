@@ -99,7 +99,7 @@ def left_out_frames(count: int, step: int, cuts: set[int]) -> tuple[list[int], s
 
 
 def _mean(values: list[float]) -> float | None:
-    """The mean to 3 decimals, None for no values (frames set apart that neither tool's output reached)."""
+    """The mean to 3 decimals, None for no values (no frames of that kind among those compared)."""
     return round(float(np.mean(values)), 3) if values else None
 
 
@@ -145,7 +145,7 @@ def measure(clip: Path, frames_wanted: int, dainctl_args: list[str], work: Path,
         scores = {i: psnr(made[i], truth[i]) for i in left_out if i < common}
         kept = [v for i, v in scores.items() if i not in across and i not in repeats]
         results[tool] = {"seconds": round(seconds, 2), "frames": len(made),
-                         "psnr": round(float(np.mean(kept)), 3) if kept else None,
+                         "psnr": _mean(kept),
                          "worst": round(float(min(kept)), 3) if kept else None,
                          "across_cuts": _mean([scores[i] for i in across if i in scores]),
                          "repeats": _mean([scores[i] for i in repeats if i in scores]),

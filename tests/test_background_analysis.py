@@ -33,8 +33,8 @@ def _inputs(clip_factory):
 
 @pytest.mark.parametrize("options", [{}, {"dedup": True}, {"scene_threshold": None}])
 def test_the_background_pass_finds_the_timeline_the_pass_in_place_finds(clip_factory, options):
+    options = {"folder_rate": Fraction(24), **options}
     for clip in _inputs(clip_factory):
-        options = {"folder_rate": Fraction(24), **options}
         assert _without_timing(BackgroundAnalysis(clip, **options).result()) == _without_timing(analyze(clip, **options))
 
 
