@@ -278,3 +278,38 @@ def test_box_mean_is_avg_pool_without_the_padding(shape, radius):
     torch.testing.assert_close(_box_mean(view, radius),
                                torch.nn.functional.avg_pool2d(view, 2 * radius + 1, stride=1, padding=radius,
                                                               count_include_pad=False), rtol=0, atol=1e-5)
+
+
+def _flow_field(height: int, width: int, left: tuple[float, float], right: tuple[float, float]) -> torch.Tensor:
+    """(1,2,H,W): one flow on the left half of the columns, another on the right half."""
+    flow = torch.empty(1, 2, height, width)
+    flow[:, :, :, : width // 2] = torch.tensor(left).view(1, 2, 1, 1)
+    flow[:, :, :, width // 2 :] = torch.tensor(right).view(1, 2, 1, 1)
+    return flow
+
+
+def test_most_consistent_keeps_each_pixels_best_candidate_and_the_first_on_ties():
+    from dainctl import kernels
+
+    height, width = 30, 48
+    engine = FlowEngine(profile="high", grey_preference=1.0, candidate_radius=2)
+    image_b = textured_frame(height, width, 0.0, 0.0, seed=5).unsqueeze(0)
+    truth = _flow_field(height, width, (2.0, 1.0), (-3.0, 0.0))
+    image_a = kernels.backward_warp(image_b, truth)
+    wrong = _flow_field(height, width, (-4.0, 2.0), (5.0, -2.0))
+    left_right = torch.cat([truth[..., : width // 2], wrong[..., width // 2 :]], -1)
+    right_left = torch.cat([wrong[..., : width // 2], truth[..., width // 2 :]], -1)
+    chosen = engine._most_consistent([left_right, right_left], image_a, image_b)
+    # Away from the seam (the cost's box is 5 wide) and the borders, each half takes the true flow.
+    for columns in (slice(4, width // 2 - 3), slice(width // 2 + 3, width - 6)):
+        torch.testing.assert_close(chosen[..., 4:-4, columns], truth[..., 4:-4, columns], rtol=0, atol=0)
+    # A flat frame b matches every flow equally: the first candidate wins everywhere, as argmin's first
+    # minimum would.
+    flat = torch.full_like(image_b, 0.5)
+    tied = engine._most_consistent([wrong, truth, left_right], kernels.backward_warp(flat, truth), flat)
+    assert torch.equal(tied, wrong)
+    # The first candidate's cost is scaled by grey_preference (and only its): at 0 it always wins, and
+    # a later candidate scaled instead would still lose to the true flow.
+    engine.grey_preference = 0.0
+    assert torch.equal(engine._most_consistent([wrong, truth], image_a, image_b), wrong)
+    assert torch.equal(engine._most_consistent([truth, wrong], image_a, image_b), truth)
