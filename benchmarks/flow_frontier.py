@@ -136,6 +136,14 @@ VARIANTS: dict[str, tuple[FlowSettings, dict]] = {
     # the high profile with fewer gradient-descent iterations per patch (40 now)
     "high-gd30": (replace(PROFILE_SETTINGS["high"], gradient_descent_iterations=30), {}),
     "high-gd20": (replace(PROFILE_SETTINGS["high"], gradient_descent_iterations=20), {}),
+    # the balanced profile as it is now (2026-12-06: the backward flow from the forward one projected,
+    # or DIS stopped at level 1, per pixel), and as it was (DIS at level 0 both ways)
+    "balanced": (PROFILE_SETTINGS["balanced"], {}),
+    "balanced-two-dis": (replace(PROFILE_SETTINGS["balanced"], backward_finest_scale=None), {}),
+    # the same backward candidates in the fast profile: DIS backward stopped one level above the
+    # forward's (2) or at it (1: only the projected candidate added)
+    "fast-derived2": (replace(FAST, backward_finest_scale=2), {}),
+    "fast-derived1": (replace(FAST, backward_finest_scale=1), {}),
     # engine options on the fast DIS flow at full size
     "full-consistency2": (FULL, {"consistency_scale": 2.0}),
     "full-consistency0.5": (FULL, {"consistency_scale": 0.5}),

@@ -6,6 +6,9 @@ Per pair of frames (computed once, shared by every t):
      channel, and every pixel keeps the candidate flow whose match in the other frame is most
      photo-consistent over a small window (colour edges that the grey image flattens get their own
      flow); the "fast" profile uses the grey flow alone, at a coarser finest pyramid level.
+     The balanced profile runs DIS to the work image's own pixels forward only: its backward flow is,
+     per pixel, the more photo-consistent of the forward flow projected onto frame 1 and DIS stopped one
+     pyramid level above (`FlowSettings.backward_finest_scale`).
   2. A forward-backward consistency check per direction gives each source pixel a splat weight for the
      projection. It stands in for DAIN's inverse depth: when two source pixels land on one target, the
      one whose motion the opposite flow confirms wins, and pixels that are about to be covered lose.
@@ -46,6 +49,10 @@ from dainctl.precision import PrecisionPolicy
 from dainctl.profiling import section
 
 PROFILES = ("auto", "high", "balanced", "fast")
+# The photo-consistency scale of `FlowEngine._derived_backward`'s projection weights (mean absolute RGB
+# difference, in [0, 1]): 0.02, 0.05 and 0.15 measured within 0.02 dB of each other (docs/benchmarks.md,
+# 2026-12-06).
+DERIVED_PHOTO_SCALE = 0.02
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,12 @@ class FlowSettings:
     scale: float = 1.0  # work size / frame size below the cap (1 = the frame's own size)
     patch_size: int = 8
     variational_alpha: float | None = None  # None = OpenCV's default smoothness weight (20)
+    # The backward flow (frame 1 -> frame 0) of a profile without candidates. None: DIS with these
+    # settings, as the forward one. A level N: two candidates, kept per pixel by photo-consistency
+    # (`_most_consistent`): the forward flow projected onto frame 1 (`_derived_backward`) and DIS stopped
+    # at finest level N (the finest levels are most of DIS's time: 384x216, stride 3, level 0 15.0 ms,
+    # level 1 3.3 ms on one core).
+    backward_finest_scale: int | None = None
 
 
 # "high" (2026-12-04, with the bicubic warp; docs/benchmarks.md): grey and colour candidates and their
@@ -89,7 +102,10 @@ class FlowSettings:
 # without variational refinement, which measured better there than with it: 34.57 / 34.26 dB (34.59 /
 # 34.23 with the work images' exact area average, 2026-12-04; 35.41 / 34.33 with the bicubic warp, the
 # same day). Its long side is capped at 384 (0.6 of 640: no Middlebury or UCF101 frame is capped) so
-# that big frames stay cheap.
+# that big frames stay cheap. Its backward flow (2026-12-06) is the better per pixel of DIS stopped at
+# level 1 and the forward flow projected onto frame 1: one DIS call at level 0 per pair instead of two
+# (15.0 + 3.3 ms instead of 2 x 15.0 at 384x216 on one core, 2.5 ms to derive and choose), 35.37 / 34.38
+# dB (35.41 / 34.33 with two), large motion within 0.02 dB (docs/benchmarks.md, 2026-12-06).
 # "fast" measured 34.28 / 33.43 dB (Middlebury / UCF101) at native size and 33.83 / 33.43 dB with the
 # work size cap (long side 320, which halves Middlebury; 33.84 / 33.43 with the exact area average;
 # 34.47 / 33.54 with the bicubic warp), for a flow many times cheaper.
@@ -97,7 +113,7 @@ PROFILE_SETTINGS = {
     "high": FlowSettings(finest_scale=0, patch_stride=2, gradient_descent_iterations=40, refine_iterations=0,
                          colour_candidates=True, mirrored_candidates=True, scale=0.6),
     "balanced": FlowSettings(finest_scale=0, patch_stride=3, gradient_descent_iterations=25, refine_iterations=0,
-                             colour_candidates=False, scale=0.6, max_side=384),
+                             colour_candidates=False, scale=0.6, max_side=384, backward_finest_scale=1),
     "fast": FlowSettings(finest_scale=1, patch_stride=3, gradient_descent_iterations=25, refine_iterations=5,
                          colour_candidates=False, max_side=320),
 }
@@ -240,7 +256,8 @@ class FlowEngine(EngineBase):
         (1-t, t) blend, 1 = the frame is dropped there).
       hole_radius: holes are softened over a (2r+1)^2 box so the blend has no hard seams.
       candidate_radius: window radius of the photo-consistency cost that picks among candidate flows.
-      grey_preference: factor (<= 1) on the grey flow's cost; other candidates must beat it clearly.
+      grey_preference: factor (<= 1) on the grey flow's cost; other candidates must beat it clearly
+        (for balanced's backward flow: on the projected forward flow's cost).
       flow_workers: threads for a pair's independent DIS calls (its two directions, and the high
         profile's candidates; default: one per core; the results do not depend on it).
     """
@@ -382,12 +399,19 @@ class FlowEngine(EngineBase):
         candidates, each candidate's pair of directions (the grey candidate first)."""
         (rgb0, grey0), (rgb1, grey1) = images
 
-        def one_way(image0: np.ndarray, image1: np.ndarray) -> torch.Tensor:
-            dis = self._dis(settings)  # one per call: the calls may run on several threads at once
-            return torch.from_numpy(dis.calc(image0, image1, None)).permute(2, 0, 1).unsqueeze(0).contiguous()
+        def way(dis_settings: FlowSettings):
+            def one_way(image0: np.ndarray, image1: np.ndarray) -> torch.Tensor:
+                dis = self._dis(dis_settings)  # one per call: the calls may run on several threads at once
+                return torch.from_numpy(dis.calc(image0, image1, None)).permute(2, 0, 1).unsqueeze(0).contiguous()
 
+            return one_way
+
+        one_way = way(settings)
         if not settings.colour_candidates:
-            return [(one_way, grey0, grey1), (one_way, grey1, grey0)]
+            if settings.backward_finest_scale is None:
+                return [(one_way, grey0, grey1), (one_way, grey1, grey0)]
+            coarse = replace(settings, finest_scale=settings.backward_finest_scale, backward_finest_scale=None)
+            return [(one_way, grey0, grey1), (way(coarse), grey1, grey0)]
 
         def flow_pair(image0: np.ndarray, image1: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
             return one_way(image0, image1), one_way(image1, image0)
@@ -436,6 +460,8 @@ class FlowEngine(EngineBase):
             results = self._results(self._start(self._dis_calls(settings, images)))
         if not settings.colour_candidates:
             flow01, flow10 = results
+            if settings.backward_finest_scale is not None:  # the derived candidate first: preferred
+                flow10 = self._most_consistent([self._derived_backward(flow01, work), flow10], work[1:2], work[0:1])
         else:  # in order: the grey candidate first
             flow01 = self._most_consistent([f for f, _ in results], work[0:1], work[1:2])
             flow10 = self._most_consistent([b for _, b in results], work[1:2], work[0:1])
@@ -508,6 +534,18 @@ class FlowEngine(EngineBase):
             best_flow = torch.where(better, flow, best_flow)
             best_cost = torch.where(better, cost, best_cost)
         return best_flow
+
+    @staticmethod
+    def _derived_backward(flow01: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
+        """The backward flow F10 (1,2,h,w) made from the forward one: F01 projected onto frame 1
+        (`depth_flow_projection` at t = 1, holes filled), each source pixel of frame 0 weighted by how
+        well its match in frame 1 agrees with it, 1 / (1 + (e / DERIVED_PHOTO_SCALE)^2) for the mean
+        absolute RGB difference e in [0, 1]: where two sources land on one pixel, the one that truly
+        moved there wins. work: the pair's (2,3,h,w) RGB work frames."""
+        matched = kernels.backward_warp(work[1:2], flow01)
+        error = (matched - work[0:1]).abs().mean(1, keepdim=True)
+        weight = 1.0 / (1.0 + (error / DERIVED_PHOTO_SCALE).square()) + 1e-6
+        return kernels.depth_flow_projection(flow01, weight, fill_holes=True)
 
     def _splat_weight(self, flow_ab: torch.Tensor, flow_ba: torch.Tensor) -> torch.Tensor:
         """Splat weight in (0, 1] per source pixel of frame a, (1,1,h,w) float32: 1 / (1 + (e/s)^2) for
