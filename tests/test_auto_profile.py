@@ -15,6 +15,7 @@ from dainctl.engines.flow import (
     PROFILE_SETTINGS,
     FlowEngine,
     choose_profile,
+    minterpolate_frame_share,
     reference_seconds,
 )
 from dainctl.errors import EngineError
@@ -67,6 +68,26 @@ def test_the_runs_fixed_costs_come_off_each_new_frames_budget():
     assert gap > 0
     squeezed = choose_profile(360, 640, 1, 1.0, AUTO_BUDGET_S_PER_MPX, overhead_s_per_frame=gap * 1.01)
     assert AUTO_ORDER.index(squeezed.profile) > AUTO_ORDER.index(full.profile)
+
+
+def test_the_budget_per_new_frame_falls_with_more_frames_per_pair_as_minterpolates_time_does():
+    megapixels = 1280 * 720 / 1e6
+    assert minterpolate_frame_share(1) == 1.0 and minterpolate_frame_share(0.5) == 1.0
+    shares = [minterpolate_frame_share(n) for n in (1, 1.5, 2, 3, 7, 1e9)]
+    assert shares == sorted(shares, reverse=True) and shares[-1] > 0.5
+    one = choose_profile(720, 1280, 1, 1.0, AUTO_BUDGET_S_PER_MPX)
+    assert one.budget_s_per_frame == pytest.approx(AUTO_BUDGET_S_PER_MPX * megapixels)
+    assert "per pair" not in one.reason
+    three = choose_profile(720, 1280, 3, 1.0, AUTO_BUDGET_S_PER_MPX, overhead_s_per_frame=0.01)
+    assert three.budget_s_per_frame == pytest.approx(AUTO_BUDGET_S_PER_MPX * megapixels * minterpolate_frame_share(3) - 0.01)
+    assert "3 new frames per pair" in three.reason and three.as_dict()["frames_per_pair"] == 3
+    # A machine on which high's predicted time at 4x (3 new frames per pair) is 90 % of a budget per new
+    # frame as large as at 2x: the smaller budget at 4x leaves high out.
+    high_per_frame = reference_seconds(720, 1280, 3, PROFILE_SETTINGS["high"]) / 3
+    speed_factor = 0.9 * AUTO_BUDGET_S_PER_MPX * megapixels / high_per_frame
+    assert choose_profile(720, 1280, 3, speed_factor, AUTO_BUDGET_S_PER_MPX).profile != "high"
+    assert choose_profile(720, 1280, 3, speed_factor * minterpolate_frame_share(3) * 0.9,
+                          AUTO_BUDGET_S_PER_MPX).profile == "high"
 
 
 @pytest.mark.parametrize("new_frames, slower", [(1, True), (10**9, False)])

@@ -145,6 +145,21 @@ REFERENCE_WARP_S_PER_MPX = 0.11
 # affords less per frame than a long one (at 640x360 on a 2-s clip, those costs of about 2-3 s are
 # half the budget).
 AUTO_BUDGET_S_PER_MPX = 0.45
+# That is minterpolate's time per new frame at 2x. With more new frames per pair its time per new frame
+# falls (part of its work is per pair of input frames), and so does auto's budget per new frame:
+# minterpolate's time per pair, in units of its time at 2x, is MINTERPOLATE_PAIR_SHARE + (1 -
+# MINTERPOLATE_PAIR_SHARE) x the new frames per pair. Measured (docs/benchmarks.md, 2026-12-06, 2-core
+# AMD EPYC, 50-frame car-turn clips, x264 crf 18): FFmpeg 5.1.9 at 640x360 4.75 / 7.40 / 9.87 / 20.23 s at
+# 2x / 3x / 4x / 8x (share 0.46), at 1280x720 18.28 / 41.18 s at 2x / 4x (0.37); FFmpeg 9.0.2 0.21 and
+# 0.16. Without it auto ran the high profile on a 21-frame 720p clip at 4x: 20.6 s against
+# minterpolate's 14.9 s.
+MINTERPOLATE_PAIR_SHARE = 0.4
+
+
+def minterpolate_frame_share(frames_per_pair: float) -> float:
+    """minterpolate's time per new frame at `frames_per_pair` new frames per pair over its time at one."""
+    frames = max(1.0, float(frames_per_pair))
+    return MINTERPOLATE_PAIR_SHARE / frames + (1.0 - MINTERPOLATE_PAIR_SHARE)
 
 
 def work_scale(height: int, width: int, settings: FlowSettings, max_flow_side: int | None = None) -> float:
@@ -179,6 +194,7 @@ class AutoChoice:
     budget_s_per_frame: float
     speed_factor: float
     overhead_s_per_frame: float = 0.0
+    frames_per_pair: float = 1.0
 
     @property
     def reason(self) -> str:
@@ -190,29 +206,35 @@ class AutoChoice:
             why += f" ({', '.join(better)} would not fit)"
         overhead = (f" after {self.overhead_s_per_frame:.3f} s per frame of start-up and calibration"
                     if self.overhead_s_per_frame > 0 else "")
+        per_pair = (f" ({self.frames_per_pair:.3g} new frames per pair: minterpolate's time per new frame is "
+                    f"{minterpolate_frame_share(self.frames_per_pair):.2f} of its time at 2x)"
+                    if self.frames_per_pair > 1 else "")
         return (f"{why}: predicted {self.predicted_s_per_frame:.3f} s per new {self.width}x{self.height} frame, "
-                f"budget {self.budget_s_per_frame:.3f} s{overhead}; this machine ran the calibration pair at "
-                f"{self.speed_factor:.2f}x the reference machine's time")
+                f"budget {self.budget_s_per_frame:.3f} s{per_pair}{overhead}; this machine ran the calibration "
+                f"pair at {self.speed_factor:.2f}x the reference machine's time")
 
     def as_dict(self) -> dict:
         return {"profile": self.profile, "width": self.width, "height": self.height,
                 "predicted_s_per_frame": round(self.predicted_s_per_frame, 4),
                 "budget_s_per_frame": round(self.budget_s_per_frame, 4),
                 "overhead_s_per_frame": round(self.overhead_s_per_frame, 4),
-                "speed_factor": round(self.speed_factor, 3), "reason": self.reason}
+                "speed_factor": round(self.speed_factor, 3), "frames_per_pair": round(self.frames_per_pair, 3),
+                "reason": self.reason}
 
 
 def choose_profile(height: int, width: int, timesteps: float, speed_factor: float, budget_s_per_mpx: float,
                    max_flow_side: int | None = None, overhead_s_per_frame: float = 0.0) -> AutoChoice:
     """The best profile of AUTO_ORDER whose predicted engine time per new frame (the reference cost
-    model x `speed_factor`) fits `budget_s_per_mpx` x the frame's megapixels, less
-    `overhead_s_per_frame` (the run's fixed costs over its new frames); the last one otherwise."""
-    budget = budget_s_per_mpx * height * width / 1e6 - overhead_s_per_frame
+    model x `speed_factor`) fits `budget_s_per_mpx` x the frame's megapixels x
+    `minterpolate_frame_share(timesteps)`, less `overhead_s_per_frame` (the run's fixed costs over its
+    new frames); the last one otherwise."""
+    budget = budget_s_per_mpx * height * width / 1e6 * minterpolate_frame_share(timesteps) - overhead_s_per_frame
     for profile in AUTO_ORDER:
         predicted = speed_factor * reference_seconds(height, width, timesteps, PROFILE_SETTINGS[profile],
                                                      max_flow_side) / max(1, timesteps)
         if predicted <= budget or profile == AUTO_ORDER[-1]:
-            return AutoChoice(profile, height, width, predicted, budget, speed_factor, overhead_s_per_frame)
+            return AutoChoice(profile, height, width, predicted, budget, speed_factor, overhead_s_per_frame,
+                              max(1.0, float(timesteps)))
     raise AssertionError("unreachable")
 
 
