@@ -86,6 +86,19 @@ def test_generated_frames_are_rounded_half_to_even_and_saturated():
     assert np.array_equal(rgb, expected)
 
 
+@pytest.mark.parametrize("shape", [(3, 1, 1), (3, 7, 13), (3, 37, 1283)])
+def test_generated_frames_quantize_as_torch_rounds_and_clamps(shape):
+    # The CPU path (OpenCV, plane by plane) gives the integers of torch's mul, round (half to even),
+    # clamp and cast, for values in and out of [0, 1] and exactly between levels, at any width.
+    generator = torch.Generator().manual_seed(shape[2])
+    frame = torch.rand(shape, generator=generator) * 1.6 - 0.3
+    halves = (torch.randint(-40, 300, shape, generator=generator).float() + 0.5) / 255.0
+    frame = torch.where(torch.rand(shape, generator=generator) < 0.3, halves, frame)
+    expected = frame.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    assert np.array_equal(to_rgb(frame), expected)
+    assert np.array_equal(to_rgb(frame.double()), expected)  # any float dtype, read as float32
+
+
 class _BlendEngine:
     """A linear blend that records, at every pair, how much the decode and encode threads are niced."""
 
