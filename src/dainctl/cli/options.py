@@ -18,7 +18,7 @@ FactorOpt = Annotated[Optional[int], typer.Option("--factor", "-x", help="Frames
 EngineOpt = Annotated[str, typer.Option("--engine", help="Interpolation engine: flow (weight-free, default) or dain.")]
 ProfileOpt = Annotated[
     str,
-    typer.Option("--profile", help="Weight-free engine: high (best quality, about 0.6 s per 640x480 pair on 2 cores), balanced, fast (the fastest), or auto: the best profile predicted to fit the time budget on this machine (calibrated on the first pair)."),
+    typer.Option("--profile", help="Weight-free engine: high (best quality, 0.4-0.6 s per 640x480 pair on 2 cores), balanced, fast (the fastest), or auto: the best profile predicted to fit the time budget on this machine (calibrated on the first pair)."),
 ]
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="DAIN weights: a file made by `dainctl convert`, or the original best.pth.", show_default=False)]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
