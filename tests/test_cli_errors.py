@@ -247,17 +247,49 @@ def test_help_and_a_missing_input_answer_before_torch_is_loaded(tmp_path):
 
 def test_the_program_skips_the_collections_of_its_exit_and_an_in_process_call_does_not(tmp_path):
     # Run as the program (no argv: the process's own command line), main freezes what is left for the
-    # interpreter's shutdown, which would otherwise run the cyclic collector over all of torch. A call
-    # with argv (tests, embedding) leaves the collector as it was.
+    # interpreter's shutdown, which would otherwise run the cyclic collector over all of torch, and ends
+    # the process itself. A call with argv (tests, embedding) leaves the collector as it was and returns.
     code = (
-        "import gc, sys\n"
+        "import atexit, gc, sys\n"
         "from dainctl.cli import main\n"
-        f"main(['interpolate', {str(tmp_path / 'missing.mp4')!r}])\n"
-        "in_process = gc.get_freeze_count()\n"
+        f"returned = main(['interpolate', {str(tmp_path / 'missing.mp4')!r}])\n"
+        "print('in process', returned, gc.get_freeze_count())\n"
+        "atexit.register(lambda: print('at exit', gc.get_freeze_count() > 0))\n"
         f"sys.argv = ['dainctl', 'interpolate', {str(tmp_path / 'missing.mp4')!r}]\n"
-        "code = main()\n"
-        "print(code, in_process, gc.get_freeze_count() > 0)\n"
+        "main()\n"
+        "print('not reached')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "3 0 True"
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.strip().splitlines() == ["in process 3 0", "at exit True"]
+
+
+@pytest.mark.parametrize("command, code", [(["interpolate", "{missing}"], 3), (["--version"], 0)])
+def test_the_process_ends_after_its_threads_exit_handlers_and_output(tmp_path, command, code):
+    # The CLI ends its process without the interpreter's teardown (cli._end_process), but only after
+    # what that teardown would have done first: a thread that is not a daemon is waited for, atexit
+    # handlers run, and what was written to stdout and stderr without a flush arrives.
+    script = f"""
+import atexit, sys, threading, time
+from pathlib import Path
+tmp = Path({str(tmp_path)!r})
+def late():
+    time.sleep(0.3)
+    (tmp / "thread").write_text("done")
+threading.Thread(target=late).start()
+atexit.register(lambda: (tmp / "atexit").write_text("ran"))
+sys.stdout.write("unflushed stdout")
+sys.stderr.write("unflushed stderr ")
+sys.argv = ["dainctl", *{[arg.format(missing=str(tmp_path / "nope.mp4")) for arg in command]!r}]
+from dainctl.cli import main
+main()
+raise SystemExit(99)  # not reached: main() ends the process
+"""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}  # buffered, as by default
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == code, proc.stderr
+    assert (tmp_path / "thread").read_text() == "done"
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert proc.stdout.startswith("unflushed stdout") and proc.stderr.startswith("unflushed stderr")
+    if code == 0:
+        assert "dainctl " in proc.stdout
