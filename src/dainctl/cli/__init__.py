@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _end_process(code: int, *, exit=os._exit) -> None:
+def _end_process(code: int) -> None:
     """End the process with `code` after what the interpreter's shutdown does that anyone can rely on,
     in its order: wait for the threads that are not daemons (`threading._shutdown`, which also stops
     the thread pools), run the exit handlers (`atexit`: logging's, Ray's, weakref finalizers), flush
@@ -106,7 +106,7 @@ def _end_process(code: int, *, exit=os._exit) -> None:
             stream.flush()
         except (OSError, ValueError, AttributeError):  # closed, a broken pipe, or no stream at all
             pass
-    exit(code)
+    os._exit(code)
 
 
 def _skip_collections_at_exit() -> None:

@@ -544,9 +544,7 @@ class FlowEngine(EngineBase):
         radius = self.candidate_radius
         best_flow = best_cost = None
         for index, flow in enumerate(candidates):
-            matched = kernels.backward_warp(image_b, flow)
-            cost = (matched - image_a).abs().mean(1, keepdim=True)
-            cost = _box_mean(cost, radius)
+            cost = _box_mean(_match_error(image_a, image_b, flow), radius)
             if index == 0:
                 best_flow, best_cost = flow, cost * self.grey_preference
                 continue
@@ -564,8 +562,7 @@ class FlowEngine(EngineBase):
         well its match in frame 1 agrees with it, 1 / (1 + (e / DERIVED_PHOTO_SCALE)^2) for the mean
         absolute RGB difference e in [0, 1]: where two sources land on one pixel, the one that truly
         moved there wins. work: the pair's (2,3,h,w) RGB work frames."""
-        matched = kernels.backward_warp(work[1:2], flow01)
-        error = (matched - work[0:1]).abs().mean(1, keepdim=True)
+        error = _match_error(work[0:1], work[1:2], flow01)
         weight = 1.0 / (1.0 + (error / DERIVED_PHOTO_SCALE).square()) + 1e-6
         return kernels.depth_flow_projection(flow01, weight, fill_holes=True)
 
@@ -743,6 +740,12 @@ def _resize_planes(planes: torch.Tensor, size: tuple[int, int], interpolation: i
     for channel in range(source.shape[0]):
         cv2.resize(source[channel], size, dst=resized[channel].numpy(), interpolation=interpolation)
     return resized
+
+
+def _match_error(image_a: torch.Tensor, image_b: torch.Tensor, flow_ab: torch.Tensor) -> torch.Tensor:
+    """Per pixel of frame a, the mean absolute RGB difference from its match in frame b along `flow_ab`
+    (1,2,h,w): (1,1,h,w). images: (1,3,h,w)."""
+    return (kernels.backward_warp(image_b, flow_ab) - image_a).abs().mean(1, keepdim=True)
 
 
 def _box_mean(maps: torch.Tensor, radius: int) -> torch.Tensor:
